@@ -1,0 +1,337 @@
+"""Settings: one frozen, validated object built once at start from TOML.
+
+The defaults live in ``detectors/defaults.toml``; an operator's file overrides
+any subset of keys.  Unknown keys, wrong types and impossible values are
+refused with a message naming the key, so a typo never silently keeps a
+default.  Live tuning (the control topic) goes through :func:`with_override`,
+which re-validates and returns a new object; keys that shape state layout are
+fixed at start and refused there.
+
+>>> s = load_settings()
+>>> s.rules["cloud_dialer"].horizon_s in s.features.horizons_s
+True
+>>> with_override(s, "rules.cloud_dialer.min_attempts", 80).rules["cloud_dialer"].min["attempts"]
+80.0
+>>> with_override(s, "features.horizons_s", [60])
+Traceback (most recent call last):
+...
+detectors.config.ConfigError: features.horizons_s is fixed at start; restart to change it
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+#: Features a rule can name; see ``detectors.features.NumberState.features``.
+FEATURES: tuple[str, ...] = (
+    "attempts",
+    "answered",
+    "answer_ratio",
+    "short_call_ratio",
+    "mean_talk_s",
+    "ring_once_ratio",
+    "failed_ratio",
+    "distinct_ratio",
+    "repeat_refused",
+    "repeat_refused_ratio",
+    "sequential_ratio",
+    "inbound",
+    "inbound_ratio",
+    "callback_ratio",
+    "calls_per_min",
+    "gap_cv",
+    "virtual",
+)
+
+#: Keys whose change would alter the layout of per-number state.
+FIXED_AT_START: frozenset[str] = frozenset(
+    {"features.horizons_s", "features.recent_callees", "model.n_trees", "model.height",
+     "model.window_size", "model.seed", "input.region", "input.timezone"}
+)
+
+
+class ConfigError(ValueError):
+    """A settings file or override that cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True)
+class InputSettings:
+    region: str = "CN"
+    timezone: str = "UTC"
+    dedup_window_s: float = 3600.0
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    horizons_s: tuple[int, ...] = (60, 600, 3600)
+    short_call_s: float = 10.0
+    ring_once_s: float = 5.0
+    sequential_gap: int = 20
+    idle_expiry_s: float = 7200.0
+    recent_callees: int = 32
+    virtual_prefixes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    cooldown_s: float = 3600.0
+    min_attempts: int = 15
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    enabled: bool = True
+    n_trees: int = 25
+    height: int = 8
+    window_size: int = 250
+    seed: int = 42
+    score_every: int = 10
+    weight: float = 1.0
+    alert_threshold: float = 0.0
+
+
+@dataclass(frozen=True)
+class RuleProfile:
+    """One explainable profile: fires when every min/max condition holds."""
+
+    name: str
+    description: str
+    horizon_s: int
+    weight: float
+    enabled: bool = True
+    min: Mapping[str, float] = field(default_factory=dict)
+    max: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Settings:
+    input: InputSettings
+    features: FeatureSettings
+    alerts: AlertSettings
+    model: ModelSettings
+    rules: Mapping[str, RuleProfile]
+    #: the merged raw mapping these settings were built from (for overrides and display)
+    raw: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+
+def default_mapping() -> dict[str, Any]:
+    text = resources.files("detectors").joinpath("defaults.toml").read_text("utf-8")
+    return tomllib.loads(text)
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Defaults, overridden by the TOML file at ``path`` if given."""
+    merged = default_mapping()
+    if path is not None:
+        try:
+            text = Path(path).read_text("utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from exc
+        try:
+            user = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        _merge(merged, user, "")
+    return build_settings(merged)
+
+
+def _merge(base: dict[str, Any], user: Mapping[str, Any], prefix: str) -> None:
+    for key, value in user.items():
+        dotted = f"{prefix}{key}"
+        if prefix == "rules." and key not in base:
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{dotted}: a rule profile must be a table")
+            base[key] = dict(value)  # a new profile of the analyst's own
+            continue
+        if key not in base:
+            raise ConfigError(f"unknown setting {dotted}")
+        if isinstance(base[key], dict):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{dotted} must be a table")
+            _merge(base[key], value, dotted + ".")
+        else:
+            base[key] = value
+
+
+def _number(value: Any, key: str, *, minimum: float | None = 0.0, integer: bool = False) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{key} must be a number, got {value!r}")
+    if integer and (not float(value).is_integer()):
+        raise ConfigError(f"{key} must be a whole number, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{key} must be >= {minimum}, got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def _bool(value: Any, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    return value
+
+
+def _exact_keys(section: Mapping[str, Any], allowed: set[str], prefix: str) -> None:
+    for key in section:
+        if key not in allowed:
+            raise ConfigError(f"unknown setting {prefix}.{key}")
+
+
+def build_settings(raw: Mapping[str, Any]) -> Settings:
+    """Validate a merged mapping and freeze it."""
+    for section in ("input", "features", "alerts", "model", "rules"):
+        if not isinstance(raw.get(section), Mapping):
+            raise ConfigError(f"missing table [{section}]")
+    unknown = set(raw) - {"input", "features", "alerts", "model", "rules"}
+    if unknown:
+        raise ConfigError(f"unknown setting {sorted(unknown)[0]}")
+
+    i = raw["input"]
+    _exact_keys(i, {"region", "timezone", "dedup_window_s"}, "input")
+    region = i["region"]
+    if not isinstance(region, str) or len(region) != 2:
+        raise ConfigError(f"input.region must be a two-letter region code, got {region!r}")
+    try:
+        ZoneInfo(str(i["timezone"]))
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"input.timezone: unknown time zone {i['timezone']!r}") from exc
+    input_settings = InputSettings(
+        region=region.upper(),
+        timezone=str(i["timezone"]),
+        dedup_window_s=_number(i["dedup_window_s"], "input.dedup_window_s"),
+    )
+
+    f = raw["features"]
+    _exact_keys(f, {f.name for f in FeatureSettings.__dataclass_fields__.values()}, "features")
+    horizons = f["horizons_s"]
+    if (
+        not isinstance(horizons, list | tuple)
+        or not horizons
+        or len(horizons) > 6
+        or any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in horizons)
+        or len(set(horizons)) != len(horizons)
+    ):
+        raise ConfigError(
+            f"features.horizons_s must be 1 to 6 distinct positive whole seconds, got {horizons!r}"
+        )
+    prefixes = f["virtual_prefixes"]
+    if not isinstance(prefixes, list | tuple) or not all(
+        isinstance(p, str) and p.startswith("+") and p[1:].isdigit() for p in prefixes
+    ):
+        raise ConfigError("features.virtual_prefixes must be a list of E.164 prefixes like '+86170'")
+    feature_settings = FeatureSettings(
+        horizons_s=tuple(sorted(horizons)),
+        short_call_s=_number(f["short_call_s"], "features.short_call_s"),
+        ring_once_s=_number(f["ring_once_s"], "features.ring_once_s"),
+        sequential_gap=_number(f["sequential_gap"], "features.sequential_gap", integer=True),
+        idle_expiry_s=_number(f["idle_expiry_s"], "features.idle_expiry_s", minimum=1.0),
+        recent_callees=_number(f["recent_callees"], "features.recent_callees", minimum=1,
+                               integer=True),
+        virtual_prefixes=tuple(prefixes),
+    )
+    if feature_settings.recent_callees > 256:
+        raise ConfigError("features.recent_callees must be <= 256 (state per number is bounded)")
+
+    a = raw["alerts"]
+    _exact_keys(a, {"cooldown_s", "min_attempts"}, "alerts")
+    alert_settings = AlertSettings(
+        cooldown_s=_number(a["cooldown_s"], "alerts.cooldown_s"),
+        min_attempts=_number(a["min_attempts"], "alerts.min_attempts", minimum=1, integer=True),
+    )
+
+    m = raw["model"]
+    _exact_keys(m, {f.name for f in ModelSettings.__dataclass_fields__.values()}, "model")
+    model_settings = ModelSettings(
+        enabled=_bool(m["enabled"], "model.enabled"),
+        n_trees=_number(m["n_trees"], "model.n_trees", minimum=1, integer=True),
+        height=_number(m["height"], "model.height", minimum=1, integer=True),
+        window_size=_number(m["window_size"], "model.window_size", minimum=1, integer=True),
+        seed=_number(m["seed"], "model.seed", integer=True),
+        score_every=_number(m["score_every"], "model.score_every", minimum=1, integer=True),
+        weight=_number(m["weight"], "model.weight"),
+        alert_threshold=_number(m["alert_threshold"], "model.alert_threshold"),
+    )
+    if model_settings.alert_threshold > 1:
+        raise ConfigError("model.alert_threshold must be between 0 (off) and 1")
+
+    rules: dict[str, RuleProfile] = {}
+    for name, body in raw["rules"].items():
+        rules[name] = _build_rule(name, body, feature_settings.horizons_s)
+    return Settings(
+        input=input_settings,
+        features=feature_settings,
+        alerts=alert_settings,
+        model=model_settings,
+        rules=rules,
+        raw=copy.deepcopy(dict(raw)),
+    )
+
+
+def _build_rule(name: str, body: Any, horizons: tuple[int, ...]) -> RuleProfile:
+    key = f"rules.{name}"
+    if not isinstance(body, Mapping):
+        raise ConfigError(f"{key} must be a table")
+    if not name.replace("_", "").isalnum() or not name.isascii():
+        raise ConfigError(f"{key}: profile names are letters, digits and underscores")
+    mins: dict[str, float] = {}
+    maxs: dict[str, float] = {}
+    horizon = body.get("horizon_s")
+    if horizon not in horizons:
+        raise ConfigError(f"{key}.horizon_s must be one of features.horizons_s {list(horizons)}, "
+                          f"got {horizon!r}")
+    for k, v in body.items():
+        if k in ("horizon_s", "weight", "description", "enabled"):
+            continue
+        bound, _, feature = k.partition("_")
+        if bound not in ("min", "max") or feature not in FEATURES:
+            raise ConfigError(
+                f"unknown setting {key}.{k}: rule keys are min_<feature> or max_<feature>, "
+                f"features: {', '.join(FEATURES)}"
+            )
+        (mins if bound == "min" else maxs)[feature] = _number(v, f"{key}.{k}", minimum=None)
+    if not mins and not maxs:
+        raise ConfigError(f"{key} has no conditions")
+    if "attempts" not in mins:
+        raise ConfigError(f"{key} needs min_attempts (a volume floor keeps quiet numbers quiet)")
+    description = body.get("description", name)
+    if not isinstance(description, str):
+        raise ConfigError(f"{key}.description must be text")
+    return RuleProfile(
+        name=name,
+        description=description,
+        horizon_s=int(horizon),
+        weight=_number(body.get("weight", 1.0), f"{key}.weight"),
+        enabled=_bool(body.get("enabled", True), f"{key}.enabled"),
+        min=mins,
+        max=maxs,
+    )
+
+
+def with_override(settings: Settings, dotted_key: str, value: Any) -> Settings:
+    """A new Settings with one key changed (live tuning); raises ConfigError if invalid."""
+    if dotted_key in FIXED_AT_START:
+        raise ConfigError(f"{dotted_key} is fixed at start; restart to change it")
+    raw = copy.deepcopy(dict(settings.raw))
+    parts = dotted_key.split(".")
+    node: Any = raw
+    for part in parts[:-1]:
+        if not isinstance(node, dict) or part not in node:
+            if node is raw.get("rules") and isinstance(node, dict):
+                node[part] = {}  # allow creating a new profile key by key
+            else:
+                raise ConfigError(f"unknown setting {dotted_key}")
+        node = node[part]
+    if not isinstance(node, dict):
+        raise ConfigError(f"unknown setting {dotted_key}")
+    is_rule_key = len(parts) == 3 and parts[0] == "rules"
+    if parts[-1] not in node and not is_rule_key:
+        raise ConfigError(f"unknown setting {dotted_key}")
+    if isinstance(node.get(parts[-1]), dict):
+        raise ConfigError(f"{dotted_key} is a table; set one of its keys")
+    node[parts[-1]] = value
+    return build_settings(raw)

@@ -1,0 +1,238 @@
+"""Per-number online features over event-time sliding windows.
+
+Each tracked number keeps, for every horizon (say 1 min, 10 min, 1 h), two
+adjacent tumbling buckets of integer counters.  A sliding count is estimated as
+``current + previous * (1 - elapsed fraction of current)``: O(1) per call, no
+per-call memory, exact when calls are evenly spread.  Alongside the counters a
+number remembers a small ring of its most recent distinct callees (as integer
+E.164 values, with how often each refused), which gives distinct-callee,
+repeat-after-refusal and call-back counts without an unbounded set.
+
+State per number is a fixed layout: one ``array('i')`` of counters, one
+``array('q')`` and one ``bytearray`` of at most ``recent_callees`` entries, and
+a handful of floats; it pickles small (Faust tables) and never grows with the
+number of calls.
+
+>>> from detectors.config import load_settings
+>>> fs = load_settings().features
+>>> st = NumberState(fs, first_seen=0.0)
+>>> for i in range(30):
+...     st.outbound(10.0 * i, 8613900000000 + i * 7919, answered=i % 5 == 0, talk=3,
+...                 ring=1.0, failed=False, fs=fs)
+>>> f = st.features(600, now=290.0, fs=fs)
+>>> f["attempts"], round(f["answer_ratio"], 2), f["distinct_ratio"]
+(30.0, 0.2, 1.0)
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from detectors.config import FeatureSettings
+
+# Counter slots per horizon bucket.
+ATTEMPTS, ANSWERED, SHORT, TALK, RING_ONCE, FAILED, NEW, REPEAT_REFUSED, SEQUENTIAL, INBOUND, \
+    CALLBACK = range(11)
+N_COUNTERS = 11
+_GAP_ALPHA = 0.05  # weight of the newest inter-call gap in the decayed mean/variance
+_MAX_REFUSALS = 250
+
+
+class NumberState:
+    """Online state of one calling number; see the module docstring."""
+
+    __slots__ = (
+        "counts",
+        "bucket",
+        "next_roll",
+        "first_seen",
+        "last_seen",
+        "last_callee",
+        "gap_mean",
+        "gap_var",
+        "recent",
+        "refusals",
+        "recent_pos",
+        "last_alert",
+        "next_score",
+        "model_score",
+        "trunk",
+    )
+
+    def __init__(self, fs: FeatureSettings, first_seen: float) -> None:
+        n = len(fs.horizons_s)
+        self.counts = array("i", bytes(4 * 2 * N_COUNTERS * n))
+        self.bucket = array("q", (int(first_seen // h) for h in fs.horizons_s))
+        self.next_roll = min((b + 1) * h for b, h in zip(self.bucket, fs.horizons_s, strict=True))
+        self.first_seen = first_seen
+        self.last_seen = first_seen
+        self.last_callee = 0
+        self.gap_mean = 0.0
+        self.gap_var = 0.0
+        self.recent = array("q")
+        self.refusals = bytearray()
+        self.recent_pos = 0
+        self.last_alert = -math.inf
+        self.next_score = 0
+        self.model_score = 0.0
+        self.trunk: str | None = None
+
+    def __getstate__(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __setstate__(self, state: tuple[object, ...]) -> None:
+        for name, value in zip(self.__slots__, state, strict=True):
+            setattr(self, name, value)
+
+    def _roll(self, t: float, horizons: tuple[int, ...]) -> None:
+        counts = self.counts
+        next_roll = math.inf
+        for i, h in enumerate(horizons):
+            b = int(t // h)
+            old = self.bucket[i]
+            if b > old:
+                cur = 2 * N_COUNTERS * i
+                prev = cur + N_COUNTERS
+                if b == old + 1:
+                    counts[prev : prev + N_COUNTERS] = counts[cur : cur + N_COUNTERS]
+                else:
+                    counts[prev : prev + N_COUNTERS] = array("i", bytes(4 * N_COUNTERS))
+                counts[cur : cur + N_COUNTERS] = array("i", bytes(4 * N_COUNTERS))
+                self.bucket[i] = b
+                old = b
+            next_roll = min(next_roll, (old + 1) * h)
+        self.next_roll = next_roll
+
+    def _add(self, slot: int, amount: int, n_horizons: int) -> None:
+        counts = self.counts
+        for base in range(slot, 2 * N_COUNTERS * n_horizons, 2 * N_COUNTERS):
+            counts[base] += amount
+
+    def outbound(
+        self,
+        t: float,
+        callee: int,
+        *,
+        answered: bool,
+        talk: int,
+        ring: float | None,
+        failed: bool,
+        fs: FeatureSettings,
+        trunk: str | None = None,
+    ) -> None:
+        """Account one call this number made at event time ``t`` to ``callee``."""
+        horizons = fs.horizons_s
+        if t >= self.next_roll:
+            self._roll(t, horizons)
+        n = len(horizons)
+        add = self._add
+        add(ATTEMPTS, 1, n)
+        refused = not answered or talk < fs.short_call_s
+        if answered:
+            add(ANSWERED, 1, n)
+            if talk:
+                add(TALK, talk, n)
+            if talk < fs.short_call_s:
+                add(SHORT, 1, n)
+        elif failed:
+            add(FAILED, 1, n)
+        elif ring is not None and ring < fs.ring_once_s:
+            add(RING_ONCE, 1, n)
+
+        recent = self.recent
+        if callee in recent:
+            idx = recent.index(callee)
+            if self.refusals[idx] >= 2:
+                add(REPEAT_REFUSED, 1, n)
+            if refused and self.refusals[idx] < _MAX_REFUSALS:
+                self.refusals[idx] += 1
+        else:
+            add(NEW, 1, n)
+            if len(recent) < fs.recent_callees:
+                recent.append(callee)
+                self.refusals.append(1 if refused else 0)
+            else:
+                pos = self.recent_pos % len(recent)
+                recent[pos] = callee
+                self.refusals[pos] = 1 if refused else 0
+                self.recent_pos = pos + 1
+        last = self.last_callee
+        if last and 0 < abs(callee - last) <= fs.sequential_gap:
+            add(SEQUENTIAL, 1, n)
+        self.last_callee = callee
+
+        gap = t - self.last_seen
+        if gap > 0:
+            delta = gap - self.gap_mean
+            self.gap_mean += _GAP_ALPHA * delta
+            self.gap_var = (1 - _GAP_ALPHA) * (self.gap_var + _GAP_ALPHA * delta * delta)
+            self.last_seen = t
+        if trunk is not None:
+            self.trunk = trunk
+
+    def inbound(self, t: float, caller: int, fs: FeatureSettings) -> None:
+        """Account a call this number received; a call-back if we called ``caller`` lately."""
+        horizons = fs.horizons_s
+        if t >= self.next_roll:
+            self._roll(t, horizons)
+        n = len(horizons)
+        self._add(INBOUND, 1, n)
+        if caller in self.recent:
+            self._add(CALLBACK, 1, n)
+            self.refusals[self.recent.index(caller)] = 0  # they called back: not a refusal
+
+    def attempts(self, horizon_index: int, now: float, horizon: int) -> float:
+        """Sliding-window estimate of calls made within ``horizon`` seconds before ``now``."""
+        cur = 2 * N_COUNTERS * horizon_index
+        b = self.bucket[horizon_index]
+        if now >= (b + 2) * horizon:
+            return 0.0
+        if now >= (b + 1) * horizon:
+            return self.counts[cur] * (1.0 - (now - (b + 1) * horizon) / horizon)
+        frac = (now - b * horizon) / horizon
+        return self.counts[cur] + self.counts[cur + N_COUNTERS] * (1.0 - frac)
+
+    def window(self, horizon: int, now: float, fs: FeatureSettings) -> list[float]:
+        """The sliding-window estimate of every counter at ``horizon`` as of ``now``."""
+        i = fs.horizons_s.index(horizon)
+        cur = 2 * N_COUNTERS * i
+        b = self.bucket[i]
+        c = self.counts
+        if now >= (b + 2) * horizon:
+            return [0.0] * N_COUNTERS
+        if now >= (b + 1) * horizon:  # the current bucket has become the previous one
+            w = 1.0 - (now - (b + 1) * horizon) / horizon
+            return [c[cur + k] * w for k in range(N_COUNTERS)]
+        w = 1.0 - max(0.0, now - b * horizon) / horizon
+        prev = cur + N_COUNTERS
+        return [c[cur + k] + c[prev + k] * w for k in range(N_COUNTERS)]
+
+    def features(self, horizon: int, now: float, fs: FeatureSettings) -> dict[str, float]:
+        """Named features over one horizon (the names rules use, see detectors.config.FEATURES)."""
+        w = self.window(horizon, now, fs)
+        attempts = w[ATTEMPTS]
+        answered = w[ANSWERED]
+        per_attempt = 1.0 / attempts if attempts > 0 else 0.0
+        gap_cv = math.sqrt(self.gap_var) / self.gap_mean if self.gap_mean > 0 else 0.0
+        return {
+            "attempts": round(attempts, 3),
+            "answered": answered,
+            "answer_ratio": answered * per_attempt,
+            "short_call_ratio": w[SHORT] / answered if answered > 0 else 0.0,
+            "mean_talk_s": w[TALK] / answered if answered > 0 else 0.0,
+            "ring_once_ratio": w[RING_ONCE] * per_attempt,
+            "failed_ratio": w[FAILED] * per_attempt,
+            "distinct_ratio": min(1.0, w[NEW] * per_attempt),
+            "repeat_refused": w[REPEAT_REFUSED],
+            "repeat_refused_ratio": w[REPEAT_REFUSED] * per_attempt,
+            "sequential_ratio": w[SEQUENTIAL] * per_attempt,
+            "inbound": w[INBOUND],
+            "inbound_ratio": w[INBOUND] * per_attempt,
+            "callback_ratio": w[CALLBACK] / w[NEW] if w[NEW] > 0 else 0.0,
+            "calls_per_min": attempts * 60.0 / horizon,
+            "gap_cv": gap_cv,
+            "virtual": 0.0,  # filled in by the detector, which knows the number
+        }

@@ -1,0 +1,110 @@
+"""Telephone number normalisation to E.164, and pseudonyms for logs.
+
+The same subscriber arrives as ``13812345678``, ``+8613812345678`` or
+``0086 138 1234 5678``; detection state must see one key.  The rules of the
+configured home region (its country code, international and national
+prefixes) come from libphonenumber's metadata, so any region works; the hot
+path is plain string work plus a bounded cache, because a bulk dialer's
+callees are mostly numbers seen once.
+
+>>> n = NumberNormaliser("CN")
+>>> n("13812345678"), n("+8613812345678"), n("0086 138-1234-5678")
+('+8613812345678', '+8613812345678', '+8613812345678')
+>>> n("010 1234 5678")
+'+861012345678'
+>>> NumberNormaliser("US")("(202) 555-0143")
+'+12025550143'
+>>> n("hello")
+Traceback (most recent call last):
+...
+detectors.numbers.BadNumber: not a telephone number: 'hello'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import phonenumbers
+
+_SEPARATORS = str.maketrans("", "", " -().\t/")
+_MIN_DIGITS = 3  # short codes such as 110 or 12321 are real callers
+_MAX_DIGITS = 15  # E.164 limit
+
+
+class BadNumber(ValueError):
+    """A value that is not a telephone number in any accepted notation."""
+
+
+class NumberNormaliser:
+    """Turns national, ``00``-international or E.164 notation into E.164.
+
+    ``region`` is the ISO 3166 code of the network whose national numbers the
+    input uses (default CN).  ``cache_size`` bounds memory: the cache is
+    dropped whole when full, which keeps the hot path a single dict lookup.
+    """
+
+    def __init__(self, region: str = "CN", cache_size: int = 500_000) -> None:
+        region = region.upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"unknown region {region!r} (ISO 3166 alpha-2, e.g. CN, GB, US)")
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        assert metadata is not None
+        self.region = region
+        self.country_code = str(phonenumbers.country_code_for_region(region))
+        self._intl_prefix = re.compile(f"(?:{metadata.international_prefix})")
+        self._national_prefix = metadata.national_prefix or ""
+        self._cache: dict[str, str] = {}
+        self._cache_size = cache_size
+
+    def __call__(self, raw: str) -> str:
+        cached = self._cache.get(raw)
+        if cached is not None:
+            return cached
+        number = self._normalise(raw)
+        if len(self._cache) >= self._cache_size:
+            self._cache.clear()
+        self._cache[raw] = number
+        return number
+
+    def _normalise(self, raw: str) -> str:
+        if not isinstance(raw, str):
+            raise BadNumber(f"not a telephone number: {raw!r}")
+        text = raw.strip().translate(_SEPARATORS)
+        if text.startswith("+"):
+            digits = text[1:]
+        else:
+            digits = text
+            match = self._intl_prefix.match(digits) if digits.isdigit() else None
+            if match and match.end() < len(digits):
+                digits = digits[match.end() :]
+            elif digits.isdigit():
+                if self._national_prefix and digits.startswith(self._national_prefix):
+                    digits = digits[len(self._national_prefix) :]
+                digits = self.country_code + digits
+        if not digits.isdigit() or not digits.isascii():
+            raise BadNumber(f"not a telephone number: {raw!r}")
+        if not _MIN_DIGITS <= len(digits) <= _MAX_DIGITS or digits[0] == "0":
+            raise BadNumber(f"not a telephone number: {raw!r}")
+        return "+" + digits
+
+
+def pseudonym(number: str, salt: str = "") -> str:
+    """A short stable pseudonym for a number, for logs and evidence that need no number.
+
+    >>> pseudonym("+8613812345678") == pseudonym("+8613812345678")
+    True
+    >>> pseudonym("+8613812345678").startswith("n:")
+    True
+    """
+    digest = hashlib.blake2b(number.encode(), digest_size=6, key=salt.encode()[:64]).hexdigest()
+    return "n:" + digest
+
+
+def number_value(number: str) -> int:
+    """The digits of an E.164 number as an integer, for nearness of numbers.
+
+    >>> number_value("+8613800000002") - number_value("+8613800000001")
+    1
+    """
+    return int(number[1:]) if number[1:].isdigit() else 0
