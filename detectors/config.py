@@ -223,7 +223,9 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
     if not isinstance(prefixes, list | tuple) or not all(
         isinstance(p, str) and p.startswith("+") and p[1:].isdigit() for p in prefixes
     ):
-        raise ConfigError("features.virtual_prefixes must be a list of E.164 prefixes like '+86170'")
+        raise ConfigError(
+            "features.virtual_prefixes must be a list of E.164 prefixes like '+86170'"
+        )
     feature_settings = FeatureSettings(
         horizons_s=tuple(sorted(horizons)),
         short_call_s=_number(f["short_call_s"], "features.short_call_s"),

@@ -39,6 +39,8 @@ ATTEMPTS, ANSWERED, SHORT, TALK, RING_ONCE, FAILED, NEW, REPEAT_REFUSED, SEQUENT
 N_COUNTERS = 11
 _GAP_ALPHA = 0.05  # weight of the newest inter-call gap in the decayed mean/variance
 _MAX_REFUSALS = 250
+_STRIDE = 2 * N_COUNTERS  # current bucket, then previous bucket, per horizon
+_ZEROS = array("i", bytes(4 * N_COUNTERS))
 
 
 class NumberState:
@@ -66,7 +68,9 @@ class NumberState:
         n = len(fs.horizons_s)
         self.counts = array("i", bytes(4 * 2 * N_COUNTERS * n))
         self.bucket = array("q", (int(first_seen // h) for h in fs.horizons_s))
-        self.next_roll = min((b + 1) * h for b, h in zip(self.bucket, fs.horizons_s, strict=True))
+        self.next_roll: float = min(
+            (b + 1) * h for b, h in zip(self.bucket, fs.horizons_s, strict=True)
+        )
         self.first_seen = first_seen
         self.last_seen = first_seen
         self.last_callee = 0
@@ -89,33 +93,29 @@ class NumberState:
 
     def _roll(self, t: float, horizons: tuple[int, ...]) -> None:
         counts = self.counts
-        next_roll = math.inf
+        bucket = self.bucket
+        next_roll: float = math.inf
         for i, h in enumerate(horizons):
             b = int(t // h)
-            old = self.bucket[i]
+            old = bucket[i]
             if b > old:
-                cur = 2 * N_COUNTERS * i
+                cur = _STRIDE * i
                 prev = cur + N_COUNTERS
                 if b == old + 1:
-                    counts[prev : prev + N_COUNTERS] = counts[cur : cur + N_COUNTERS]
+                    counts[prev : prev + N_COUNTERS] = counts[cur:prev]
                 else:
-                    counts[prev : prev + N_COUNTERS] = array("i", bytes(4 * N_COUNTERS))
-                counts[cur : cur + N_COUNTERS] = array("i", bytes(4 * N_COUNTERS))
-                self.bucket[i] = b
-                old = b
-            next_roll = min(next_roll, (old + 1) * h)
+                    counts[prev : prev + N_COUNTERS] = _ZEROS
+                counts[cur:prev] = _ZEROS
+                bucket[i] = old = b
+            end = (old + 1) * h
+            if end < next_roll:
+                next_roll = end
         self.next_roll = next_roll
-
-    def _add(self, slot: int, amount: int, n_horizons: int) -> None:
-        counts = self.counts
-        for base in range(slot, 2 * N_COUNTERS * n_horizons, 2 * N_COUNTERS):
-            counts[base] += amount
 
     def outbound(
         self,
         t: float,
         callee: int,
-        *,
         answered: bool,
         talk: int,
         ring: float | None,
@@ -124,33 +124,27 @@ class NumberState:
         trunk: str | None = None,
     ) -> None:
         """Account one call this number made at event time ``t`` to ``callee``."""
-        horizons = fs.horizons_s
         if t >= self.next_roll:
-            self._roll(t, horizons)
-        n = len(horizons)
-        add = self._add
-        add(ATTEMPTS, 1, n)
+            self._roll(t, fs.horizons_s)
         refused = not answered or talk < fs.short_call_s
+        # Which counters this call adds to, decided once, applied to every horizon.
         if answered:
-            add(ANSWERED, 1, n)
-            if talk:
-                add(TALK, talk, n)
-            if talk < fs.short_call_s:
-                add(SHORT, 1, n)
+            outcome = SHORT if talk < fs.short_call_s else -1
         elif failed:
-            add(FAILED, 1, n)
+            outcome = FAILED
         elif ring is not None and ring < fs.ring_once_s:
-            add(RING_ONCE, 1, n)
+            outcome = RING_ONCE
+        else:
+            outcome = -1
 
         recent = self.recent
         if callee in recent:
             idx = recent.index(callee)
-            if self.refusals[idx] >= 2:
-                add(REPEAT_REFUSED, 1, n)
+            novelty = REPEAT_REFUSED if self.refusals[idx] >= 2 else -1
             if refused and self.refusals[idx] < _MAX_REFUSALS:
                 self.refusals[idx] += 1
         else:
-            add(NEW, 1, n)
+            novelty = NEW
             if len(recent) < fs.recent_callees:
                 recent.append(callee)
                 self.refusals.append(1 if refused else 0)
@@ -160,9 +154,21 @@ class NumberState:
                 self.refusals[pos] = 1 if refused else 0
                 self.recent_pos = pos + 1
         last = self.last_callee
-        if last and 0 < abs(callee - last) <= fs.sequential_gap:
-            add(SEQUENTIAL, 1, n)
+        sequential = last and 0 < abs(callee - last) <= fs.sequential_gap
         self.last_callee = callee
+
+        counts = self.counts
+        for base in range(0, len(counts), _STRIDE):
+            counts[base] += 1
+            if answered:
+                counts[base + ANSWERED] += 1
+                counts[base + TALK] += talk
+            if outcome >= 0:
+                counts[base + outcome] += 1
+            if novelty >= 0:
+                counts[base + novelty] += 1
+            if sequential:
+                counts[base + SEQUENTIAL] += 1
 
         gap = t - self.last_seen
         if gap > 0:
@@ -175,14 +181,21 @@ class NumberState:
 
     def inbound(self, t: float, caller: int, fs: FeatureSettings) -> None:
         """Account a call this number received; a call-back if we called ``caller`` lately."""
-        horizons = fs.horizons_s
         if t >= self.next_roll:
-            self._roll(t, horizons)
-        n = len(horizons)
-        self._add(INBOUND, 1, n)
-        if caller in self.recent:
-            self._add(CALLBACK, 1, n)
+            self._roll(t, fs.horizons_s)
+        counts = self.counts
+        callback = caller in self.recent
+        for base in range(0, len(counts), _STRIDE):
+            counts[base + INBOUND] += 1
+            if callback:
+                counts[base + CALLBACK] += 1
+        if callback:
             self.refusals[self.recent.index(caller)] = 0  # they called back: not a refusal
+
+    def may_reach(self, attempts: float) -> bool:
+        """False when the longest horizon's two buckets together hold fewer calls (cheap gate)."""
+        base = len(self.counts) - _STRIDE
+        return self.counts[base] + self.counts[base + N_COUNTERS] >= attempts
 
     def attempts(self, horizon_index: int, now: float, horizon: int) -> float:
         """Sliding-window estimate of calls made within ``horizon`` seconds before ``now``."""

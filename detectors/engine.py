@@ -1,0 +1,280 @@
+"""The detector: calls in, per-number state updated, alerts out.
+
+This is the one place detection happens.  ``dialguard replay``, the Faust
+workers, the evaluator and the benchmarks all drive a :class:`Detector`.
+
+Per call the work is a cheap state update (:mod:`detectors.features`).  Only a
+number that has made at least ``[alerts].min_attempts`` calls in the longest
+horizon, and is not in its cool-down, is judged: every rule profile
+(:mod:`detectors.rules`) is checked, and every ``score_every`` such calls the
+River model (:mod:`detectors.model`) scores its profile.
+
+How rules and model combine: a rule match decides that a number is alerted;
+the alert's score is the best matching profile's score plus
+``[model].weight`` times the model's latest score, so among alerts the
+unusual profiles rank first.  With ``[model].alert_threshold`` above 0, a
+number the model scores at or above it also alerts on its own (profile
+``model``) if it passes the volume floor and nobody calls it back.
+
+State is a mapping from E.164 number to :class:`~detectors.features.NumberState`
+passed in by the caller (a dict, or a Faust table's write-behind cache), so it
+partitions by key: :meth:`Detector.observe_outbound` touches only the caller's
+entry and :meth:`Detector.observe_inbound` only the callee's.
+
+>>> from detectors.config import load_settings
+>>> from detectors.records import Call
+>>> det = Detector(load_settings())
+>>> alerts = []
+>>> for i in range(120):
+...     alerts += det.observe(Call("+8617000000001", f"+86139{i * 7919:08d}", 1.7e9 + 3 * i,
+...                                duration=0, answered=False, ring=12.0))
+>>> [(a.kind, a.caller, a.profile) for a in alerts]
+[('number', '+8617000000001', 'cloud_dialer')]
+>>> alerts[0].reasons[1]
+'40 calls in 10 min (>= 40)'
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+
+from detectors.alerts import Alert
+from detectors.allowlist import Allowlist
+from detectors.config import FIXED_AT_START, ConfigError, Settings
+from detectors.dedup import Deduplicator
+from detectors.features import NumberState
+from detectors.model import CallingProfileModel
+from detectors.records import Call
+from detectors.rules import RuleMatch, evaluate
+
+_SWEEP_FRACTION = 0.25  # sweep idle numbers every quarter of the idle expiry (event time)
+
+
+@dataclass
+class DetectorStats:
+    calls: int = 0
+    duplicates: int = 0
+    alerts: int = 0
+    expired: int = 0
+    late: int = 0
+
+
+class Detector:
+    """Online bulk-outbound detection over a stream of :class:`~detectors.records.Call`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        allowlist: Allowlist | None = None,
+        states: MutableMapping[str, NumberState] | None = None,
+        track_touched: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.allowlist = allowlist if allowlist is not None else Allowlist()
+        self.states: MutableMapping[str, NumberState] = states if states is not None else {}
+        ms = settings.model
+        self.model = CallingProfileModel(ms.n_trees, ms.height, ms.window_size, ms.seed)
+        self.dedup = Deduplicator(settings.input.dedup_window_s)
+        self.stats = DetectorStats()
+        self.watermark = -math.inf
+        self._last_sweep = -math.inf
+        #: numbers whose state changed since the last :meth:`drain_touched` (write-behind)
+        self.touched: set[str] | None = set() if track_touched else None
+        self._apply(settings)
+
+    def _apply(self, settings: Settings) -> None:
+        self.settings = settings
+        self._profiles = [p for p in settings.rules.values() if p.enabled]
+        self._virtual = settings.features.virtual_prefixes
+        self._cooldown = settings.alerts.cooldown_s
+        self._min_attempts = settings.alerts.min_attempts
+        self._sweep_interval = settings.features.idle_expiry_s * _SWEEP_FRACTION
+
+    def update_settings(self, settings: Settings) -> None:
+        """Switch to new thresholds (live tuning); layout-shaping keys must not change."""
+        for dotted in FIXED_AT_START:
+            section, key = dotted.split(".")
+            if getattr(getattr(settings, section), key) != getattr(
+                getattr(self.settings, section), key
+            ):
+                raise ConfigError(f"{dotted} is fixed at start; restart to change it")
+        self._apply(settings)
+
+    def set_allowlist(self, allowlist: Allowlist) -> None:
+        self.allowlist = allowlist
+
+    # ------------------------------------------------------------------ per call
+
+    def observe(self, call: Call) -> list[Alert]:
+        """One call, both sides: the caller's outbound state and the callee's inbound state."""
+        if call.id is not None and self.dedup.seen(call.id, call.start):
+            self.stats.duplicates += 1
+            return []
+        alert = self.observe_outbound(call)
+        self.observe_inbound(call)
+        if self.watermark - self._last_sweep >= self._sweep_interval:
+            self.maybe_expire()
+        return [alert] if alert is not None else []
+
+    def observe_outbound(self, call: Call) -> Alert | None:
+        """Account the call on the caller's state; an alert if the caller is now judged abusive."""
+        fs = self.settings.features
+        t = call.start
+        self.stats.calls += 1
+        if t > self.watermark:
+            self.watermark = t
+        elif t < self.watermark - fs.horizons_s[0]:
+            self.stats.late += 1
+        caller = call.caller
+        state = self.states.get(caller)
+        if state is None:
+            state = NumberState(fs, t)
+            self.states[caller] = state
+        answered = call.answered
+        disposition = call.disposition
+        if disposition is not None:
+            failed = disposition == "FAILED" or disposition == "CONGESTION"
+        else:
+            failed = not answered and call.ring is not None and call.ring < 0.5
+        state.outbound(t, int(call.callee[1:]), answered, call.duration, call.ring, failed, fs,
+                       call.trunk)
+        if self.touched is not None:
+            self.touched.add(caller)
+        if t - state.last_alert < self._cooldown or not state.may_reach(self._min_attempts):
+            return None
+        longest = len(fs.horizons_s) - 1
+        if state.attempts(longest, t, fs.horizons_s[longest]) < self._min_attempts:
+            return None
+        if caller in self.allowlist:
+            return None
+        return self._judge(caller, state, t)
+
+    def observe_inbound(self, call: Call) -> None:
+        """Account the call on the callee's state, if the callee is a tracked caller."""
+        state = self.states.get(call.callee)
+        if state is None:
+            return
+        state.inbound(call.start, int(call.caller[1:]), self.settings.features)
+        if self.touched is not None:
+            self.touched.add(call.callee)
+
+    # ------------------------------------------------------------------ judgement
+
+    def _judge(self, caller: str, state: NumberState, t: float) -> Alert | None:
+        settings = self.settings
+        fs = settings.features
+        virtual = 1.0 if caller.startswith(self._virtual) else 0.0
+        by_horizon: dict[int, dict[str, float]] = {}
+
+        def features(horizon: int) -> dict[str, float]:
+            found = by_horizon.get(horizon)
+            if found is None:
+                found = state.features(horizon, t, fs)
+                found["virtual"] = virtual
+                by_horizon[horizon] = found
+            return found
+
+        best: RuleMatch | None = None
+        best_horizon = fs.horizons_s[-1]
+        for profile in self._profiles:
+            match = evaluate(profile, features(profile.horizon_s))
+            if match is not None and (best is None or match.score > best.score):
+                best, best_horizon = match, profile.horizon_s
+
+        ms = settings.model
+        model_score: float | None = None
+        if ms.enabled:
+            state.next_score -= 1
+            if state.next_score <= 0 or best is not None:
+                state.next_score = ms.score_every
+                state.model_score = self.model.score_and_learn(
+                    features(fs.horizons_s[-1]), learn=best is None
+                )
+            model_score = state.model_score if self.model.warmed_up else 0.0
+
+        if best is not None:
+            score = best.score + ms.weight * (model_score or 0.0)
+            reasons = list(best.reasons)
+            if model_score is not None:
+                reasons.append(f"model anomaly score {model_score:.2f}")
+            return self._raise(caller, state, t, score, reasons, best.profile, model_score,
+                               features(best_horizon))
+        if (
+            ms.enabled
+            and ms.alert_threshold > 0
+            and model_score is not None
+            and model_score >= ms.alert_threshold
+        ):
+            longest = features(fs.horizons_s[-1])
+            if longest["inbound"] == 0:
+                reasons = [
+                    f"model: calling profile unlike ordinary callers (score {model_score:.2f})",
+                    f"{longest['attempts']:.0f} calls in {fs.horizons_s[-1] // 60} min, "
+                    f"answer rate {longest['answer_ratio']:.2f}, no calls received",
+                ]
+                return self._raise(caller, state, t, ms.weight * model_score, reasons, "model",
+                                   model_score, longest)
+        return None
+
+    def _raise(
+        self,
+        caller: str,
+        state: NumberState,
+        t: float,
+        score: float,
+        reasons: list[str],
+        profile: str,
+        model_score: float | None,
+        features: dict[str, float],
+    ) -> Alert:
+        state.last_alert = t
+        if self.touched is not None:
+            self.touched.add(caller)
+        self.stats.alerts += 1
+        return Alert(
+            kind="number",
+            caller=caller,
+            score=score,
+            reasons=reasons,
+            detected_at=t,
+            first_seen=state.first_seen,
+            profile=profile,
+            model_score=model_score,
+            features={k: round(v, 4) for k, v in features.items()},
+            trunk=state.trunk,
+        )
+
+    # ------------------------------------------------------------------ housekeeping
+
+    def maybe_expire(self) -> int:
+        """Forget idle numbers now and then (driven by event time, not a clock)."""
+        if self.watermark - self._last_sweep < self._sweep_interval:
+            return 0
+        if self._last_sweep == -math.inf:
+            self._last_sweep = self.watermark
+            return 0
+        self._last_sweep = self.watermark
+        return self.expire(self.watermark)
+
+    def expire(self, now: float) -> int:
+        """Drop numbers whose last call is older than ``idle_expiry_s`` before ``now``."""
+        cutoff = now - self.settings.features.idle_expiry_s
+        idle = [number for number, state in self.states.items() if state.last_seen < cutoff]
+        for number in idle:
+            del self.states[number]
+            if self.touched is not None:
+                self.touched.add(number)
+        self.stats.expired += len(idle)
+        return len(idle)
+
+    def drain_touched(self) -> set[str]:
+        """Numbers changed since the last call (for flushing to a Faust table); resets the set."""
+        touched = self.touched or set()
+        self.touched = set() if self.touched is not None else None
+        return touched
+
+    @property
+    def tracked_numbers(self) -> int:
+        return len(self.states)

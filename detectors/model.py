@@ -1,0 +1,79 @@
+"""An online model of normal calling behaviour: River's HalfSpaceTrees over number profiles.
+
+The model sees one vector per active number now and then (not per call: see
+``[model].score_every``), learns what ordinary busy callers look like, and
+scores how unusual a profile is in [0, 1].  Features are squashed into [0, 1]
+first, because half-space trees split the unit cube.  Vectors of numbers that
+a rule has just flagged are scored but not learned, so a long campaign does
+not teach the model that dialers are normal.
+
+>>> m = CallingProfileModel(seed=7, window_size=50)
+>>> normal = {"attempts": 20, "answer_ratio": 0.8, "distinct_ratio": 0.5, "mean_talk_s": 90}
+>>> for _ in range(300):
+...     _ = m.score_and_learn(normal)
+>>> odd = {"attempts": 900, "answer_ratio": 0.05, "distinct_ratio": 1.0, "ring_once_ratio": 0.9}
+>>> m.score_and_learn(odd, learn=False) > m.score_and_learn(normal, learn=False)
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from river import anomaly
+
+_RATIOS = (
+    "answer_ratio",
+    "short_call_ratio",
+    "ring_once_ratio",
+    "failed_ratio",
+    "distinct_ratio",
+    "repeat_refused_ratio",
+    "sequential_ratio",
+    "callback_ratio",
+)
+_LOG_ATTEMPTS_CAP = math.log1p(5000.0)
+_LOG_TALK_CAP = math.log1p(3600.0)
+
+
+def model_vector(features: Mapping[str, float]) -> dict[str, float]:
+    """The [0, 1] vector the model sees; missing features count as 0.
+
+    >>> v = model_vector({"attempts": 5000, "inbound_ratio": 3.0})
+    >>> v["attempts"], v["inbound_ratio"], v["answer_ratio"]
+    (1.0, 1.0, 0.0)
+    """
+    get = features.get
+    vector = {name: min(1.0, max(0.0, float(get(name, 0.0) or 0.0))) for name in _RATIOS}
+    vector["attempts"] = min(1.0, math.log1p(max(0.0, get("attempts", 0.0))) / _LOG_ATTEMPTS_CAP)
+    vector["mean_talk_s"] = min(1.0, math.log1p(max(0.0, get("mean_talk_s", 0.0))) / _LOG_TALK_CAP)
+    vector["inbound_ratio"] = min(1.0, max(0.0, get("inbound_ratio", 0.0)))
+    vector["gap_cv"] = min(1.0, max(0.0, get("gap_cv", 0.0)) / 3.0)
+    return vector
+
+
+class CallingProfileModel:
+    """Half-space trees with a fixed seed; ``score_and_learn`` is the only entry point."""
+
+    def __init__(self, n_trees: int = 25, height: int = 8, window_size: int = 250,
+                 seed: int = 42) -> None:
+        self.seed = seed
+        self._hst = anomaly.HalfSpaceTrees(
+            n_trees=n_trees, height=height, window_size=window_size, seed=seed
+        )
+        self.learned = 0
+
+    def score_and_learn(self, features: Mapping[str, float], learn: bool = True) -> float:
+        """Anomaly score in [0, 1] of a feature profile, then (optionally) learn it."""
+        vector = model_vector(features)
+        score = float(self._hst.score_one(vector))
+        if learn:
+            self._hst.learn_one(vector)
+            self.learned += 1
+        return score
+
+    @property
+    def warmed_up(self) -> bool:
+        """HalfSpaceTrees scores nothing useful before its first full window."""
+        return self.learned >= self._hst.window_size

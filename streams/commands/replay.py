@@ -1,0 +1,131 @@
+"""``dialguard replay PATH...`` (CONTRACT section 3)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+import click
+import orjson
+
+from detectors.allowlist import Allowlist, AllowlistError
+from detectors.config import ConfigError, load_settings
+from detectors.engine import Detector
+from detectors.numbers import NumberNormaliser
+from detectors.readers import read_paths
+from streams.cli import main
+from streams.replay import replay
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+@main.command("replay")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(["auto", "json", "asterisk"]), default="auto",
+              show_default=True, help="Input encoding; auto looks at the first bytes of each file.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Settings file (TOML); keys left out keep their defaults.")
+@click.option("--allowlist", "allowlist_path", type=click.Path(dir_okay=False),
+              help="Registered callers, one number per line, never alerted.")
+@click.option("--alerts", "alerts_path", default="-", show_default=True,
+              help="Where alerts go, one JSON object per line; - is stdout.")
+@click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False),
+              help="Write every rejected record with its reason here (JSON lines).")
+@click.option("--summary-json", "summary_path", type=click.Path(dir_okay=False),
+              help="Also write the summary as JSON to this file.")
+@click.option("--slack", default=300.0, show_default=True,
+              help="Seconds of disorder within a file that are re-ordered by event time.")
+@click.option("--metrics-port", type=int,
+              help="Serve Prometheus metrics on this port while running.")
+@click.option("--linger", default=0.0, show_default=True,
+              help="With --metrics-port: keep serving this many seconds after the input ends.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress on stderr (default: when stderr is a terminal).")
+def replay_command(
+    paths: tuple[str, ...],
+    fmt: str,
+    config_path: str | None,
+    allowlist_path: str | None,
+    alerts_path: str,
+    rejects_path: str | None,
+    summary_path: str | None,
+    slack: float,
+    metrics_port: int | None,
+    linger: float,
+    progress: bool | None,
+) -> None:
+    """Run the stream workers' detection over CDR files in event-time order, with no broker.
+
+    PATH may be - for stdin; gzip files are read as they are.  Alerts go to
+    --alerts (default stdout), a summary to stderr.  Exit status 0 when the
+    input was read, even if some records were rejected.
+    """
+    try:
+        settings = load_settings(config_path)
+        normaliser = NumberNormaliser(settings.input.region)
+        allowlist = Allowlist.load(allowlist_path, normaliser) if allowlist_path else Allowlist()
+    except (ConfigError, AllowlistError) as exc:
+        raise click.UsageError(str(exc)) from None
+    for path in paths:
+        if path != "-" and not Path(path).is_file():
+            raise click.UsageError(f"no such file: {path}")
+
+    detector = Detector(settings, allowlist)
+    metrics = None
+    if metrics_port is not None:
+        from streams.metrics import DialguardMetrics
+
+        metrics = DialguardMetrics()
+        metrics.serve(metrics_port)
+        click.echo(f"metrics on http://0.0.0.0:{metrics_port}/metrics", err=True)
+
+    out: IO[bytes] = sys.stdout.buffer if alerts_path == "-" else open(alerts_path, "wb")  # noqa: SIM115
+    rejects: IO[bytes] | None = open(rejects_path, "wb") if rejects_path else None  # noqa: SIM115
+
+    def on_alert(alert: object) -> None:
+        out.write(alert.to_json() + b"\n")  # type: ignore[attr-defined]
+        if alerts_path == "-":
+            out.flush()
+
+    def on_reject(rejected: object) -> None:
+        if rejects is not None:
+            rejects.write(orjson.dumps(rejected.to_dict()) + b"\n")  # type: ignore[attr-defined]
+
+    show_progress = sys.stderr.isatty() if progress is None else progress
+    records = read_paths(paths, fmt, normaliser, settings.input.timezone, slack)
+    try:
+        if show_progress:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            columns = (TextColumn("replay"), BarColumn(),
+                       TextColumn("{task.completed:,} records"), TimeElapsedColumn())
+            with Progress(*columns, transient=True, console=_stderr_console()) as bar:
+                task = bar.add_task("replay", total=None)
+                summary = replay(records, detector, on_alert, on_reject, metrics,
+                                 progress=lambda n: bar.advance(task, n))
+        else:
+            summary = replay(records, detector, on_alert, on_reject, metrics)
+    except OSError as exc:
+        raise click.ClickException(f"reading input failed: {exc}") from None
+    finally:
+        if out is not sys.stdout.buffer:
+            out.close()
+        if rejects is not None:
+            rejects.close()
+    click.echo(summary.render(), err=True)
+    if summary_path:
+        Path(summary_path).write_bytes(
+            orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2) + b"\n"
+        )
+    if metrics is not None and linger > 0:
+        click.echo(f"input done; serving metrics for {linger:.0f} s more", err=True)
+        time.sleep(linger)
+
+
+def _stderr_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True)
