@@ -151,6 +151,9 @@ def _merge(base: dict[str, Any], user: Mapping[str, Any], prefix: str) -> None:
             base[key] = dict(value)  # a new profile of the analyst's own
             continue
         if key not in base:
+            if prefix.startswith("rules."):
+                base[key] = value  # a profile key; build_settings says if it is no feature
+                continue
             raise ConfigError(f"unknown setting {dotted}")
         if isinstance(base[key], dict):
             if not isinstance(value, Mapping):

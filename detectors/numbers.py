@@ -81,10 +81,12 @@ class NumberNormaliser:
             elif digits.isdigit():
                 if self._national_prefix and digits.startswith(self._national_prefix):
                     digits = digits[len(self._national_prefix) :]
+                if len(digits) < _MIN_DIGITS:
+                    raise BadNumber(f"not a telephone number: {raw!r}")
                 digits = self.country_code + digits
         if not digits.isdigit() or not digits.isascii():
             raise BadNumber(f"not a telephone number: {raw!r}")
-        if not _MIN_DIGITS <= len(digits) <= _MAX_DIGITS or digits[0] == "0":
+        if not _MIN_DIGITS < len(digits) <= _MAX_DIGITS or digits[0] == "0":
             raise BadNumber(f"not a telephone number: {raw!r}")
         return "+" + digits
 

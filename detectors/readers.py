@@ -230,21 +230,21 @@ def read_asterisk_csv(
 ) -> Iterator[Decoded]:
     """Asterisk ``Master.csv`` (cdr_csv): no header, 18 quoted columns."""
     tz = ZoneInfo(timezone)
-    lineno = 0
-
-    def texts() -> Iterator[str]:
-        nonlocal lineno
-        for line in lines:
-            lineno += 1
-            yield line.decode("utf-8", "replace") if isinstance(line, bytes) else line
-
-    for row in csv.reader(texts()):
+    parse_row = csv.reader
+    for lineno, line in enumerate(lines, 1):
         where = f"{source}:{lineno}"
-        if not row:
+        text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+        text = text.rstrip("\r\n")
+        if not text.strip():
+            continue
+        try:
+            row = next(parse_row([text]))
+        except (csv.Error, StopIteration) as exc:
+            yield _bad("malformed", f"not a CSV row: {exc}", text, where)
             continue
         if len(row) != _ASTERISK_COLUMNS:
             yield _bad("malformed", f"expected {_ASTERISK_COLUMNS} columns, got {len(row)}",
-                       ",".join(row), where)
+                       text, where)
             continue
         (_acct, src, dst, _ctx, _clid, channel, _dstch, _app, _data, start, _answer, _end,
          duration, billsec, disposition, _ama, uniqueid, _user) = row
@@ -252,7 +252,7 @@ def read_asterisk_csv(
             started = datetime.fromisoformat(start.strip())
         except ValueError:
             yield _bad("bad_time", f"start: not 'YYYY-MM-DD HH:MM:SS': {start!r}",
-                       ",".join(row), where)
+                       text, where)
             continue
         if started.tzinfo is None:
             started = started.replace(tzinfo=tz)
@@ -261,11 +261,11 @@ def read_asterisk_csv(
             talk = int(billsec)
         except ValueError:
             yield _bad("bad_duration", f"duration/billsec not integers: {duration!r}/{billsec!r}",
-                       ",".join(row), where)
+                       text, where)
             continue
         if talk < 0 or total < talk:
             yield _bad("bad_duration", f"billsec {talk} must be within 0..duration {total}",
-                       ",".join(row), where)
+                       text, where)
             continue
         disposition = disposition.strip().upper()
         record = {
@@ -279,7 +279,7 @@ def read_asterisk_csv(
             "trunk": asterisk_trunk(channel),
             "disposition": disposition or None,
         }
-        yield call_from_mapping(record, normaliser, where, raw=",".join(row))
+        yield call_from_mapping(record, normaliser, where, raw=text)
 
 
 # ---------------------------------------------------------------------------- files

@@ -144,7 +144,7 @@ class SimConfig:
     6.0
     """
 
-    subscribers: int = 45_000
+    subscribers: int = 38_000
     hours: float = 24.0
     start: float = DEFAULT_START
     utc_offset_h: float = 8.0
@@ -397,17 +397,6 @@ class _Calls:
         self.trunk.append(col(trunk, np.int16))
 
 
-@dataclass
-class _Row:
-    t: float
-    caller: int
-    callee: int
-    ring: float
-    talk: int
-    disp: int
-    trunk: int
-
-
 class SimulatedDay:
     """A generated day: :meth:`records` yields CONTRACT 1a dicts, :attr:`labels` is the truth.
 
@@ -519,7 +508,7 @@ class SimulatedDay:
         when = t[back] + 20.0 + rng.exponential(delay_mean, n)
         answered = rng.random(n) < answer
         trunk = [self._mobile_trunk(int(c)) for c in callees[back]]
-        self.calls.add(when, caller, callees[back],
+        self.calls.add(when, callees[back], caller,
                        np.where(answered, rng.uniform(2, 12, n), rng.uniform(10, 40, n)),
                        np.where(answered, self._talk(talk_median, 0.9, n), 0),
                        np.where(answered, ANSWERED, NO_ANSWER), trunk)
@@ -745,33 +734,34 @@ class SimulatedDay:
         community = self._customers(int(rng.integers(80, 801)), rng.uniform(0.75, 0.95))
         offset = cfg.utc_offset_h * 3600.0
         day0 = math.floor((cfg.start + offset) / 86400.0) * 86400.0 - offset
-        slots = [7.25, 7.75, 11.5, 12.0, 16.0, 16.5, 17.25, 18.5, 10.0, 14.5]
-        n_bursts = int(rng.integers(1, 4))
-        chosen = rng.choice(len(slots), size=n_bursts, replace=False)
-        for day in np.arange(day0, self.end, 86400.0):
-            for s in chosen:
-                t0 = day + slots[int(s)] * 3600.0 + rng.uniform(-300, 300)
-                if not cfg.start <= t0 < self.end:
-                    continue
-                share = rng.uniform(0.3, 1.0)
-                who = community[rng.random(len(community)) < share]
-                n = len(who)
-                per_min = rng.uniform(5, 40)
-                t = t0 + np.sort(rng.uniform(0, n / per_min * 60.0, n))
-                ans = rng.random(n) < rng.uniform(0.5, 0.9)
-                talk = np.clip(self._talk(rng.uniform(25, 50), 0.35, n), 5, 180)
-                ring = np.where(ans, rng.uniform(2, 15, n), rng.uniform(20, 30, n))
-                self.calls.add(t, me, who, ring, np.where(ans, talk, 0),
-                               np.where(ans, ANSWERED, NO_ANSWER), trunk)
-                retry = ~ans & (rng.random(n) < 0.8)
-                j = int(retry.sum())
-                if j:
-                    ok = rng.random(j) < 0.5
-                    self.calls.add(t[retry] + rng.uniform(300, 900, j), me, who[retry],
-                                   np.where(ok, rng.uniform(2, 15, j), 25.0),
-                                   np.where(ok, talk[retry], 0),
-                                   np.where(ok, ANSWERED, NO_ANSWER), trunk)
-                self._callbacks(t, int(me), who, rng.uniform(0.03, 0.12), 0.7, 40, 1200)
+        slots = (7.25, 7.75, 10.0, 11.5, 12.0, 14.5, 16.0, 16.5, 17.25, 18.5)
+        # its usual notice times that fall in the window (or any time, for a short window)
+        candidates = [d + h * 3600.0 for d in np.arange(day0, self.end, 86400.0) for h in slots
+                      if cfg.start <= d + h * 3600.0 < self.end - 600]
+        if not candidates:
+            candidates = [float(rng.uniform(cfg.start, max(cfg.start, self.end - 1800)))]
+        n_bursts = min(int(rng.integers(1, 4)), len(candidates))
+        for pick in sorted(rng.choice(len(candidates), size=n_bursts, replace=False).tolist()):
+            t0 = candidates[pick] + rng.uniform(-300, 300)
+            share = rng.uniform(0.3, 1.0)
+            who = community[rng.random(len(community)) < share]
+            n = len(who)
+            per_min = rng.uniform(5, 40)
+            t = t0 + np.sort(rng.uniform(0, n / per_min * 60.0, n))
+            ans = rng.random(n) < rng.uniform(0.5, 0.9)
+            talk = np.clip(self._talk(rng.uniform(25, 50), 0.35, n), 5, 180)
+            ring = np.where(ans, rng.uniform(2, 15, n), rng.uniform(20, 30, n))
+            self.calls.add(t, me, who, ring, np.where(ans, talk, 0),
+                           np.where(ans, ANSWERED, NO_ANSWER), trunk)
+            retry = ~ans & (rng.random(n) < 0.8)
+            j = int(retry.sum())
+            if j:
+                ok = rng.random(j) < 0.5
+                self.calls.add(t[retry] + rng.uniform(300, 900, j), me, who[retry],
+                               np.where(ok, rng.uniform(2, 15, j), 25.0),
+                               np.where(ok, talk[retry], 0),
+                               np.where(ok, ANSWERED, NO_ANSWER), trunk)
+            self._callbacks(t, int(me), who, rng.uniform(0.03, 0.12), 0.7, 40, 1200)
 
     def _enterprise(self, i: int) -> None:
         rng = self.rng
@@ -810,6 +800,24 @@ class SimulatedDay:
                            self._talk(120, 0.9, len(src), hi=3600), ANSWERED,
                            [self._mobile_trunk(v) for v in src.tolist()])
             self._callbacks(t[~ans], int(me), cust[~ans], rng.uniform(0.05, 0.2), 0.9, 90, 1800)
+
+    def _cover(self, me: int, trunk: int) -> None:
+        """Personal calls on a SIM that is also someone's phone: family and friends, both ways."""
+        rng = self.rng
+        contacts = self.population[rng.integers(0, len(self.population), int(rng.integers(2, 9)))]
+        frac = self._fraction(_ORDINARY_HOURS)
+        for outgoing, mean in ((True, 6.0), (False, 4.0)):
+            n = int(rng.poisson(mean * frac))
+            if n == 0:
+                continue
+            other = contacts[rng.integers(0, len(contacts), n)]
+            t = self._times(_ORDINARY_HOURS, n)
+            if outgoing:
+                self._personal(t, np.full(n, me), other, np.full(n, 0.8), np.full(n, trunk),
+                               np.ones(n, dtype=bool))
+            else:
+                self._personal(t, other, np.full(n, me), np.full(n, 0.8),
+                               np.array(self._home_of(other)), np.ones(n, dtype=bool))
 
     # ----------------------------------------------------------------- abuse
 
@@ -928,6 +936,8 @@ class SimulatedDay:
         trunk = self._trunk(_MOBILE_TRUNKS[int(rng.integers(0, len(_MOBILE_TRUNKS)))])
         self._home[me] = trunk
         members = self._label([me], "marketing_blast")
+        if rng.random() < 0.5:
+            self._cover(me, trunk)
         per_hour = rng.uniform(40, 300)
         p_answer = rng.uniform(0.2, 0.5)
         sessions = [self._window(1800, 3 * 3600) for _ in range(int(rng.integers(1, 4)))]
@@ -964,6 +974,8 @@ class SimulatedDay:
             trunk = self._trunk(_MOBILE_TRUNKS[int(rng.integers(0, len(_MOBILE_TRUNKS)))])
             self._home[me] = trunk
         members = self._label([me], "repeat_refused")
+        if me in self._home and rng.random() < 0.5:  # a personal SIM
+            self._cover(me, trunk)
         targets = self.population[rng.choice(len(self.population),
                                              size=min(int(rng.integers(10, 41)),
                                                       len(self.population)), replace=False)]
@@ -1067,11 +1079,6 @@ class SimulatedDay:
 
     def __len__(self) -> int:
         return len(self.emit_rows)
-
-    def _row(self, i: int) -> _Row:
-        c = self.cols
-        return _Row(float(c["t"][i]), int(c["caller"][i]), int(c["callee"][i]),
-                    float(c["ring"][i]), int(c["talk"][i]), int(c["disp"][i]), int(c["trunk"][i]))
 
     def records(self) -> Iterator[dict[str, Any]]:
         """CONTRACT 1a dicts in delivery order (event time, a few late, duplicates, bad ones)."""

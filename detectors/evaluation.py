@@ -1,0 +1,302 @@
+"""Scoring detectors against a labelled day, and comparing dialguard with the baselines.
+
+A detector is run over the calls of a day in arrival order (as a stream would
+see them); its alerts are then scored against :class:`~detectors.simulation.Labels`:
+
+* **precision**: alerted numbers that are abuse (any abuse class) over all
+  alerted numbers.  A kind ``ring`` alert counts each of its members.
+* **recall** per abuse class: alerted members over members.  ``rotating_pool``
+  is reported but marked ``ring issue``: its numbers make a few calls each, so
+  a per-number detector is not expected to catch them and they are left out of
+  the overall recall (they still count as true positives for precision).
+* overall **recall** over the members of the other abuse classes, and **F1**.
+* **false positives** per legitimate class (ordinary, courier, dispatch,
+  notice, enterprise): alerted numbers of that class, and their share.
+* **time to detect** per campaign: first alert on any member minus the
+  campaign's first call (event time); median per class.
+
+>>> from detectors.alerts import Alert
+>>> from detectors.simulation import Campaign, Labels
+>>> labels = Labels(classes={"+1": "cloud_dialer", "+2": "cloud_dialer", "+3": "courier"},
+...                 campaigns=[Campaign("c1", "cloud_dialer", ["+1", "+2"], 100.0, 900.0)],
+...                 allowlist=[])
+>>> alerts = [Alert("number", 2.0, [], 160.0, 100.0, caller="+1"),
+...           Alert("number", 1.0, [], 500.0, 300.0, caller="+3")]
+>>> m = score_alerts(alerts, labels)
+>>> m["precision"], m["recall"], m["time_to_detect"]["cloud_dialer"]["median_s"]
+(0.5, 0.5, 60.0)
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from detectors.alerts import Alert
+from detectors.records import Call
+from detectors.simulation import ABUSE_CLASSES, LEGIT_CLASSES, Labels
+
+#: abuse classes a per-number detector is expected to catch (rotating pools are a ring problem)
+REQUIRED_CLASSES: tuple[str, ...] = tuple(c for c in ABUSE_CLASSES if c != "rotating_pool")
+
+
+class Observer(Protocol):
+    def observe(self, call: Call) -> list[Alert]: ...
+
+
+@dataclass
+class Run:
+    """A detector's alerts over a day, with how long it took (wall clock, for information)."""
+
+    name: str
+    alerts: list[Alert] = field(default_factory=list)
+    calls: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+
+def run_detector(name: str, detector: Observer, calls: Iterable[Call]) -> Run:
+    """Feed every call to ``detector`` in order and collect its alerts.
+
+    >>> from detectors.baselines import VolumeRuleBaseline
+    >>> calls = [Call("+8613800000001", f"+86139{i:08d}", 1.7e9 + i, 0, False) for i in range(20)]
+    >>> run = run_detector("pike", VolumeRuleBaseline(max_calls=10), calls)
+    >>> run.calls, len(run.alerts)
+    (20, 1)
+    """
+    run = Run(name)
+    observe = detector.observe
+    alerts = run.alerts
+    began = time.perf_counter()
+    for call in calls:
+        run.calls += 1
+        found = observe(call)
+        if found:
+            alerts.extend(found)
+    run.seconds = time.perf_counter() - began
+    return run
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return num / den if den else None
+
+
+def score_alerts(alerts: Iterable[Alert], labels: Labels) -> dict[str, Any]:
+    """The metrics of one detector's alerts against the truth (see the module docstring)."""
+    first_alert: dict[str, float] = {}
+    n_alerts = 0
+    for alert in alerts:
+        n_alerts += 1
+        numbers = [alert.caller] if alert.kind == "number" else list(alert.members or [])
+        for number in numbers:
+            if number is None:
+                continue
+            if number not in first_alert or alert.detected_at < first_alert[number]:
+                first_alert[number] = alert.detected_at
+    alerted = set(first_alert)
+    by_class: dict[str, set[str]] = {}
+    for number, cls in labels.classes.items():
+        by_class.setdefault(cls, set()).add(number)
+    alerted_class = {n: labels.class_of(n) for n in alerted}
+    abuse = {n for n, c in alerted_class.items() if c in ABUSE_CLASSES}
+
+    recall_by_class: dict[str, dict[str, Any]] = {}
+    for cls in ABUSE_CLASSES:
+        members = by_class.get(cls, set())
+        hit = len(members & alerted)
+        entry: dict[str, Any] = {"members": len(members), "alerted": hit,
+                                 "recall": _ratio(hit, len(members))}
+        if cls not in REQUIRED_CLASSES:
+            entry["note"] = "ring issue"
+        recall_by_class[cls] = entry
+    required_members = sum(recall_by_class[c]["members"] for c in REQUIRED_CLASSES)
+    required_hits = sum(recall_by_class[c]["alerted"] for c in REQUIRED_CLASSES)
+    precision = _ratio(len(abuse), len(alerted))
+    recall = _ratio(required_hits, required_members)
+    f1 = (2 * precision * recall / (precision + recall)
+          if precision and recall else 0.0)
+
+    false_positives: dict[str, dict[str, Any]] = {}
+    for cls in LEGIT_CLASSES:
+        hit = sum(1 for c in alerted_class.values() if c == cls)
+        members = len(by_class.get(cls, ()))
+        false_positives[cls] = {"members": members, "alerted": hit, "rate": _ratio(hit, members)}
+
+    campaigns = []
+    delays: dict[str, list[float]] = {}
+    counts: dict[str, int] = {}
+    for camp in labels.campaigns:
+        hits = [first_alert[m] for m in camp.members if m in first_alert]
+        ttd = min(hits) - camp.start if hits else None
+        counts[camp.cls] = counts.get(camp.cls, 0) + 1
+        if ttd is not None:
+            delays.setdefault(camp.cls, []).append(ttd)
+        campaigns.append({"id": camp.id, "class": camp.cls, "start": camp.start,
+                          "members": len(camp.members), "alerted_members":
+                          len(hits), "time_to_detect_s": ttd})
+    time_to_detect = {
+        cls: {"campaigns": counts.get(cls, 0), "detected": len(delays.get(cls, [])),
+              "median_s": statistics.median(delays[cls]) if delays.get(cls) else None}
+        for cls in ABUSE_CLASSES
+    }
+    return {
+        "alerts": n_alerts,
+        "alerted_numbers": len(alerted),
+        "true_positives": len(abuse),
+        "false_positives": len(alerted) - len(abuse),
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "recall_by_class": recall_by_class,
+        "false_positives_by_class": false_positives,
+        "time_to_detect": time_to_detect,
+        "campaigns": campaigns,
+    }
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def calls_from_records(records: Iterable[dict[str, Any]], normaliser: Callable[[str], str],
+                       rejected: dict[str, int] | None = None) -> Iterator[Call]:
+    """CONTRACT 1a dicts (e.g. the simulator's) to calls in event-time order (as
+    ``dialguard replay`` orders a file), counting rejections by reason."""
+    from detectors.readers import call_from_mapping, event_time_order
+
+    decoded_all = (call_from_mapping(record, normaliser) for record in records)
+    for decoded in event_time_order(decoded_all):
+        if isinstance(decoded, Call):
+            yield decoded
+        elif rejected is not None:
+            rejected[decoded.reason] = rejected.get(decoded.reason, 0) + 1
+
+
+def calls_from_files(paths: Iterable[str], fmt: str, normaliser: Any, timezone: str = "UTC",
+                     rejected: dict[str, int] | None = None) -> Iterator[Call]:
+    """Calls read from CDR files (JSON lines or Asterisk, gzip or not) in event-time order."""
+    from detectors.readers import read_paths
+
+    for decoded in read_paths(list(paths), fmt, normaliser, timezone):
+        if isinstance(decoded, Call):
+            yield decoded
+        elif rejected is not None:
+            rejected[decoded.reason] = rejected.get(decoded.reason, 0) + 1
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+def default_detectors(settings: Any, allowlist: Iterable[str]
+                      ) -> list[tuple[str, Callable[[], Observer]]]:
+    """dialguard's Detector and the two baselines, all with the same allowlist and cool-down."""
+    from detectors.baselines import AniProfileBaseline, VolumeRuleBaseline
+
+    allow = frozenset(allowlist)
+    cooldown = settings.alerts.cooldown_s
+
+    def dialguard() -> Observer:
+        from detectors.allowlist import Allowlist
+        from detectors.engine import Detector
+
+        return Detector(settings, allowlist=Allowlist(allow))
+
+    return [
+        ("dialguard", dialguard),
+        ("volume_rule", lambda: VolumeRuleBaseline(cooldown_s=cooldown, allowlist=allow)),
+        ("ani_profile", lambda: AniProfileBaseline(cooldown_s=cooldown, allowlist=allow)),
+    ]
+
+
+def compare(calls: list[Call], labels: Labels,
+            detectors: list[tuple[str, Callable[[], Observer]]]) -> dict[str, Any]:
+    """Run each detector over the same calls and score it; a detector that fails to load
+    is reported with its error instead of metrics."""
+    report: dict[str, Any] = {"world": {k: v for k, v in labels.meta.items() if k != "config"},
+                              "calls": len(calls), "detectors": {}}
+    for name, make in detectors:
+        try:
+            detector = make()
+        except ImportError as exc:
+            report["detectors"][name] = {"error": f"not available: {exc}"}
+            continue
+        run = run_detector(name, detector, calls)
+        metrics = score_alerts(run.alerts, labels)
+        metrics["seconds"] = round(run.seconds, 3)
+        metrics["calls_per_s"] = round(run.calls / run.seconds) if run.seconds > 0 else None
+        report["detectors"][name] = metrics
+    return report
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def _dur(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.0f}s" if abs(x) < 120 else f"{x / 60:.1f}m"
+
+
+def render_tables(report: dict[str, Any]) -> list[Any]:
+    """rich Tables: the summary, recall and time to detect per class, false positives."""
+    from rich.table import Table
+
+    rows = [(n, m) for n, m in report["detectors"].items() if "error" not in m]
+    summary = Table(title=f"Detectors on {report['calls']} calls")
+    for col in ("detector", "alerted", "TP", "FP", "precision", "recall", "F1", "calls/s"):
+        summary.add_column(col, justify="left" if col == "detector" else "right")
+    for name, m in report["detectors"].items():
+        if "error" in m:
+            summary.add_row(name, m["error"], *[""] * 6)
+            continue
+        summary.add_row(name, str(m["alerted_numbers"]), str(m["true_positives"]),
+                        str(m["false_positives"]), _pct(m["precision"]), _pct(m["recall"]),
+                        _pct(m["f1"]), str(m.get("calls_per_s") or "-"))
+
+    recall = Table(title="Recall (alerted/members) and median time to detect, per abuse class")
+    recall.add_column("class")
+    for name, _ in rows:
+        recall.add_column(name, justify="right")
+    for cls in ABUSE_CLASSES:
+        first = rows[0][1]["recall_by_class"][cls] if rows else {}
+        label = cls + (" (ring issue)" if first.get("note") else "")
+        cells = []
+        for _, m in rows:
+            r = m["recall_by_class"][cls]
+            ttd = m["time_to_detect"][cls]
+            cells.append(f"{r['alerted']}/{r['members']} {_pct(r['recall'])}  "
+                         f"ttd {_dur(ttd['median_s'])} ({ttd['detected']}/{ttd['campaigns']})")
+        recall.add_row(label, *cells)
+
+    fps = Table(title="False positives per legitimate class (alerted/members)")
+    fps.add_column("class")
+    for name, _ in rows:
+        fps.add_column(name, justify="right")
+    for cls in LEGIT_CLASSES:
+        cells = []
+        for _, m in rows:
+            f = m["false_positives_by_class"][cls]
+            cells.append(f"{f['alerted']}/{f['members']}")
+        fps.add_row(cls, *cells)
+    return [summary, recall, fps]
+
+
+def render_text(report: dict[str, Any], width: int = 120) -> str:
+    """The tables as plain text."""
+    from rich.console import Console
+
+    console = Console(width=width, record=True, file=_Null(), color_system=None)
+    for table in render_tables(report):
+        console.print(table)
+    return console.export_text()
+
+
+class _Null:
+    def write(self, _: str) -> int:
+        return 0
+
+    def flush(self) -> None:
+        pass

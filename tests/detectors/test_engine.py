@@ -1,0 +1,144 @@
+import copy
+import zlib
+
+import pytest
+
+from detectors.allowlist import Allowlist
+from detectors.config import ConfigError, build_settings, load_settings, with_override
+from detectors.engine import Detector
+from detectors.records import Call
+
+from .helpers import T0, courier_calls, dialer_calls
+
+
+def run(det: Detector, calls: list[Call]) -> list:
+    alerts = []
+    for c in calls:
+        alerts += det.observe(c)
+    return alerts
+
+
+def test_cloud_dialer_is_alerted_once_per_cooldown_with_readable_reasons() -> None:
+    det = Detector(load_settings())
+    alerts = run(det, dialer_calls(n=1500, every=2.0))  # 50 minutes of calls
+    assert len(alerts) == 1
+    alert = alerts[0]
+    assert alert.kind == "number" and alert.caller == "+8617000000001"
+    assert alert.profile in ("cloud_dialer", "marketing_blast")
+    assert alert.detected_at - T0 < 120  # caught within two minutes of event time
+    assert alert.first_seen == T0
+    assert any(" calls in " in r for r in alert.reasons)
+    assert any("answer rate" in r for r in alert.reasons)
+    assert alert.trunk == "gw-cloud"
+
+
+def test_alerts_again_after_the_cooldown() -> None:
+    det = Detector(with_override(load_settings(), "alerts.cooldown_s", 600))
+    alerts = run(det, dialer_calls(n=1500, every=2.0))
+    assert len(alerts) == 5  # 3000 s of calls, one alert per 600 s
+    assert all(b.detected_at - a.detected_at >= 600 for a, b in zip(alerts, alerts[1:]))
+
+
+def test_allowlisted_numbers_are_never_alerted() -> None:
+    det = Detector(load_settings(), Allowlist(["+8617000000001"]))
+    assert run(det, dialer_calls(n=500)) == []
+    assert det.tracked_numbers >= 1  # still tracked: its call-backs matter to others
+
+
+def test_courier_with_call_backs_is_not_alerted() -> None:
+    det = Detector(load_settings())
+    assert run(det, courier_calls(n=300, every=20.0)) == []
+
+
+def test_ring_once_caller_is_alerted_as_ring_once() -> None:
+    calls = [Call("+8616500000001", f"+86139{i * 104729 % 10**8:08d}", T0 + 40 * i, 0, False,
+                  ring=1.5) for i in range(100)]
+    alerts = run(Detector(load_settings()), calls)
+    assert [a.profile for a in alerts] == ["ring_once"]
+
+
+def test_repeated_calls_to_people_who_refused() -> None:
+    victims = [f"+86139000000{i:02d}" for i in range(12)]
+    calls = [Call("+8613811112222", victims[i % 12], T0 + 50 * i, 0, False, ring=25.0)
+             for i in range(70)]
+    alerts = run(Detector(load_settings()), calls)
+    assert [a.profile for a in alerts] == ["repeat_refused"]
+    assert any("refused" in r for r in alerts[0].reasons)
+
+
+def test_duplicate_ids_count_once() -> None:
+    det = Detector(load_settings())
+    calls = dialer_calls(n=30)
+    run(det, calls + calls)
+    assert det.stats.calls == 30 and det.stats.duplicates == 30
+
+
+def test_idle_numbers_expire_by_event_time() -> None:
+    settings = load_settings()
+    det = Detector(settings)
+    run(det, dialer_calls("+8617000000002", n=10))
+    late = T0 + settings.features.idle_expiry_s * 2
+    run(det, [Call("+8613800000001", "+8613900000001", late + i * 1000, 30, True)
+              for i in range(5)])
+    assert "+8617000000002" not in det.states
+    assert det.stats.expired >= 1
+
+
+def test_live_threshold_change_alters_the_next_decision() -> None:
+    settings = load_settings()
+    calls = dialer_calls(n=1500, every=2.0)
+    det = Detector(settings)
+    run(det, calls[:100])
+    det.update_settings(with_override(settings, "rules.cloud_dialer.enabled", False))
+    det.update_settings(with_override(det.settings, "rules.marketing_blast.enabled", False))
+    fresh = dialer_calls("+8617000000009", n=300, every=2.0)
+    assert run(det, fresh) == []
+    det.update_settings(with_override(det.settings, "rules.cloud_dialer.enabled", True))
+    assert [a.caller for a in run(det, dialer_calls("+8617000000009", n=10, every=2.0,
+                                                    t0=T0 + 600))] == ["+8617000000009"]
+
+
+def test_fixed_keys_cannot_change_live() -> None:
+    det = Detector(load_settings())
+    other = load_settings()
+    raw = dict(other.raw)
+    raw["features"] = dict(raw["features"], horizons_s=[60, 600, 3600, 7200])
+    with pytest.raises(ConfigError, match="fixed at start"):
+        det.update_settings(build_settings(raw))
+
+
+def test_partitioned_state_gives_the_same_alerts_as_one_detector() -> None:
+    """Outbound on the caller's partition, inbound on the callee's: no cross-partition state."""
+    settings = with_override(load_settings(), "model.enabled", False)
+    calls = sorted(dialer_calls(n=400) + courier_calls(n=200) +
+                   dialer_calls("+8617000000003", n=300, every=5.0, seed=9),
+                   key=lambda c: c.start)
+    single = run(Detector(settings), calls)
+
+    def part(number: str) -> int:
+        return zlib.crc32(number.encode()) % 3
+
+    shards = [Detector(settings) for _ in range(3)]
+    sharded = []
+    for c in calls:
+        alert = shards[part(c.caller)].observe_outbound(c)
+        shards[part(c.callee)].observe_inbound(c)
+        if alert:
+            sharded.append(alert)
+    assert [a.to_dict() for a in sharded] == [a.to_dict() for a in single]
+    assert len(single) == 2
+
+
+def test_model_only_alerts_when_enabled() -> None:
+    raw = copy.deepcopy(dict(load_settings().raw))
+    raw["model"].update(window_size=50, alert_threshold=0.6, score_every=1)
+    for profile in raw["rules"].values():
+        profile["enabled"] = False
+    det = Detector(build_settings(raw))
+    # teach it ordinary busy callers first, then show it a dialer
+    for k in range(30):
+        run(det, courier_calls(f"+86138000001{k:02d}", n=40, every=15.0, seed=k))
+    assert det.model.warmed_up
+    alerts = run(det, dialer_calls(n=400, every=1.0, t0=T0 + 200))
+    assert [(a.profile, a.caller) for a in alerts] == [("model", "+8617000000001")]
+    assert alerts[0].model_score is not None and alerts[0].model_score >= 0.6

@@ -1,0 +1,92 @@
+import pickle
+
+import pytest
+
+from detectors.config import load_settings
+from detectors.features import NumberState
+
+FS = load_settings().features
+T0 = 1_714_521_600.0
+
+
+def call(st: NumberState, t: float, callee: int, answered: bool = False, talk: int = 0,
+         ring: float | None = 10.0, failed: bool = False) -> None:
+    st.outbound(t, callee, answered, talk, ring, failed, FS)
+
+
+def test_sliding_window_forgets_old_calls() -> None:
+    st = NumberState(FS, T0)
+    for i in range(60):
+        call(st, T0 + i, 8613900000000 + 1000 * i)
+    assert st.features(60, T0 + 59, FS)["attempts"] >= 55
+    assert st.features(60, T0 + 200, FS)["attempts"] == 0
+    assert st.features(3600, T0 + 200, FS)["attempts"] == 60
+
+
+def test_sliding_estimate_between_buckets_is_proportional() -> None:
+    st = NumberState(FS, T0)
+    start = (T0 // 600) * 600
+    for i in range(100):
+        call(st, start + i, 8613900000000 + 1000 * i)
+    # Half-way through the next bucket, half of the previous bucket still counts.
+    assert st.features(600, start + 900, FS)["attempts"] == 50
+
+
+def test_ratios() -> None:
+    st = NumberState(FS, T0)
+    for i in range(10):
+        call(st, T0 + i, 8613900000000 + 1000 * i, answered=i < 4, talk=5 if i < 2 else 60,
+             ring=2.0)
+    f = st.features(600, T0 + 10, FS)
+    assert f["answer_ratio"] == 0.4
+    assert f["short_call_ratio"] == 0.5  # 2 of the 4 answered were under short_call_s
+    assert f["ring_once_ratio"] == pytest.approx(0.6)  # 6 unanswered, each rang 2 s
+    assert f["mean_talk_s"] == (5 + 5 + 60 + 60) / 4
+    assert f["distinct_ratio"] == 1.0
+
+
+def test_repeats_after_refusal_and_callbacks() -> None:
+    st = NumberState(FS, T0)
+    victim = 8613900000001
+    for i in range(5):  # refused five times
+        call(st, T0 + 60 * i, victim)
+    f = st.features(3600, T0 + 300, FS)
+    assert f["distinct_ratio"] == 0.2
+    assert f["repeat_refused"] == 3  # calls 3, 4 and 5 came after two refusals
+    friend = 8613900000002
+    call(st, T0 + 400, friend)
+    st.inbound(T0 + 410, friend, FS)
+    f = st.features(3600, T0 + 420, FS)
+    assert f["inbound"] == 1 and f["callback_ratio"] == 0.5
+
+
+def test_sequential_dialling() -> None:
+    st = NumberState(FS, T0)
+    for i in range(20):
+        call(st, T0 + i, 8613900000000 + i)
+    assert st.features(600, T0 + 20, FS)["sequential_ratio"] == pytest.approx(19 / 20)
+
+
+def test_state_is_bounded_and_small() -> None:
+    st = NumberState(FS, T0)
+    for i in range(5000):
+        call(st, T0 + i, 8613900000000 + 7919 * i, answered=i % 3 == 0, talk=30)
+    assert len(st.recent) == FS.recent_callees
+    assert len(pickle.dumps(st, protocol=pickle.HIGHEST_PROTOCOL)) < 1024
+
+
+def test_pickle_round_trip_keeps_behaviour() -> None:
+    a = NumberState(FS, T0)
+    for i in range(30):
+        call(a, T0 + 10 * i, 8613900000000 + 31 * i)
+    b = pickle.loads(pickle.dumps(a))
+    for st in (a, b):
+        call(st, T0 + 500, 8613900000000)
+    assert a.features(600, T0 + 501, FS) == b.features(600, T0 + 501, FS)
+
+
+def test_late_call_is_counted_not_lost() -> None:
+    st = NumberState(FS, T0)
+    call(st, T0 + 1000, 8613900000001)
+    call(st, T0 + 10, 8613900000002)  # arrives late
+    assert st.features(3600, T0 + 1000, FS)["attempts"] == 2
