@@ -28,7 +28,7 @@ def test_cloud_dialer_is_alerted_once_per_cooldown_with_readable_reasons() -> No
     assert alert.detected_at - T0 < 120  # caught within two minutes of event time
     assert alert.first_seen == T0
     assert any(" calls in " in r for r in alert.reasons)
-    assert any("answer rate" in r for r in alert.reasons)
+    assert any("distinct-callee share" in r for r in alert.reasons)
     assert alert.trunk == "gw-cloud"
 
 
