@@ -29,6 +29,7 @@ see them); its alerts are then scored against :class:`~detectors.simulation.Labe
 
 from __future__ import annotations
 
+import io
 import statistics
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -122,8 +123,8 @@ def score_alerts(alerts: Iterable[Alert], labels: Labels) -> dict[str, Any]:
     false_positives: dict[str, dict[str, Any]] = {}
     for cls in LEGIT_CLASSES:
         hit = sum(1 for c in alerted_class.values() if c == cls)
-        members = len(by_class.get(cls, ()))
-        false_positives[cls] = {"members": members, "alerted": hit, "rate": _ratio(hit, members)}
+        size = len(by_class.get(cls, ()))
+        false_positives[cls] = {"members": size, "alerted": hit, "rate": _ratio(hit, size)}
 
     campaigns = []
     delays: dict[str, list[float]] = {}
@@ -288,15 +289,9 @@ def render_text(report: dict[str, Any], width: int = 120) -> str:
     """The tables as plain text."""
     from rich.console import Console
 
-    console = Console(width=width, record=True, file=_Null(), color_system=None)
+    console = Console(width=width, file=io.StringIO(), color_system=None)
     for table in render_tables(report):
         console.print(table)
-    return console.export_text()
-
-
-class _Null:
-    def write(self, _: str) -> int:
-        return 0
-
-    def flush(self) -> None:
-        pass
+    out = console.file
+    assert isinstance(out, io.StringIO)
+    return out.getvalue()

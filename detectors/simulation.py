@@ -1110,7 +1110,8 @@ class SimulatedDay:
             ip = self.trunk_ip[trunk]
             if ip is not None:
                 rec["src_ip"] = ip
-            if kind >= 2:
+            if kind >= 2:  # a broken copy of a record, without its id
+                rec.pop("id", None)
                 rec = _DEFECTS[kind - 2](rec)
             yield rec
 
@@ -1146,9 +1147,9 @@ def _negative_duration(r: dict[str, Any]) -> dict[str, Any]:
 
 def _local_time(r: dict[str, Any]) -> dict[str, Any]:
     start = r["start"]
-    if not isinstance(start, str):
-        start = datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%d %H:%M")
-    return {**r, "start": start[:16]}
+    t = datetime.fromisoformat(start) if isinstance(start, str) else datetime.fromtimestamp(
+        start, UTC)
+    return {**r, "start": t.strftime("%d/%m/%Y %H:%M")}
 
 
 def _no_start(r: dict[str, Any]) -> dict[str, Any]:
@@ -1168,8 +1169,8 @@ def simulate(config: SimConfig | None = None, seed: int = 0) -> SimulatedDay:
 
 def _open_text(path: str | Path, compress: bool) -> IO[str]:
     if compress:
-        return io.TextIOWrapper(gzip.GzipFile(path, "wb", mtime=0), encoding="utf-8",
-                                newline="")
+        raw = gzip.GzipFile(path, "wb", compresslevel=6, mtime=0)
+        return io.TextIOWrapper(raw, encoding="utf-8", newline="")
     return open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 - caller closes
 
 

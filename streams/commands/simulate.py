@@ -1,0 +1,67 @@
+"""``dialguard simulate OUT``: write a labelled synthetic carrier day.
+
+Beside ``OUT`` it writes ``OUT.labels.json`` (the class of every calling
+number, the abuse campaigns, the allowlist; see
+:class:`detectors.simulation.Labels`) and ``OUT.allowlist.txt`` (the
+registered enterprise numbers, one per line, for ``--allowlist``).
+"""
+
+from __future__ import annotations
+
+import click
+
+from detectors.simulation import SimConfig, simulate, write_day
+from streams.cli import main
+
+
+@main.command("simulate")
+@click.argument("out", type=click.Path(dir_okay=False, writable=True))
+@click.option("--seed", default=1, show_default=True, type=int,
+              help="The world: same seed, same day.")
+@click.option("--format", "fmt", type=click.Choice(["json", "asterisk"]), default="json",
+              show_default=True, help="JSON lines (CONTRACT 1a) or Asterisk Master.csv (1b).")
+@click.option("--size", type=click.Choice(["small", "day"]), default="day", show_default=True,
+              help="small: ~3k subscribers over 4 h (tests); day: ~38k subscribers over 24 h.")
+@click.option("--hours", type=click.FloatRange(min=0.1, max=168), help="Override the length.")
+@click.option("--subscribers", type=click.IntRange(min=10), help="Override the population.")
+@click.option("--start", type=float, help="Start, epoch seconds (default 2024-03-05 00:00+08).")
+@click.option("--gzip", "compress", is_flag=True,
+              help="gzip the records (also implied by an OUT ending in .gz).")
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="Progress bar on stderr.")
+def simulate_command(out: str, seed: int, fmt: str, size: str, hours: float | None,
+                     subscribers: int | None, start: float | None, compress: bool,
+                     progress: bool) -> None:
+    """Write a seeded, labelled synthetic day of CDRs to OUT, plus OUT.labels.json and
+    OUT.allowlist.txt beside it.  With --gzip, .gz is appended to OUT if it lacks it."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    compress = compress or out.endswith(".gz")
+    if compress and not out.endswith(".gz"):
+        out += ".gz"
+    try:
+        config = SimConfig.preset(size, hours=hours, subscribers=subscribers, start=start)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    console = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, disable=not progress,
+                  transient=False) as bar:
+        task = bar.add_task("simulating", total=None)
+        day = simulate(config, seed)
+        bar.update(task, description="writing", total=len(day), completed=0)
+        try:
+            paths = write_day(day, out, fmt, compress,
+                              progress=lambda n: bar.update(task, completed=n))
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from None
+    meta = day.labels.meta
+    abuse = sum(1 for c in day.labels.classes.values()
+                if c not in ("ordinary", "courier", "dispatch", "notice", "enterprise"))
+    console.print(
+        f"{meta['records']} records ({meta['duplicates']} duplicates, {meta['malformed']} "
+        f"malformed) -> {paths['records']}\n"
+        f"{len(day.labels.campaigns)} abuse campaigns, {abuse} abuse numbers -> {paths['labels']}\n"
+        f"{len(day.labels.allowlist)} allowlisted numbers -> {paths['allowlist']}"
+    )

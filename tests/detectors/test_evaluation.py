@@ -1,0 +1,128 @@
+"""The evaluator's metrics on hand-made cases, and the comparison on a small world."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from detectors.alerts import Alert
+from detectors.baselines import AniProfileBaseline, VolumeRuleBaseline
+from detectors.config import load_settings
+from detectors.evaluation import (
+    calls_from_records,
+    compare,
+    default_detectors,
+    render_text,
+    score_alerts,
+)
+from detectors.numbers import NumberNormaliser
+from detectors.simulation import Campaign, Labels, SimConfig, simulate
+
+
+def _alert(caller, t, first=0.0):
+    return Alert("number", 1.0, ["x"], t, first, caller=caller)
+
+
+@pytest.fixture()
+def labels():
+    classes = {"+1": "cloud_dialer", "+2": "cloud_dialer", "+3": "ring_once",
+               "+4": "rotating_pool", "+5": "rotating_pool", "+6": "courier", "+7": "enterprise",
+               "+8": "ordinary", "+9": "ordinary"}
+    campaigns = [Campaign("cd", "cloud_dialer", ["+1", "+2"], 100.0, 900.0),
+                 Campaign("ro", "ring_once", ["+3"], 200.0, 900.0),
+                 Campaign("rp", "rotating_pool", ["+4", "+5"], 50.0, 900.0)]
+    return Labels(classes=classes, campaigns=campaigns, allowlist=["+7"])
+
+
+def test_precision_recall_f1_and_time_to_detect(labels):
+    alerts = [_alert("+2", 400.0), _alert("+1", 250.0), _alert("+1", 9000.0),
+              _alert("+6", 300.0), _alert("+99", 500.0),  # unlabelled -> ordinary
+              Alert("ring", 1.0, ["pool"], 700.0, 50.0, members=["+4", "+8"])]
+    m = score_alerts(alerts, labels)
+    assert m["alerts"] == 6 and m["alerted_numbers"] == 6  # +1 +2 +6 +99 +4 +8
+    assert m["true_positives"] == 3 and m["false_positives"] == 3
+    assert m["precision"] == pytest.approx(0.5)
+    # required classes: cloud_dialer (2/2) + ring_once (0/1); rotating_pool left out
+    assert m["recall"] == pytest.approx(2 / 3)
+    assert m["f1"] == pytest.approx(2 * 0.5 * (2 / 3) / (0.5 + 2 / 3))
+    rc = m["recall_by_class"]
+    assert rc["cloud_dialer"] == {"members": 2, "alerted": 2, "recall": 1.0}
+    assert rc["ring_once"]["recall"] == 0.0
+    assert rc["rotating_pool"]["recall"] == 0.5 and rc["rotating_pool"]["note"] == "ring issue"
+    assert rc["marketing_blast"]["recall"] is None  # no members
+    fp = m["false_positives_by_class"]
+    assert fp["courier"] == {"members": 1, "alerted": 1, "rate": 1.0}
+    assert fp["ordinary"]["alerted"] == 2 and fp["enterprise"]["alerted"] == 0
+    ttd = m["time_to_detect"]
+    assert ttd["cloud_dialer"] == {"campaigns": 1, "detected": 1, "median_s": 150.0}
+    assert ttd["ring_once"] == {"campaigns": 1, "detected": 0, "median_s": None}
+    assert ttd["rotating_pool"]["median_s"] == 650.0
+    by_id = {c["id"]: c for c in m["campaigns"]}
+    assert by_id["cd"]["alerted_members"] == 2 and by_id["ro"]["time_to_detect_s"] is None
+
+
+def test_no_alerts_and_median_over_campaigns(labels):
+    m = score_alerts([], labels)
+    assert m["precision"] is None and m["recall"] == 0.0 and m["f1"] == 0.0
+    labels.campaigns += [Campaign("cd2", "cloud_dialer", ["+2"], 0.0, 10.0),
+                         Campaign("cd3", "cloud_dialer", ["+1"], 0.0, 10.0)]
+    m = score_alerts([_alert("+1", 130.0), _alert("+2", 1000.0)], labels)
+    # cd: 30 s (first alert +1 at 130), cd2: 1000 s, cd3: 130 s -> median 130
+    assert m["time_to_detect"]["cloud_dialer"]["median_s"] == 130.0
+    assert m["precision"] == 1.0
+
+
+def test_compare_baselines_on_a_small_world():
+    day = simulate(SimConfig.preset("small"), seed=5)
+    rejected: dict[str, int] = {}
+    calls = list(calls_from_records(day.records(), NumberNormaliser("CN"), rejected))
+    assert sum(rejected.values()) == day.labels.meta["malformed"]
+    assert all(b.start >= a.start for a, b in zip(calls, calls[1:], strict=False))
+    allow = day.labels.allowlist
+    report = compare(calls, day.labels, [
+        ("volume_rule", lambda: VolumeRuleBaseline(allowlist=allow)),
+        ("ani_profile", lambda: AniProfileBaseline(allowlist=allow)),
+        ("broken", _missing),
+    ])
+    assert report["detectors"]["broken"]["error"].startswith("not available")
+    for name in ("volume_rule", "ani_profile"):
+        m = report["detectors"][name]
+        assert m["alerted_numbers"] > 0
+        assert m["recall_by_class"]["cloud_dialer"]["alerted"] > 0
+        assert m["false_positives_by_class"]["enterprise"]["alerted"] == 0  # allowlisted
+    text = render_text(report)
+    assert "volume_rule" in text and "ring issue" in text and "broken" in text
+    orjson.dumps(report)  # the JSON report is serialisable
+
+
+def _missing():
+    raise ImportError("no module named nowhere")
+
+
+def test_default_detectors_names():
+    names = [n for n, _ in default_detectors(load_settings(), [])]
+    assert names == ["dialguard", "volume_rule", "ani_profile"]
+
+
+def test_cli_simulate_then_evaluate(tmp_path):
+    from streams.cli import main
+
+    out = tmp_path / "small.csv"
+    runner = CliRunner()
+    result = runner.invoke(main, ["simulate", str(out), "--size", "small", "--seed", "2",
+                                  "--format", "asterisk", "--hours", "1", "--gzip",
+                                  "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "small.csv.gz").is_file()
+    labels = tmp_path / "small.csv.gz.labels.json"
+    assert (tmp_path / "small.csv.gz.allowlist.txt").is_file()
+    report = tmp_path / "report.json"
+    result = runner.invoke(main, ["evaluate", "--input", str(tmp_path / "small.csv.gz"),
+                                  "--labels", str(labels), "--json", str(report)])
+    assert result.exit_code == 0, result.output
+    data = orjson.loads(report.read_bytes())
+    assert set(data["detectors"]) == {"dialguard", "volume_rule", "ani_profile"}
+    assert "precision" in result.output
+    bad = runner.invoke(main, ["evaluate", "--input", str(tmp_path / "small.csv.gz")])
+    assert bad.exit_code == 2 and "--labels" in bad.output
