@@ -70,11 +70,12 @@ class InputSettings:
 
 @dataclass(frozen=True)
 class FeatureSettings:
-    horizons_s: tuple[int, ...] = (60, 600, 3600)
+    horizons_s: tuple[int, ...] = (600, 3600)
     short_call_s: float = 10.0
     ring_once_s: float = 5.0
     sequential_gap: int = 20
     idle_expiry_s: float = 7200.0
+    promote_after: int = 4
     recent_callees: int = 32
     virtual_prefixes: tuple[str, ...] = ()
 
@@ -235,6 +236,8 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
         ring_once_s=_number(f["ring_once_s"], "features.ring_once_s"),
         sequential_gap=_number(f["sequential_gap"], "features.sequential_gap", integer=True),
         idle_expiry_s=_number(f["idle_expiry_s"], "features.idle_expiry_s", minimum=1.0),
+        promote_after=_number(f["promote_after"], "features.promote_after", minimum=1,
+                              integer=True),
         recent_callees=_number(f["recent_callees"], "features.recent_callees", minimum=1,
                                integer=True),
         virtual_prefixes=tuple(prefixes),

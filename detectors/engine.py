@@ -31,13 +31,13 @@ entry and :meth:`Detector.observe_inbound` only the callee's.
 >>> [(a.kind, a.caller, a.profile) for a in alerts]
 [('number', '+8617000000001', 'cloud_dialer')]
 >>> alerts[0].reasons[1]
-'40 calls in 10 min (>= 40)'
+'41 calls in 10 min (>= 40)'
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 
 from detectors.alerts import Alert
@@ -49,7 +49,11 @@ from detectors.model import CallingProfileModel
 from detectors.records import Call
 from detectors.rules import RuleMatch, evaluate
 
-_SWEEP_FRACTION = 0.25  # sweep idle numbers every quarter of the idle expiry (event time)
+_NO_ALERTS: tuple[Alert, ...] = ()
+_SWEEP_FRACTION = 0.5  # sweep idle numbers every half of the idle expiry (event time)
+_JUDGE_STEP = 0.125  # a judged number is judged again after this fraction more calls
+# A number without full state: [window start, calls in window, first seen, last seen].
+_LIGHT_START, _LIGHT_CALLS, _LIGHT_FIRST, _LIGHT_LAST = range(4)
 
 
 @dataclass
@@ -74,6 +78,9 @@ class Detector:
         self.settings = settings
         self.allowlist = allowlist if allowlist is not None else Allowlist()
         self.states: MutableMapping[str, NumberState] = states if states is not None else {}
+        #: numbers that have not called often enough for full state (memory only: losing
+        #: them on a restart forgets at most ``promote_after - 1`` calls each)
+        self.light: dict[str, list[float]] = {}
         ms = settings.model
         self.model = CallingProfileModel(ms.n_trees, ms.height, ms.window_size, ms.seed)
         self.dedup = Deduplicator(settings.input.dedup_window_s)
@@ -101,22 +108,26 @@ class Detector:
             ):
                 raise ConfigError(f"{dotted} is fixed at start; restart to change it")
         self._apply(settings)
+        for state in self.states.values():  # new thresholds: judge everyone at the next call
+            state.next_judge = 0
 
     def set_allowlist(self, allowlist: Allowlist) -> None:
         self.allowlist = allowlist
 
     # ------------------------------------------------------------------ per call
 
-    def observe(self, call: Call) -> list[Alert]:
+    def observe(self, call: Call) -> Sequence[Alert]:
         """One call, both sides: the caller's outbound state and the callee's inbound state."""
         if call.id is not None and self.dedup.seen(call.id, call.start):
             self.stats.duplicates += 1
-            return []
+            return _NO_ALERTS
         alert = self.observe_outbound(call)
-        self.observe_inbound(call)
+        callee_state = self.states.get(call.callee)
+        if callee_state is not None:
+            self.observe_inbound(call)
         if self.watermark - self._last_sweep >= self._sweep_interval:
             self.maybe_expire()
-        return [alert] if alert is not None else []
+        return _NO_ALERTS if alert is None else (alert,)
 
     def observe_outbound(self, call: Call) -> Alert | None:
         """Account the call on the caller's state; an alert if the caller is now judged abusive."""
@@ -130,8 +141,9 @@ class Detector:
         caller = call.caller
         state = self.states.get(caller)
         if state is None:
-            state = NumberState(fs, t)
-            self.states[caller] = state
+            state = self._promote(caller, t)
+            if state is None:
+                return None
         answered = call.answered
         disposition = call.disposition
         if disposition is not None:
@@ -142,14 +154,40 @@ class Detector:
                        call.trunk)
         if self.touched is not None:
             self.touched.add(caller)
-        if t - state.last_alert < self._cooldown or not state.may_reach(self._min_attempts):
+        if (
+            state.calls < state.next_judge
+            or t - state.last_alert < self._cooldown
+            or not state.may_reach(self._min_attempts)
+        ):
             return None
-        longest = len(fs.horizons_s) - 1
-        if state.attempts(longest, t, fs.horizons_s[longest]) < self._min_attempts:
+        attempts = state.attempts(fs.horizons_s[-1], t, fs)
+        if attempts < self._min_attempts or caller in self.allowlist:
             return None
-        if caller in self.allowlist:
+        alert = self._judge(caller, state, t)
+        if alert is None:
+            # Judge again after the volume grows by a fraction: ratios move slowly.
+            state.next_judge = state.calls + int(attempts * _JUDGE_STEP)
+        return alert
+
+    def _promote(self, caller: str, t: float) -> NumberState | None:
+        """Count a call of a number without full state; full state once it calls often."""
+        fs = self.settings.features
+        entry = self.light.get(caller)
+        if entry is None:
+            entry = [t, 0, t, t]
+            self.light[caller] = entry
+        elif t - entry[_LIGHT_START] > fs.horizons_s[-1]:
+            entry[_LIGHT_START] = t
+            entry[_LIGHT_CALLS] = 0
+        entry[_LIGHT_CALLS] += 1
+        if t > entry[_LIGHT_LAST]:
+            entry[_LIGHT_LAST] = t
+        if entry[_LIGHT_CALLS] < fs.promote_after:
             return None
-        return self._judge(caller, state, t)
+        del self.light[caller]
+        state = NumberState(fs, entry[_LIGHT_FIRST], now=t)
+        self.states[caller] = state
+        return state
 
     def observe_inbound(self, call: Call) -> None:
         """Account the call on the callee's state, if the callee is a tracked caller."""
@@ -266,8 +304,11 @@ class Detector:
             del self.states[number]
             if self.touched is not None:
                 self.touched.add(number)
-        self.stats.expired += len(idle)
-        return len(idle)
+        quiet = [number for number, entry in self.light.items() if entry[_LIGHT_LAST] < cutoff]
+        for number in quiet:
+            del self.light[number]
+        self.stats.expired += len(idle) + len(quiet)
+        return len(idle) + len(quiet)
 
     def drain_touched(self) -> set[str]:
         """Numbers changed since the last call (for flushing to a Faust table); resets the set."""
@@ -277,4 +318,5 @@ class Detector:
 
     @property
     def tracked_numbers(self) -> int:
-        return len(self.states)
+        """Numbers with any state: full (``states``) or a bare call count (``light``)."""
+        return len(self.states) + len(self.light)

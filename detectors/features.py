@@ -1,24 +1,24 @@
 """Per-number online features over event-time sliding windows.
 
-Each tracked number keeps, for every horizon (say 1 min, 10 min, 1 h), two
-adjacent tumbling buckets of integer counters.  A sliding count is estimated as
-``current + previous * (1 - elapsed fraction of current)``: O(1) per call, no
-per-call memory, exact when calls are evenly spread.  Alongside the counters a
-number remembers a small ring of its most recent distinct callees (as integer
-E.164 values, with how often each refused), which gives distinct-callee,
-repeat-after-refusal and call-back counts without an unbounded set.
+Only numbers that call often get a :class:`NumberState` (the detector keeps a
+bare call count for the rest; see ``[features].promote_after``).  A state keeps, for every horizon (say 1 min, 10 min, 1 h), two adjacent
+tumbling buckets of integer counters.  A sliding count is estimated as
+``current + previous * (1 - elapsed fraction of current)``: O(1) per call, exact
+when calls are evenly spread.  Alongside the counters a number remembers a
+fixed ring of its most recent distinct callees (31-bit fingerprints), and how
+often each refused, which gives distinct-callee, repeat-after-refusal and
+call-back counts without an unbounded set.
 
-State per number is a fixed layout: one ``array('i')`` of counters, one
-``array('q')`` and one ``bytearray`` of at most ``recent_callees`` entries, and
-a handful of floats; it pickles small (Faust tables) and never grows with the
-number of calls.
+The layout is fixed and small: one ``array('i')`` holding the bucket indices
+and counters, one ``array('i')`` ring and one ``bytearray`` of refusals of
+``recent_callees`` entries each, and a few scalars; under 1 KB in memory even
+for the busiest number, and it pickles for Faust tables.
 
 >>> from detectors.config import load_settings
 >>> fs = load_settings().features
 >>> st = NumberState(fs, first_seen=0.0)
 >>> for i in range(30):
-...     st.outbound(10.0 * i, 8613900000000 + i * 7919, answered=i % 5 == 0, talk=3,
-...                 ring=1.0, failed=False, fs=fs)
+...     st.outbound(10.0 * i, 8613900000000 + i * 7919, i % 5 == 0, 3, 1.0, False, fs)
 >>> f = st.features(600, now=290.0, fs=fs)
 >>> f["attempts"], round(f["answer_ratio"], 2), f["distinct_ratio"]
 (30.0, 0.2, 1.0)
@@ -37,10 +37,16 @@ if TYPE_CHECKING:
 ATTEMPTS, ANSWERED, SHORT, TALK, RING_ONCE, FAILED, NEW, REPEAT_REFUSED, SEQUENTIAL, INBOUND, \
     CALLBACK = range(11)
 N_COUNTERS = 11
-_GAP_ALPHA = 0.05  # weight of the newest inter-call gap in the decayed mean/variance
-_MAX_REFUSALS = 250
 _STRIDE = 2 * N_COUNTERS  # current bucket, then previous bucket, per horizon
 _ZEROS = array("i", bytes(4 * N_COUNTERS))
+_GAP_ALPHA = 0.05  # weight of the newest inter-call gap in the decayed mean/variance
+_MAX_REFUSALS = 250
+_FINGERPRINT_MOD = 2_147_483_629  # largest prime below 2**31
+
+
+def fingerprint(number: int) -> int:
+    """A non-zero 31-bit fingerprint of a number's digits (0 marks an empty ring slot)."""
+    return number % _FINGERPRINT_MOD or 1
 
 
 class NumberState:
@@ -48,38 +54,43 @@ class NumberState:
 
     __slots__ = (
         "counts",
-        "bucket",
+        "ring",
+        "refusals",
+        "ring_pos",
         "next_roll",
         "first_seen",
         "last_seen",
         "last_callee",
         "gap_mean",
         "gap_var",
-        "recent",
-        "refusals",
-        "recent_pos",
         "last_alert",
+        "calls",
+        "next_judge",
         "next_score",
         "model_score",
         "trunk",
     )
 
-    def __init__(self, fs: FeatureSettings, first_seen: float) -> None:
-        n = len(fs.horizons_s)
-        self.counts = array("i", bytes(4 * 2 * N_COUNTERS * n))
-        self.bucket = array("q", (int(first_seen // h) for h in fs.horizons_s))
-        self.next_roll: float = min(
-            (b + 1) * h for b, h in zip(self.bucket, fs.horizons_s, strict=True)
-        )
+    def __init__(self, fs: FeatureSettings, first_seen: float, now: float | None = None) -> None:
+        t = first_seen if now is None else now
+        horizons = fs.horizons_s
+        n = len(horizons)
+        #: bucket index per horizon, then current and previous counters per horizon
+        self.counts = counts = array("i", bytes(4 * (n + _STRIDE * n)))
+        for i, h in enumerate(horizons):
+            counts[i] = int(t // h)
+        self.next_roll: float = min((counts[i] + 1) * h for i, h in enumerate(horizons))
+        self.ring = array("i", bytes(4 * fs.recent_callees))
+        self.refusals = bytearray(fs.recent_callees)
+        self.ring_pos = 0
         self.first_seen = first_seen
-        self.last_seen = first_seen
+        self.last_seen = t
         self.last_callee = 0
         self.gap_mean = 0.0
         self.gap_var = 0.0
-        self.recent = array("q")
-        self.refusals = bytearray()
-        self.recent_pos = 0
         self.last_alert = -math.inf
+        self.calls = 0  # since full state began; drives how often the detector judges
+        self.next_judge = 0
         self.next_score = 0
         self.model_score = 0.0
         self.trunk: str | None = None
@@ -93,20 +104,20 @@ class NumberState:
 
     def _roll(self, t: float, horizons: tuple[int, ...]) -> None:
         counts = self.counts
-        bucket = self.bucket
+        n = len(horizons)
         next_roll: float = math.inf
         for i, h in enumerate(horizons):
             b = int(t // h)
-            old = bucket[i]
+            old = counts[i]
             if b > old:
-                cur = _STRIDE * i
+                cur = n + _STRIDE * i
                 prev = cur + N_COUNTERS
                 if b == old + 1:
                     counts[prev : prev + N_COUNTERS] = counts[cur:prev]
                 else:
                     counts[prev : prev + N_COUNTERS] = _ZEROS
                 counts[cur:prev] = _ZEROS
-                bucket[i] = old = b
+                counts[i] = old = b
             end = (old + 1) * h
             if end < next_roll:
                 next_roll = end
@@ -123,9 +134,10 @@ class NumberState:
         fs: FeatureSettings,
         trunk: str | None = None,
     ) -> None:
-        """Account one call this number made at event time ``t`` to ``callee``."""
+        """Account one call this number made at event time ``t`` to ``callee`` (its digits)."""
         if t >= self.next_roll:
             self._roll(t, fs.horizons_s)
+        self.calls += 1
         refused = not answered or talk < fs.short_call_s
         # Which counters this call adds to, decided once, applied to every horizon.
         if answered:
@@ -137,28 +149,27 @@ class NumberState:
         else:
             outcome = -1
 
-        recent = self.recent
-        if callee in recent:
-            idx = recent.index(callee)
-            novelty = REPEAT_REFUSED if self.refusals[idx] >= 2 else -1
-            if refused and self.refusals[idx] < _MAX_REFUSALS:
-                self.refusals[idx] += 1
+        recent = self.ring
+        refusals = self.refusals
+        key = callee % _FINGERPRINT_MOD or 1
+        if key in recent:
+            idx = recent.index(key)
+            novelty = REPEAT_REFUSED if refusals[idx] >= 2 else -1
+            if refused and refusals[idx] < _MAX_REFUSALS:
+                refusals[idx] += 1
         else:
             novelty = NEW
-            if len(recent) < fs.recent_callees:
-                recent.append(callee)
-                self.refusals.append(1 if refused else 0)
-            else:
-                pos = self.recent_pos % len(recent)
-                recent[pos] = callee
-                self.refusals[pos] = 1 if refused else 0
-                self.recent_pos = pos + 1
+            pos = self.ring_pos
+            recent[pos] = key
+            refusals[pos] = 1 if refused else 0
+            pos += 1
+            self.ring_pos = 0 if pos == len(recent) else pos
         last = self.last_callee
         sequential = last and 0 < abs(callee - last) <= fs.sequential_gap
         self.last_callee = callee
 
         counts = self.counts
-        for base in range(0, len(counts), _STRIDE):
+        for base in range(len(fs.horizons_s), len(counts), _STRIDE):
             counts[base] += 1
             if answered:
                 counts[base + ANSWERED] += 1
@@ -184,36 +195,28 @@ class NumberState:
         if t >= self.next_roll:
             self._roll(t, fs.horizons_s)
         counts = self.counts
-        callback = caller in self.recent
-        for base in range(0, len(counts), _STRIDE):
+        recent = self.ring
+        key = caller % _FINGERPRINT_MOD or 1
+        callback = key in recent
+        for base in range(len(fs.horizons_s), len(counts), _STRIDE):
             counts[base + INBOUND] += 1
             if callback:
                 counts[base + CALLBACK] += 1
         if callback:
-            self.refusals[self.recent.index(caller)] = 0  # they called back: not a refusal
+            self.refusals[recent.index(key)] = 0  # they called back: not a refusal
 
     def may_reach(self, attempts: float) -> bool:
         """False when the longest horizon's two buckets together hold fewer calls (cheap gate)."""
-        base = len(self.counts) - _STRIDE
-        return self.counts[base] + self.counts[base + N_COUNTERS] >= attempts
-
-    def attempts(self, horizon_index: int, now: float, horizon: int) -> float:
-        """Sliding-window estimate of calls made within ``horizon`` seconds before ``now``."""
-        cur = 2 * N_COUNTERS * horizon_index
-        b = self.bucket[horizon_index]
-        if now >= (b + 2) * horizon:
-            return 0.0
-        if now >= (b + 1) * horizon:
-            return self.counts[cur] * (1.0 - (now - (b + 1) * horizon) / horizon)
-        frac = (now - b * horizon) / horizon
-        return self.counts[cur] + self.counts[cur + N_COUNTERS] * (1.0 - frac)
+        counts = self.counts
+        base = len(counts) - _STRIDE
+        return counts[base] + counts[base + N_COUNTERS] >= attempts
 
     def window(self, horizon: int, now: float, fs: FeatureSettings) -> list[float]:
         """The sliding-window estimate of every counter at ``horizon`` as of ``now``."""
-        i = fs.horizons_s.index(horizon)
-        cur = 2 * N_COUNTERS * i
-        b = self.bucket[i]
         c = self.counts
+        i = fs.horizons_s.index(horizon)
+        cur = len(fs.horizons_s) + _STRIDE * i
+        b = c[i]
         if now >= (b + 2) * horizon:
             return [0.0] * N_COUNTERS
         if now >= (b + 1) * horizon:  # the current bucket has become the previous one
@@ -222,6 +225,10 @@ class NumberState:
         w = 1.0 - max(0.0, now - b * horizon) / horizon
         prev = cur + N_COUNTERS
         return [c[cur + k] + c[prev + k] * w for k in range(N_COUNTERS)]
+
+    def attempts(self, horizon: int, now: float, fs: FeatureSettings) -> float:
+        """Sliding-window estimate of calls made within ``horizon`` seconds before ``now``."""
+        return self.window(horizon, now, fs)[ATTEMPTS]
 
     def features(self, horizon: int, now: float, fs: FeatureSettings) -> dict[str, float]:
         """Named features over one horizon (the names rules use, see detectors.config.FEATURES)."""

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
+import msgspec
 import orjson
 
 from detectors.numbers import BadNumber, NumberNormaliser
@@ -165,10 +166,93 @@ def call_from_mapping(
                 disposition)
 
 
+class _WireCDR(msgspec.Struct):
+    """CONTRACT 1a as a typed struct, for the fast path: decoding and type checks in C."""
+
+    caller: str | int
+    callee: str | int
+    start: str | float | int
+    duration: int | float
+    answered: bool | None = None
+    ring: float | int | None = None
+    id: str | int | None = None
+    trunk: str | None = None
+    src_ip: str | None = None
+    disposition: str | None = None
+
+
+_decode_wire = msgspec.json.Decoder(_WireCDR).decode
+_decode_wire_list = msgspec.json.Decoder(list[_WireCDR]).decode
+
+
+def _fast_call(data: bytes | str, normaliser: Callable[[str], str]) -> Call | None:
+    """The Call in one well-formed JSON object, or None when the careful path must decide."""
+    try:
+        w = _decode_wire(data)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    return _from_wire(w, normaliser)
+
+
+def _fast_calls(data: bytes | str, normaliser: Callable[[str], str]) -> list[Decoded] | None:
+    """The Calls in a JSON array of well-formed objects, or None (the careful path decides)."""
+    try:
+        wires = _decode_wire_list(data)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    calls: list[Decoded] = []
+    for w in wires:
+        call = _from_wire(w, normaliser)
+        if call is None:
+            return None
+        calls.append(call)
+    return calls
+
+
+def _from_wire(w: _WireCDR, normaliser: Callable[[str], str]) -> Call | None:
+    caller, callee, start, duration = w.caller, w.callee, w.start, w.duration
+    if type(start) is not float or not _EPOCH_MIN <= start < _EPOCH_MAX:
+        if type(start) is str or not _EPOCH_MIN <= start < _EPOCH_MAX:
+            try:
+                start = parse_time(start)
+            except ValueError:
+                return None
+        else:
+            start = float(start)
+    if type(duration) is not int:
+        if not duration.is_integer():
+            return None
+        duration = int(duration)
+    if duration < 0:
+        return None
+    ring = w.ring
+    if ring is not None:
+        ring = float(ring)
+        if not 0 <= ring < 86400:
+            return None
+    try:
+        caller = normaliser(caller if type(caller) is str else str(caller))
+        callee = normaliser(callee if type(callee) is str else str(callee))
+    except BadNumber:
+        return None
+    answered = w.answered
+    record_id = w.id
+    return Call(caller, callee, start, duration, duration > 0 if answered is None else answered,
+                ring, record_id if type(record_id) is not int else str(record_id), w.trunk,
+                w.src_ip, w.disposition)
+
+
 def decode_json_value(
     data: bytes | str, normaliser: Callable[[str], str], source: str = ""
 ) -> list[Decoded]:
     """A JSON object or array of objects (a Kafka message value, or one line)."""
+    fast = _fast_call(data, normaliser)
+    if fast is not None:
+        return [fast]
+    if data[:1] in (b"[", "["):
+        many = _fast_calls(data, normaliser)
+        if many is not None:
+            return many
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
@@ -187,6 +271,10 @@ def read_json_lines(
     """JSON lines: one object (or array of objects) per line; blank lines skipped."""
     loads = orjson.loads
     for lineno, line in enumerate(lines, 1):
+        fast = _fast_call(line, normaliser)
+        if fast is not None:
+            yield fast
+            continue
         try:
             value = loads(line)
         except orjson.JSONDecodeError as exc:

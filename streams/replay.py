@@ -89,18 +89,21 @@ def replay(
     summary = ReplaySummary()
     started = time.perf_counter()
     observe = detector.observe
+    read = 0
     in_batch = 0
     newest = -float("inf")
+    first_event: float | None = None
     batch_wall = wall_clock()
     duplicates_before = detector.stats.duplicates
     for record in records:
-        summary.read += 1
+        read += 1
         in_batch += 1
         if type(record) is Call:
-            if summary.first_event is None:
-                summary.first_event = record.start
-            if record.start > newest:
-                newest = record.start
+            start = record.start
+            if start > newest:
+                newest = start
+                if first_event is None:
+                    first_event = start
             for alert in observe(record):
                 summary.alerts[alert.profile] += 1
                 on_alert(alert)
@@ -129,6 +132,8 @@ def replay(
                        detector.stats.duplicates - duplicates_before)
     if progress is not None and in_batch:
         progress(in_batch)
+    summary.read = read
+    summary.first_event = first_event
     summary.calls = detector.stats.calls
     summary.duplicates = detector.stats.duplicates
     summary.tracked_numbers = detector.tracked_numbers

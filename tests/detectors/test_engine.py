@@ -142,3 +142,21 @@ def test_model_only_alerts_when_enabled() -> None:
     alerts = run(det, dialer_calls(n=400, every=1.0, t0=T0 + 200))
     assert [(a.profile, a.caller) for a in alerts] == [("model", "+8617000000001")]
     assert alerts[0].model_score is not None and alerts[0].model_score >= 0.6
+
+
+def test_quiet_numbers_get_a_bare_count_until_they_call_often() -> None:
+    settings = load_settings()
+    fs = settings.features
+    det = Detector(settings)
+    quiet = [Call("+8613800000001", f"+861390000000{i}", T0 + i * (fs.horizons_s[-1] + 1), 30,
+                  True) for i in range(6)]
+    run(det, quiet)
+    assert "+8613800000001" in det.light and "+8613800000001" not in det.states
+    busy = [Call("+8613800000002", f"+861390000001{i}", T0 + i, 30, True)
+            for i in range(fs.promote_after)]
+    run(det, busy)
+    assert "+8613800000002" in det.states and "+8613800000002" not in det.light
+    assert det.states["+8613800000002"].first_seen == T0
+    assert det.tracked_numbers == 2
+    det.expire(T0 + 100 * fs.idle_expiry_s)
+    assert det.tracked_numbers == 0

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from detectors.numbers import NumberNormaliser
 from detectors.readers import (
     asterisk_trunk,
+    call_from_mapping,
     decode_json_value,
     event_time_order,
     parse_time,
@@ -206,3 +207,30 @@ def test_random_json_values_never_crash(value: object) -> None:
         return
     for record in decode_json_value(data, NORM):
         assert isinstance(record, Call | Rejected)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(
+    st.sampled_from(["caller", "callee", "start", "duration", "answered", "ring", "id", "trunk",
+                     "src_ip", "disposition", "extra"]),
+    st.none() | st.booleans() | st.integers(-5, 2_000_000_000) | st.floats(allow_nan=False)
+    | st.sampled_from(["13800000001", "+8613900000002", "2024-05-01T00:00:00Z", "x", ""]),
+    max_size=11))
+def test_fast_and_careful_decoding_agree(record: dict) -> None:
+    """The C fast path and the careful dict path give the same call or the same rejection."""
+    from detectors.readers import _fast_call
+
+    data = orjson.dumps(record)
+    careful = call_from_mapping(record, NORM)
+    fast = _fast_call(data, NORM)
+    if fast is not None:
+        assert careful == fast
+    [decoded] = decode_json_value(data, NORM)
+    assert decoded == careful or (isinstance(decoded, Rejected) and isinstance(careful, Rejected)
+                                  and decoded.reason == careful.reason)
+
+
+def test_array_fast_path_matches_one_by_one() -> None:
+    items = [line(), line(caller="13800000002", id=7), line(start="2024-05-01T00:00:00Z")]
+    value = b"[" + b",".join(items) + b"]"
+    assert decode_json_value(value, NORM) == [decode_json_value(i, NORM)[0] for i in items]

@@ -1,0 +1,173 @@
+"""Replay throughput, metrics overhead and state size per tracked number.
+
+Prints figures and ratios measured in one run on this machine, against a
+baseline measured in the same run (decoding alone); it asserts nothing, because
+shared machines are noisy.  Targets (issue 2 and 4): >= 100k CDR/s per core end
+to end, <= 1 KB of state per tracked number, metrics cost <= 5 %.
+
+    python benchmarks/bench_replay.py [--seed 7] [--repeat 3] [--size day]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import pickle
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+
+from detectors.config import load_settings
+from detectors.engine import Detector
+from detectors.features import NumberState
+from detectors.numbers import NumberNormaliser
+from detectors.readers import read_paths
+from streams.replay import replay
+
+
+def simulate(directory: Path, seed: int, size: str, fmt: str) -> Path:
+    out = directory / f"day-{seed}.{'jsonl' if fmt == 'json' else 'csv'}"
+    subprocess.run(
+        [sys.executable, "-m", "streams", "simulate", str(out), "--seed", str(seed),
+         "--size", size, "--format", fmt, "--no-progress"],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    return out
+
+
+def best_of(repeat: int, run: Callable[[], int]) -> tuple[float, int]:
+    """Median records/s over ``repeat`` runs, and the record count."""
+    rates = []
+    count = 0
+    for _ in range(repeat):
+        started = time.perf_counter()
+        count = run()
+        rates.append(count / (time.perf_counter() - started))
+    return statistics.median(rates), count
+
+
+def decode_only(path: Path, fmt: str) -> int:
+    n = 0
+    with open(path, "rb") as f:
+        if fmt == "json":
+            for line in f:
+                orjson.loads(line)
+                n += 1
+        else:
+            for _row in csv.reader(io.TextIOWrapper(f, "utf-8")):
+                n += 1
+    return n
+
+
+def replay_run(path: Path, fmt: str, with_metrics: bool = False) -> tuple[int, Detector]:
+    settings = load_settings()
+    detector = Detector(settings)
+    metrics = None
+    if with_metrics:
+        from prometheus_client import CollectorRegistry
+
+        from streams.metrics import DialguardMetrics
+
+        metrics = DialguardMetrics(CollectorRegistry())
+    sink = io.BytesIO()
+    records = read_paths([path], fmt, NumberNormaliser(settings.input.region),
+                         settings.input.timezone)
+    summary = replay(records, detector, lambda a: sink.write(a.to_json() + b"\n"),
+                     metrics=metrics)
+    return summary.read, detector
+
+
+def _deep(st: NumberState) -> int:
+    """Bytes an object owns: itself and every slot value not shared with other objects."""
+    size = sys.getsizeof(st)
+    for name in NumberState.__slots__:
+        value = getattr(st, name)
+        if value is None or isinstance(value, bool) or value in (0, 0.0, float("inf"),
+                                                                  float("-inf")):
+            continue  # shared singletons and cached small values
+        if isinstance(value, str):
+            continue  # trunk names are interned by the readers' dict keys, shared
+        size += sys.getsizeof(value)
+    return size
+
+
+def state_bytes(detector: Detector) -> dict[str, float]:
+    """In-memory bytes per tracked number (key, dict slot, object and its buffers) and pickled."""
+    states, light = detector.states, detector.light
+    if not states and not light:
+        return {}
+    full_sizes = []
+    pickled = []
+    share = sys.getsizeof(states) / max(1, len(states))
+    for key, st in states.items():
+        full_sizes.append(sys.getsizeof(key) + share + _deep(st))
+        pickled.append(len(pickle.dumps(st, protocol=pickle.HIGHEST_PROTOCOL)))
+    light_share = sys.getsizeof(light) / max(1, len(light))
+    light_sizes = [sys.getsizeof(key) + light_share + sys.getsizeof(entry) + 24 * len(entry)
+                   for key, entry in light.items()]
+    full = NumberState(detector.settings.features, 0.0)
+    for i in range(detector.settings.features.recent_callees * 2):
+        full.outbound(float(i), 8613900000000 + 7919 * i, True, 30, 5.0, False,
+                      detector.settings.features, "gw-cloud")
+    full.last_alert = 100.0
+    full.model_score = 0.5
+    everything = full_sizes + light_sizes
+    return {
+        "numbers": len(everything),
+        "full": len(full_sizes),
+        "mean_bytes": statistics.fmean(everything),
+        "mean_full_bytes": statistics.fmean(full_sizes) if full_sizes else 0.0,
+        "max_bytes": max(everything),
+        "busiest_number_bytes": sys.getsizeof("+8613900000000") + share + _deep(full),
+        "mean_pickled_bytes": statistics.fmean(pickled) if pickled else 0.0,
+        "max_pickled_bytes": max(pickled) if pickled else 0.0,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--size", default="day", choices=["small", "day"])
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        print(f"simulating seed {args.seed} ({args.size}) in both encodings ...", flush=True)
+        files = {fmt: simulate(directory, args.seed, args.size, fmt)
+                 for fmt in ("json", "asterisk")}
+        print(f"{'input':<10} {'decode only':>14} {'replay':>14} {'replay+metrics':>16} "
+              f"{'replay/decode':>14} {'metrics cost':>13}")
+        detector = None
+        for fmt, path in files.items():
+            ceiling, n = best_of(args.repeat, lambda p=path, f=fmt: decode_only(p, f))
+            plain, _ = best_of(args.repeat, lambda p=path, f=fmt: replay_run(p, f)[0])
+            metered, _ = best_of(args.repeat, lambda p=path, f=fmt: replay_run(p, f, True)[0])
+            print(f"{fmt:<10} {ceiling:>10,.0f} r/s {plain:>10,.0f} r/s {metered:>12,.0f} r/s "
+                  f"{plain / ceiling:>14.2f} {100 * (plain - metered) / plain:>12.1f}%")
+            print(f"           ({n:,} records; target replay >= 100,000 CDR/s per core, "
+                  f"metrics cost <= 5 %)")
+            if fmt == "json":
+                _, detector = replay_run(path, fmt)
+        assert detector is not None
+        sizes = state_bytes(detector)
+        print("state per tracked number at the end of the day "
+              f"({sizes['numbers']:,.0f} numbers, {sizes['full']:,.0f} of them with full state; "
+              "target <= 1024 bytes):")
+        print(f"  in memory (key, dict slot, object and what it owns): mean "
+              f"{sizes['mean_bytes']:.0f} B over all, {sizes['mean_full_bytes']:.0f} B over full "
+              f"states, max {sizes['max_bytes']:.0f} B, a busy number with a full callee ring "
+              f"{sizes['busiest_number_bytes']:.0f} B")
+        print(f"  pickled (Faust table value): mean {sizes['mean_pickled_bytes']:.0f} B, "
+              f"max {sizes['max_pickled_bytes']:.0f} B")
+
+
+if __name__ == "__main__":
+    main()
