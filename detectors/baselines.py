@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from detectors.alerts import Alert
 from detectors.dedup import Deduplicator
@@ -51,7 +51,7 @@ class _Baseline:
         self._watermark = -math.inf
         self._last_sweep = -math.inf
 
-    def observe(self, call: Call) -> list[Alert]:
+    def observe(self, call: Call) -> Sequence[Alert]:
         if call.id is not None and self.dedup.seen(call.id, call.start):
             return []
         t = call.start

@@ -32,7 +32,7 @@ from __future__ import annotations
 import io
 import statistics
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -45,7 +45,7 @@ REQUIRED_CLASSES: tuple[str, ...] = tuple(c for c in ABUSE_CLASSES if c != "rota
 
 
 class Observer(Protocol):
-    def observe(self, call: Call) -> list[Alert]: ...
+    def observe(self, call: Call) -> Sequence[Alert]: ...
 
 
 @dataclass

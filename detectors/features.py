@@ -1,8 +1,9 @@
 """Per-number online features over event-time sliding windows.
 
 Only numbers that call often get a :class:`NumberState` (the detector keeps a
-bare call count for the rest; see ``[features].promote_after``).  A state keeps, for every horizon (say 1 min, 10 min, 1 h), two adjacent
-tumbling buckets of integer counters.  A sliding count is estimated as
+bare call count for the rest; see ``[features].promote_after``).  A state
+keeps, for every horizon (say 10 min and 1 h), two adjacent tumbling buckets
+of integer counters.  A sliding count is estimated as
 ``current + previous * (1 - elapsed fraction of current)``: O(1) per call, exact
 when calls are evenly spread.  Alongside the counters a number remembers a
 fixed ring of its most recent distinct callees (31-bit fingerprints), and how

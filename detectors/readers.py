@@ -210,16 +210,16 @@ def _fast_calls(data: bytes | str, normaliser: Callable[[str], str]) -> list[Dec
 
 
 def _from_wire(w: _WireCDR, normaliser: Callable[[str], str]) -> Call | None:
-    caller, callee, start, duration = w.caller, w.callee, w.start, w.duration
-    if type(start) is not float or not _EPOCH_MIN <= start < _EPOCH_MAX:
-        if type(start) is str or not _EPOCH_MIN <= start < _EPOCH_MAX:
-            try:
-                start = parse_time(start)
-            except ValueError:
-                return None
-        else:
-            start = float(start)
-    if type(duration) is not int:
+    caller, callee, raw_start, duration = w.caller, w.callee, w.start, w.duration
+    start: float
+    if type(raw_start) is float and _EPOCH_MIN <= raw_start < _EPOCH_MAX:
+        start = raw_start
+    else:
+        try:
+            start = parse_time(raw_start)
+        except ValueError:
+            return None
+    if isinstance(duration, float):
         if not duration.is_integer():
             return None
         duration = int(duration)
@@ -236,10 +236,9 @@ def _from_wire(w: _WireCDR, normaliser: Callable[[str], str]) -> Call | None:
     except BadNumber:
         return None
     answered = w.answered
-    record_id = w.id
+    record_id = w.id if w.id is None or isinstance(w.id, str) else str(w.id)
     return Call(caller, callee, start, duration, duration > 0 if answered is None else answered,
-                ring, record_id if type(record_id) is not int else str(record_id), w.trunk,
-                w.src_ip, w.disposition)
+                ring, record_id, w.trunk, w.src_ip, w.disposition)
 
 
 def decode_json_value(

@@ -17,7 +17,8 @@ def dialer_calls(caller: str = "+8617000000001", n: int = 200, every: float = 2.
         answered = rng.random() < answer_rate
         calls.append(Call(caller, f"+86139{rng.randrange(10**8):08d}", t0 + i * every,
                           duration=rng.randint(1, 6) if answered else 0, answered=answered,
-                          ring=rng.uniform(8, 20), id=f"{caller}@{t0 + i * every}", trunk="gw-cloud"))
+                          ring=rng.uniform(8, 20), id=f"{caller}@{t0 + i * every}",
+                          trunk="gw-cloud"))
     return calls
 
 

@@ -140,7 +140,8 @@ def test_trunk_from_channel(channel: str, trunk: str | None) -> None:
 
 def test_asterisk_bad_rows_are_rejected() -> None:
     rows = ['"too","few"', asterisk_row(start="01/05/2024"), asterisk_row(billsec="x"),
-            asterisk_row(billsec="30", duration="20"), asterisk_row(src="anonymous"), asterisk_row()]
+            asterisk_row(billsec="30", duration="20"), asterisk_row(src="anonymous"),
+            asterisk_row()]
     out = list(read_asterisk_csv(rows, NORM, source="m.csv"))
     assert [r.reason for r in out if isinstance(r, Rejected)] == [
         "malformed", "bad_time", "bad_duration", "bad_duration", "bad_number"]
