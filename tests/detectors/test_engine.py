@@ -36,7 +36,8 @@ def test_alerts_again_after_the_cooldown() -> None:
     det = Detector(with_override(load_settings(), "alerts.cooldown_s", 600))
     alerts = run(det, dialer_calls(n=1500, every=2.0))
     assert len(alerts) == 5  # 3000 s of calls, one alert per 600 s
-    assert all(b.detected_at - a.detected_at >= 600 for a, b in zip(alerts, alerts[1:], strict=False))
+    gaps = [b.detected_at - a.detected_at for a, b in zip(alerts, alerts[1:], strict=False)]
+    assert min(gaps) >= 600
 
 
 def test_allowlisted_numbers_are_never_alerted() -> None:
