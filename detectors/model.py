@@ -44,12 +44,15 @@ def model_vector(features: Mapping[str, float]) -> dict[str, float]:
     >>> v["attempts"], v["inbound_ratio"], v["answer_ratio"]
     (1.0, 1.0, 0.0)
     """
-    get = features.get
-    vector = {name: min(1.0, max(0.0, float(get(name, 0.0) or 0.0))) for name in _RATIOS}
-    vector["attempts"] = min(1.0, math.log1p(max(0.0, get("attempts", 0.0))) / _LOG_ATTEMPTS_CAP)
-    vector["mean_talk_s"] = min(1.0, math.log1p(max(0.0, get("mean_talk_s", 0.0))) / _LOG_TALK_CAP)
-    vector["inbound_ratio"] = min(1.0, max(0.0, get("inbound_ratio", 0.0)))
-    vector["gap_cv"] = min(1.0, max(0.0, get("gap_cv", 0.0)) / 3.0)
+    def get(name: str) -> float:
+        value = features.get(name)
+        return float(value) if isinstance(value, int | float) and value == value else 0.0
+
+    vector = {name: min(1.0, max(0.0, get(name))) for name in _RATIOS}
+    vector["attempts"] = min(1.0, math.log1p(max(0.0, get("attempts"))) / _LOG_ATTEMPTS_CAP)
+    vector["mean_talk_s"] = min(1.0, math.log1p(max(0.0, get("mean_talk_s"))) / _LOG_TALK_CAP)
+    vector["inbound_ratio"] = min(1.0, max(0.0, get("inbound_ratio")))
+    vector["gap_cv"] = min(1.0, max(0.0, get("gap_cv")) / 3.0)
     return vector
 
 
