@@ -37,7 +37,7 @@ entry and :meth:`Detector.observe_inbound` only the callee's.
 from __future__ import annotations
 
 import math
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 
 from detectors.alerts import Alert
@@ -87,6 +87,8 @@ class Detector:
         self.stats = DetectorStats()
         self.watermark = -math.inf
         self._last_sweep = -math.inf
+        #: called with every model score (for a score histogram); None to skip
+        self.on_model_score: Callable[[float], None] | None = None
         #: numbers whose state changed since the last :meth:`drain_touched` (write-behind)
         self.touched: set[str] | None = set() if track_touched else None
         self._apply(settings)
@@ -230,6 +232,8 @@ class Detector:
                 state.model_score = self.model.score_and_learn(
                     features(fs.horizons_s[-1]), learn=best is None
                 )
+                if self.on_model_score is not None:
+                    self.on_model_score(state.model_score)
             model_score = state.model_score if self.model.warmed_up else 0.0
 
         if best is not None:

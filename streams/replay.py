@@ -88,6 +88,8 @@ def replay(
     """Feed decoded records through ``detector``; returns counts."""
     summary = ReplaySummary()
     started = time.perf_counter()
+    if metrics is not None:
+        detector.on_model_score = metrics.model_scored
     observe = detector.observe
     read = 0
     in_batch = 0
@@ -109,8 +111,6 @@ def replay(
                 on_alert(alert)
                 if metrics is not None:
                     metrics.alert_raised(alert, batch_wall, wall_clock())
-                    if alert.model_score is not None:
-                        metrics.model_scored(alert.model_score)
         else:
             assert isinstance(record, Rejected)
             summary.rejected[record.reason] += 1

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
               help="Seconds of disorder within a file that are re-ordered by event time.")
 @click.option("--metrics-port", type=int,
               help="Serve Prometheus metrics on this port while running.")
+@click.option("--metrics-addr", default="0.0.0.0", show_default=True,
+              help="Address the metrics endpoint listens on (127.0.0.1 for this host only).")
 @click.option("--linger", default=0.0, show_default=True,
               help="With --metrics-port: keep serving this many seconds after the input ends.")
 @click.option("--progress/--no-progress", default=None,
@@ -54,6 +56,7 @@ def replay_command(
     summary_path: str | None,
     slack: float,
     metrics_port: int | None,
+    metrics_addr: str,
     linger: float,
     progress: bool | None,
 ) -> None:
@@ -78,9 +81,14 @@ def replay_command(
     if metrics_port is not None:
         from streams.metrics import DialguardMetrics
 
-        metrics = DialguardMetrics()
-        metrics.serve(metrics_port)
-        click.echo(f"metrics on http://0.0.0.0:{metrics_port}/metrics", err=True)
+        metrics = DialguardMetrics(profiles=list(settings.rules))
+        try:
+            metrics.serve(metrics_port, metrics_addr)
+        except OSError as exc:
+            raise click.UsageError(
+                f"cannot serve metrics on {metrics_addr}:{metrics_port}: {exc.strerror or exc}"
+            ) from None
+        click.echo(f"metrics on http://{metrics_addr}:{metrics_port}/metrics", err=True)
 
     out: IO[bytes] = sys.stdout.buffer if alerts_path == "-" else open(alerts_path, "wb")  # noqa: SIM115
     rejects: IO[bytes] | None = open(rejects_path, "wb") if rejects_path else None  # noqa: SIM115
