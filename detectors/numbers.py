@@ -70,7 +70,14 @@ class NumberNormaliser:
     def _normalise(self, raw: str) -> str:
         if not isinstance(raw, str):
             raise BadNumber(f"not a telephone number: {raw!r}")
-        text = raw.strip().translate(_SEPARATORS)
+        if raw.isdigit() and raw.isascii():
+            text = raw  # the common case needs no clean-up
+        elif raw[:1] == "+" and raw[1:].isdigit() and raw.isascii():
+            if _MIN_DIGITS < len(raw) - 1 <= _MAX_DIGITS and raw[1] != "0":
+                return raw
+            raise BadNumber(f"not a telephone number: {raw!r}")
+        else:
+            text = raw.strip().translate(_SEPARATORS)
         if text.startswith("+"):
             digits = text[1:]
         else:
