@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 import time
 from pathlib import Path
@@ -102,6 +103,9 @@ def replay_command(
         if rejects is not None:
             rejects.write(orjson.dumps(rejected.to_dict()) + b"\n")  # type: ignore[attr-defined]
 
+    # Long-lived per-number state makes the default collector rescan it constantly.
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 1000)
     show_progress = sys.stderr.isatty() if progress is None else progress
     records = read_paths(paths, fmt, normaliser, settings.input.timezone, slack)
     try:
