@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import click
 import orjson
 
 from detectors.config import ConfigError, load_settings
+from detectors.alerts import Alert
 from detectors.evaluation import (
+    Observer,
     calls_from_files,
     calls_from_records,
     compare,
@@ -16,13 +21,61 @@ from detectors.evaluation import (
     render_tables,
 )
 from detectors.numbers import NumberNormaliser
-from detectors.simulation import Labels, SimConfig, simulate
+from detectors.records import Call
+from detectors.simulation import Labels, SimConfig
+from detectors.worlds import WORLDS, kind_breakdown, kind_of, simulate_world
 from streams.cli import main
+
+
+def _recording(make: Callable[[], Observer], sink: list[Alert]) -> Callable[[], Observer]:
+    """The same detector, its alerts also kept in ``sink`` (for the report's alert list)."""
+
+    def build() -> Observer:
+        inner = make().observe
+
+        def observe(call: Call) -> Sequence[Alert]:
+            found = inner(call)
+            if found:
+                sink.extend(found)
+            return found
+
+        return SimpleNamespace(observe=observe)  # type: ignore[return-value]
+
+    return build
+
+
+def _alert_rows(alerts: list[Alert], labels: Labels) -> list[dict[str, Any]]:
+    rows = []
+    for alert in alerts:
+        row = alert.to_dict()
+        numbers = [alert.caller] if alert.kind == "number" else list(alert.members or [])
+        row["truth"] = [
+            {"number": n, "class": labels.class_of(n),
+             "kind": kind_of(labels.meta, n, labels.class_of(n))}
+            for n in numbers if n is not None
+        ]
+        rows.append(row)
+    return rows
+
+
+def _kind_table(breakdown: dict[str, dict[str, Any]], names: list[str]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="Alerted/members per kind (world's sub-classes; abuse kinds are recall, "
+                        "legitimate ones false positives)")
+    table.add_column("kind")
+    for name in names:
+        table.add_column(name, justify="right")
+    for kind, entry in breakdown.items():
+        table.add_row(kind, *[f"{entry['alerted'][n]}/{entry['members']}" for n in names])
+    return table
 
 
 @main.command("evaluate")
 @click.option("--seed", default=1, show_default=True, type=int,
               help="Simulate this world (ignored with --input).")
+@click.option("--world", type=click.Choice(WORLDS), default="standard", show_default=True,
+              help="Which simulated world (ignored with --input); see detectors.worlds.")
 @click.option("--size", type=click.Choice(["small", "day"]), default="day", show_default=True)
 @click.option("--hours", type=click.FloatRange(min=0.1, max=168), help="Override the length.")
 @click.option("--subscribers", type=click.IntRange(min=10), help="Override the population.")
@@ -35,8 +88,9 @@ from streams.cli import main
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Settings file (TOML) for dialguard's detector and the cool-down.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False),
-              help="Also write the full report (per-campaign detail) as JSON here.")
-def evaluate_command(seed: int, size: str, hours: float | None, subscribers: int | None,
+              help="Also write the full report (per-campaign detail, every alert with the "
+                   "truth about its numbers) as JSON here.")
+def evaluate_command(seed: int, world: str, size: str, hours: float | None, subscribers: int | None,
                      inputs: tuple[str, ...], labels_path: str | None, fmt: str,
                      config_path: str | None, json_path: str | None) -> None:
     """Compare dialguard with a pike-style volume rule and an hourly ANI profile on a
@@ -70,16 +124,29 @@ def evaluate_command(seed: int, size: str, hours: float | None, subscribers: int
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
         with console.status("simulating"):
-            day = simulate(config, seed)
+            day = simulate_world(world, config, seed)
             labels = day.labels
             calls = list(calls_from_records(day.records(), normaliser, rejected))
     allow = [normaliser(n) for n in labels.allowlist]
-    with console.status(f"running 3 detectors over {len(calls)} calls"):
-        report = compare(calls, labels, default_detectors(settings, allow))
+    sinks: dict[str, list[Alert]] = {}
+    detectors = []
+    for name, make in default_detectors(settings, allow):
+        sinks[name] = []
+        detectors.append((name, _recording(make, sinks[name])))
+    with console.status(f"running {len(detectors)} detectors over {len(calls)} calls"):
+        report = compare(calls, labels, detectors)
     report["rejected"] = rejected
+    ran = [n for n, m in report["detectors"].items() if "error" not in m]
     out = Console()
     for table in render_tables(report):
         out.print(table)
+    if labels.meta.get("kinds"):
+        alerted = {name: {n for a in sinks[name]
+                          for n in ([a.caller] if a.kind == "number" else (a.members or []))
+                          if n is not None} for name in ran}
+        report["kinds"] = kind_breakdown(alerted, labels)
+        out.print(_kind_table(report["kinds"], ran))
+    report["alerts"] = {name: _alert_rows(sinks[name], labels) for name in ran}
     if rejected:
         console.print(f"rejected records: {sum(rejected.values())} {rejected}")
     if json_path:

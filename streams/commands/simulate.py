@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import click
 
-from detectors.simulation import SimConfig, simulate, write_day
+from detectors.simulation import SimConfig, write_day
+from detectors.worlds import WORLDS, simulate_world
 from streams.cli import main
 
 
@@ -18,6 +19,9 @@ from streams.cli import main
 @click.argument("out", type=click.Path(dir_okay=False, writable=True))
 @click.option("--seed", default=1, show_default=True, type=int,
               help="The world: same seed, same day.")
+@click.option("--world", type=click.Choice(WORLDS), default="standard", show_default=True,
+              help="standard, or hard: wider, overlapping legitimate and abuse behaviour "
+                   "(see detectors.worlds).")
 @click.option("--format", "fmt", type=click.Choice(["json", "asterisk"]), default="json",
               show_default=True, help="JSON lines (CONTRACT 1a) or Asterisk Master.csv (1b).")
 @click.option("--size", type=click.Choice(["small", "day"]), default="day", show_default=True,
@@ -29,11 +33,12 @@ from streams.cli import main
               help="gzip the records (also implied by an OUT ending in .gz).")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Progress bar on stderr.")
-def simulate_command(out: str, seed: int, fmt: str, size: str, hours: float | None,
+def simulate_command(out: str, seed: int, world: str, fmt: str, size: str, hours: float | None,
                      subscribers: int | None, start: float | None, compress: bool,
                      progress: bool) -> None:
     """Write a seeded, labelled synthetic day of CDRs to OUT, plus OUT.labels.json and
-    OUT.allowlist.txt beside it.  With --gzip, .gz is appended to OUT if it lacks it."""
+    OUT.allowlist.txt beside it (--world hard: a harder world, same labels).  With --gzip,
+    .gz is appended to OUT if it lacks it."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -49,7 +54,7 @@ def simulate_command(out: str, seed: int, fmt: str, size: str, hours: float | No
                   TimeElapsedColumn(), console=console, disable=not progress,
                   transient=False) as bar:
         task = bar.add_task("simulating", total=None)
-        day = simulate(config, seed)
+        day = simulate_world(world, config, seed)
         bar.update(task, description="writing", total=len(day), completed=0)
         try:
             paths = write_day(day, out, fmt, compress,
@@ -60,6 +65,7 @@ def simulate_command(out: str, seed: int, fmt: str, size: str, hours: float | No
     abuse = sum(1 for c in day.labels.classes.values()
                 if c not in ("ordinary", "courier", "dispatch", "notice", "enterprise"))
     console.print(
+        f"world {world}, seed {seed}: "
         f"{meta['records']} records ({meta['duplicates']} duplicates, {meta['malformed']} "
         f"malformed) -> {paths['records']}\n"
         f"{len(day.labels.campaigns)} abuse campaigns, {abuse} abuse numbers -> {paths['labels']}\n"

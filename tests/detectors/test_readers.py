@@ -222,7 +222,7 @@ def test_fast_and_careful_decoding_agree(record: dict) -> None:
     from detectors.readers import _fast_call
 
     data = orjson.dumps(record)
-    careful = call_from_mapping(record, NORM)
+    careful = call_from_mapping(orjson.loads(data), NORM)
     fast = _fast_call(data, NORM)
     if fast is not None:
         assert careful == fast
