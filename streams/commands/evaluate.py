@@ -10,8 +10,8 @@ from typing import Any
 import click
 import orjson
 
-from detectors.config import ConfigError, load_settings
 from detectors.alerts import Alert
+from detectors.config import ConfigError, load_settings
 from detectors.evaluation import (
     Observer,
     calls_from_files,
@@ -39,7 +39,7 @@ def _recording(make: Callable[[], Observer], sink: list[Alert]) -> Callable[[], 
                 sink.extend(found)
             return found
 
-        return SimpleNamespace(observe=observe)  # type: ignore[return-value]
+        return SimpleNamespace(observe=observe)
 
     return build
 
