@@ -31,7 +31,7 @@ entry and :meth:`Detector.observe_inbound` only the callee's.
 >>> [(a.kind, a.caller, a.profile) for a in alerts]
 [('number', '+8617000000001', 'cloud_dialer')]
 >>> alerts[0].reasons[1]
-'21 calls in 10 min (>= 20)'
+'20 calls in 10 min (>= 20)'
 """
 
 from __future__ import annotations
