@@ -23,6 +23,7 @@ Kafka message values (the stream workers).
 
 from __future__ import annotations
 
+import bisect
 import csv
 import gzip
 import heapq
@@ -32,6 +33,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from datetime import datetime
+from operator import attrgetter
 from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo
@@ -415,31 +417,44 @@ def read_path(
             stream.close()
 
 
-def event_time_order(records: Iterable[Decoded], slack_s: float = 300.0) -> Iterator[Decoded]:
+_BY_START = attrgetter("start")
+_ORDER_CHUNK = 4096
+
+
+def event_time_order(
+    records: Iterable[Decoded], slack_s: float = 300.0, chunk: int = _ORDER_CHUNK
+) -> Iterator[Decoded]:
     """Re-order calls that arrive up to ``slack_s`` seconds late, in bounded memory.
 
+    Calls are buffered in chunks, sorted (cheap: the input is nearly sorted) and
+    released once they are ``slack_s`` older than the newest call seen.
     Rejections pass straight through.  A call later than the slack is passed on
-    as soon as it is read (the detectors tolerate it), so nothing is dropped.
+    at the next release (the detectors tolerate it), so nothing is dropped.
 
     >>> calls = [Call("+1", "+2", t, 0, False) for t in (10.0, 5.0, 20.0, 400.0, 15.0)]
     >>> [c.start for c in event_time_order(calls, slack_s=60)]
-    [5.0, 10.0, 20.0, 15.0, 400.0]
+    [5.0, 10.0, 15.0, 20.0, 400.0]
     """
-    heap: list[tuple[float, int, Call]] = []
+    buffer: list[Call] = []
     newest = -math.inf
-    seq = 0
     for record in records:
-        if isinstance(record, Rejected):
+        if type(record) is not Call:
             yield record
             continue
-        seq += 1
-        newest = max(newest, record.start)
-        heapq.heappush(heap, (record.start, seq, record))
-        horizon = newest - slack_s
-        while heap and heap[0][0] <= horizon:
-            yield heapq.heappop(heap)[2]
-    while heap:
-        yield heapq.heappop(heap)[2]
+        buffer.append(record)
+        if record.start > newest:
+            newest = record.start
+        if len(buffer) >= chunk:
+            buffer.sort(key=_BY_START)
+            cut = bisect.bisect_right(buffer, newest - slack_s, key=_BY_START)
+            if cut:
+                yield from buffer[:cut]
+                del buffer[:cut]
+            if len(buffer) >= 16 * chunk:  # a slack wider than memory allows
+                yield from buffer[:chunk]
+                del buffer[:chunk]
+    buffer.sort(key=_BY_START)
+    yield from buffer
 
 
 def read_paths(

@@ -167,9 +167,10 @@ def test_stdin_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_event_time_order_reorders_within_slack_and_keeps_everything() -> None:
     starts = [100.0, 90.0, 95.0, 300.0, 250.0, 1000.0, 10.0]
     calls = [Call("+1", "+2", t, 0, False) for t in starts]
-    out = [c.start for c in event_time_order(calls, slack_s=120)]
+    out = [c.start for c in event_time_order(calls, slack_s=120, chunk=2)]
     assert sorted(out) == sorted(starts)  # nothing lost
     assert out[:5] == [90.0, 95.0, 100.0, 250.0, 300.0]
+    assert out[5:] == [10.0, 1000.0]  # later than the slack: passed on, not dropped
 
 
 @settings(max_examples=300, deadline=None)
