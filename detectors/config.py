@@ -48,6 +48,7 @@ FEATURES: tuple[str, ...] = (
     "calls_per_min",
     "gap_cv",
     "virtual",
+    "refused_callees",
 )
 
 #: Keys whose change would alter the layout of per-number state.
@@ -70,8 +71,9 @@ class InputSettings:
 
 @dataclass(frozen=True)
 class FeatureSettings:
-    horizons_s: tuple[int, ...] = (600, 3600)
+    horizons_s: tuple[int, ...] = (600, 3600, 21600)
     short_call_s: float = 10.0
+    refusal_talk_s: float = 5.0
     ring_once_s: float = 5.0
     sequential_gap: int = 20
     idle_expiry_s: float = 7200.0
@@ -84,6 +86,7 @@ class FeatureSettings:
 class AlertSettings:
     cooldown_s: float = 3600.0
     min_attempts: int = 15
+    confidence_z: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -233,6 +236,7 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
     feature_settings = FeatureSettings(
         horizons_s=tuple(sorted(horizons)),
         short_call_s=_number(f["short_call_s"], "features.short_call_s"),
+        refusal_talk_s=_number(f["refusal_talk_s"], "features.refusal_talk_s"),
         ring_once_s=_number(f["ring_once_s"], "features.ring_once_s"),
         sequential_gap=_number(f["sequential_gap"], "features.sequential_gap", integer=True),
         idle_expiry_s=_number(f["idle_expiry_s"], "features.idle_expiry_s", minimum=1.0),
@@ -246,11 +250,14 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
         raise ConfigError("features.recent_callees must be <= 256 (state per number is bounded)")
 
     a = raw["alerts"]
-    _exact_keys(a, {"cooldown_s", "min_attempts"}, "alerts")
+    _exact_keys(a, {"cooldown_s", "min_attempts", "confidence_z"}, "alerts")
     alert_settings = AlertSettings(
         cooldown_s=_number(a["cooldown_s"], "alerts.cooldown_s"),
         min_attempts=_number(a["min_attempts"], "alerts.min_attempts", minimum=1, integer=True),
+        confidence_z=_number(a["confidence_z"], "alerts.confidence_z"),
     )
+    if alert_settings.confidence_z > 4:
+        raise ConfigError("alerts.confidence_z must be between 0 (raw ratios) and 4")
 
     m = raw["model"]
     _exact_keys(m, {f.name for f in ModelSettings.__dataclass_fields__.values()}, "model")

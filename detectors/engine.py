@@ -99,6 +99,7 @@ class Detector:
         self._virtual = settings.features.virtual_prefixes
         self._cooldown = settings.alerts.cooldown_s
         self._min_attempts = settings.alerts.min_attempts
+        self._confidence_z = settings.alerts.confidence_z
         self._sweep_interval = settings.features.idle_expiry_s * _SWEEP_FRACTION
 
     def update_settings(self, settings: Settings) -> None:
@@ -219,7 +220,7 @@ class Detector:
         best: RuleMatch | None = None
         best_horizon = fs.horizons_s[-1]
         for profile in self._profiles:
-            match = evaluate(profile, features(profile.horizon_s))
+            match = evaluate(profile, features(profile.horizon_s), self._confidence_z)
             if match is not None and (best is None or match.score > best.score):
                 best, best_horizon = match, profile.horizon_s
 

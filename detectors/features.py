@@ -139,7 +139,7 @@ class NumberState:
         if t >= self.next_roll:
             self._roll(t, fs.horizons_s)
         self.calls += 1
-        refused = not answered or talk < fs.short_call_s
+        refused = not answered or talk < fs.refusal_talk_s
         # Which counters this call adds to, decided once, applied to every horizon.
         if answered:
             outcome = SHORT if talk < fs.short_call_s else -1
@@ -156,8 +156,11 @@ class NumberState:
         if key in recent:
             idx = recent.index(key)
             novelty = REPEAT_REFUSED if refusals[idx] >= 2 else -1
-            if refused and refusals[idx] < _MAX_REFUSALS:
-                refusals[idx] += 1
+            if refused:
+                if refusals[idx] < _MAX_REFUSALS:
+                    refusals[idx] += 1
+            elif talk >= fs.short_call_s:
+                refusals[idx] = 0  # a real conversation: whatever they said, it was not no
         else:
             novelty = NEW
             pos = self.ring_pos
@@ -256,4 +259,5 @@ class NumberState:
             "calls_per_min": attempts * 60.0 / horizon,
             "gap_cv": gap_cv,
             "virtual": 0.0,  # filled in by the detector, which knows the number
+            "refused_callees": float(sum(1 for r in self.refusals if r >= 2)),
         }

@@ -19,6 +19,7 @@ True
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -64,35 +65,100 @@ _PHRASES: dict[str, str] = {
     "calls_per_min": "{v} calls per minute",
     "gap_cv": "inter-call gap variation {v}",
     "virtual": "virtual-operator segment {v}",
+    "refused_callees": "{v} people called again after refusing twice",
 }
 
 
 def _phrase(feature: str, value: float, horizon_s: int) -> str:
     if feature == "attempts":
         return f"{value:.0f} calls in {horizon_text(horizon_s)}"
-    return _PHRASES[feature].format(v=f"{value:.2f}" if feature != "repeat_refused"
-                                    and feature != "inbound" and feature != "answered"
-                                    else f"{value:.0f}")
+    whole = feature in ("repeat_refused", "inbound", "answered", "refused_callees")
+    return _PHRASES[feature].format(v=f"{value:.0f}" if whole else f"{value:.2f}")
 
 
-def evaluate(profile: RuleProfile, features: Mapping[str, float]) -> RuleMatch | None:
-    """The match of one profile against features over its horizon, or None."""
+#: For ratio features, the feature whose value is the ratio's denominator.
+_DENOMINATOR: dict[str, str] = {
+    "answer_ratio": "attempts",
+    "short_call_ratio": "answered",
+    "ring_once_ratio": "attempts",
+    "failed_ratio": "attempts",
+    "distinct_ratio": "attempts",
+    "repeat_refused_ratio": "attempts",
+    "sequential_ratio": "attempts",
+    "callback_ratio": "_new_callees",
+}
+
+
+def wilson_bounds(ratio: float, n: float, z: float) -> tuple[float, float]:
+    """Wilson score interval of a proportion observed over ``n`` trials.
+
+    >>> low, high = wilson_bounds(0.5, 16, 1.0)
+    >>> round(low, 3), round(high, 3)
+    (0.379, 0.621)
+    >>> wilson_bounds(0.5, 0, 1.0)
+    (0.0, 1.0)
+    """
+    if n <= 0:
+        return 0.0, 1.0
+    if z <= 0:
+        return ratio, ratio
+    z2n = z * z / n
+    centre = (ratio + z2n / 2) / (1 + z2n)
+    half = z * math.sqrt(max(0.0, ratio * (1 - ratio)) / n + z2n / (4 * n)) / (1 + z2n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _bounds(feature: str, features: Mapping[str, float], z: float) -> tuple[float, float]:
+    value = features.get(feature, 0.0)
+    denominator = _DENOMINATOR.get(feature)
+    if denominator is None or z <= 0:
+        return value, value
+    if denominator == "_new_callees":
+        n = features.get("distinct_ratio", 0.0) * features.get("attempts", 0.0)
+    else:
+        n = features.get(denominator, 0.0)
+    return wilson_bounds(min(1.0, max(0.0, value)), n, z)
+
+
+def evaluate(profile: RuleProfile, features: Mapping[str, float],
+             confidence_z: float = 0.0) -> RuleMatch | None:
+    """The match of one profile against features over its horizon, or None.
+
+    With ``confidence_z`` > 0 a ratio must clear its threshold with its Wilson
+    bound (``min_`` with the lower, ``max_`` with the upper bound), so a ratio
+    measured over a handful of calls is not taken at face value.
+    """
     if not profile.enabled:
         return None
+    lows: dict[str, float] = {}
+    highs: dict[str, float] = {}
     for feature, floor in profile.min.items():
-        if features.get(feature, 0.0) < floor:
+        low = _bounds(feature, features, confidence_z)[0]
+        if low < floor:
             return None
+        lows[feature] = low
     for feature, ceiling in profile.max.items():
-        if features.get(feature, 0.0) > ceiling:
+        high = _bounds(feature, features, confidence_z)[1]
+        if high > ceiling:
             return None
+        highs[feature] = high
     reasons = [f"{profile.name}: {profile.description}"]
     for feature, floor in profile.min.items():
-        reasons.append(f"{_phrase(feature, features.get(feature, 0.0), profile.horizon_s)} "
-                       f"(>= {_fmt(floor)})")
+        reasons.append(_reason(profile, feature, features, lows[feature], ">=", floor,
+                               "at least"))
     for feature, ceiling in profile.max.items():
-        reasons.append(f"{_phrase(feature, features.get(feature, 0.0), profile.horizon_s)} "
-                       f"(<= {_fmt(ceiling)})")
+        reasons.append(_reason(profile, feature, features, highs[feature], "<=", ceiling,
+                               "at most"))
     floor = profile.min["attempts"]
     factor = features.get("attempts", 0.0) / floor if floor > 0 else 1.0
     score = profile.weight * min(_MAX_VOLUME_FACTOR, max(1.0, factor))
     return RuleMatch(profile=profile.name, score=score, reasons=reasons)
+
+
+def _reason(profile: RuleProfile, feature: str, features: Mapping[str, float], bound: float,
+            op: str, threshold: float, word: str) -> str:
+    value = features.get(feature, 0.0)
+    text = _phrase(feature, value, profile.horizon_s)
+    if abs(bound - value) > 0.005:
+        return f"{text}, {word} {bound:.2f} with confidence ({op} {_fmt(threshold)})"
+    return f"{text} ({op} {_fmt(threshold)})"

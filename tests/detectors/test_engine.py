@@ -92,6 +92,7 @@ def test_live_threshold_change_alters_the_next_decision() -> None:
     run(det, calls[:100])
     det.update_settings(with_override(settings, "rules.cloud_dialer.enabled", False))
     det.update_settings(with_override(det.settings, "rules.marketing_blast.enabled", False))
+    det.update_settings(with_override(det.settings, "rules.slow_dialer.enabled", False))
     fresh = dialer_calls("+8617000000009", n=300, every=2.0)
     assert run(det, fresh) == []
     det.update_settings(with_override(det.settings, "rules.cloud_dialer.enabled", True))
@@ -103,7 +104,7 @@ def test_fixed_keys_cannot_change_live() -> None:
     det = Detector(load_settings())
     other = load_settings()
     raw = dict(other.raw)
-    raw["features"] = dict(raw["features"], horizons_s=[60, 600, 3600, 7200])
+    raw["features"] = dict(raw["features"], horizons_s=[60, 600, 3600, 21600])
     with pytest.raises(ConfigError, match="fixed at start"):
         det.update_settings(build_settings(raw))
 
