@@ -51,7 +51,7 @@ from detectors.rules import RuleMatch, evaluate
 
 _NO_ALERTS: tuple[Alert, ...] = ()
 _SWEEP_FRACTION = 0.5  # sweep idle numbers every half of the idle expiry (event time)
-_JUDGE_STEP = 0.125  # a judged number is judged again after this fraction more calls
+_JUDGE_STEP = 0.0625  # a judged number is judged again after this fraction more calls
 # A number without full state: [window start, calls in window, first seen, last seen].
 _LIGHT_START, _LIGHT_CALLS, _LIGHT_FIRST, _LIGHT_LAST = range(4)
 
