@@ -1,0 +1,131 @@
+"""``dialguard worker``: run a Faust stream worker against Kafka (CONTRACT section 3)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import click
+
+from streams.cli import main
+
+DEFAULT_BROKER = "kafka://127.0.0.1:9092"
+BROKER_ENV = "DIALGUARD_BROKER"
+
+
+def broker_url(value: str | None) -> str:
+    """``--broker`` / ``$DIALGUARD_BROKER`` as a Faust URL (``host:port`` gets ``kafka://``)."""
+    url = value or os.environ.get(BROKER_ENV) or DEFAULT_BROKER
+    return ";".join(p if "://" in p else f"kafka://{p}" for p in url.replace(",", ";").split(";")
+                    if p.strip())
+
+
+@main.command("worker")
+@click.option("--broker", help=f"Kafka URL, kafka://HOST:PORT (default ${BROKER_ENV}, "
+              f"else {DEFAULT_BROKER}).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Settings TOML (the same file replay takes); defaults otherwise.")
+@click.option("--allowlist", "allowlist_path", type=click.Path(dir_okay=False),
+              help="Registered callers, one number per line, never alerted.")
+@click.option("--metrics-port", type=int, default=9464, show_default=True,
+              help="Serve Prometheus metrics on this port (0: pick a free one; -1: off).")
+@click.option("--metrics-addr", default="0.0.0.0", show_default=True)
+@click.option("--partitions", type=int, default=8, show_default=True,
+              help="Partitions of the repartition topic and state table (fixed once created).")
+@click.option("--data-dir", default="dialguard-data", show_default=True,
+              help="Faust data directory.")
+@click.option("--app-id", default="dialguard", show_default=True,
+              help="Faust app id: consumer group and internal topic prefix.")
+@click.option("--topic-in", default="cdr.raw", show_default=True)
+@click.option("--topic-alerts", default="dialguard.alerts", show_default=True)
+@click.option("--topic-rejected", default="cdr.rejected", show_default=True)
+@click.option("--topic-control", default="dialguard.control", show_default=True)
+@click.option("--topic-calls", default="dialguard.calls", show_default=True,
+              help="Internal repartition topic.")
+@click.option("--ingest-batch", type=int, default=2000, show_default=True,
+              help="Raw messages decoded and repartitioned together.")
+@click.option("--ingest", type=click.Choice(["kafka", "faust"]), default="kafka",
+              show_default=True, help="Ingest with one aiokafka consumer (fast) or a Faust agent.")
+@click.option("--duration", type=float, default=None,
+              help="Stop by itself after this many seconds (tests, demos).")
+@click.option("--log-level", default="warning", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+def worker_command(
+    broker: str | None,
+    config_path: str | None,
+    allowlist_path: str | None,
+    metrics_port: int,
+    metrics_addr: str,
+    partitions: int,
+    data_dir: str,
+    app_id: str,
+    topic_in: str,
+    topic_alerts: str,
+    topic_rejected: str,
+    topic_control: str,
+    topic_calls: str,
+    ingest_batch: int,
+    ingest: str,
+    duration: float | None,
+    log_level: str,
+) -> None:
+    """Run a stream worker: cdr.raw in, dialguard.alerts out, cdr.rejected for bad input.
+
+    Several workers with the same --app-id share the partitions; each serves
+    /metrics.  Control messages on the control topic tune every worker live.
+    """
+    import faust
+
+    from detectors.allowlist import Allowlist, AllowlistError
+    from detectors.config import ConfigError, load_settings
+    from detectors.numbers import NumberNormaliser
+    from streams.app import Topics, WorkerOptions, create_pipeline
+    from streams.metrics import DialguardMetrics
+
+    if partitions < 1:
+        raise click.UsageError("--partitions must be at least 1")
+    if ingest_batch < 1:
+        raise click.UsageError("--ingest-batch must be at least 1")
+    try:
+        settings = load_settings(config_path)
+        normaliser = NumberNormaliser(settings.input.region)
+        allowlist = Allowlist.load(allowlist_path, normaliser) if allowlist_path else Allowlist()
+    except (ConfigError, AllowlistError) as exc:
+        raise click.UsageError(str(exc)) from None
+
+    metrics = DialguardMetrics(profiles=settings.rules)
+    if metrics_port >= 0:
+        try:
+            server = metrics.serve(metrics_port, metrics_addr)
+        except OSError as exc:
+            raise click.UsageError(f"cannot serve metrics on port {metrics_port}: {exc}") from None
+        port = getattr(server, "server_port", metrics_port)
+        click.echo(f"dialguard worker: metrics on http://{metrics_addr}:{port}/metrics", err=True)
+
+    url = broker_url(broker)
+    options = WorkerOptions(
+        broker=url,
+        settings=settings,
+        allowlist=allowlist,
+        topics=Topics(raw=topic_in, rejected=topic_rejected, alerts=topic_alerts,
+                      control=topic_control, calls=topic_calls),
+        partitions=partitions,
+        app_id=app_id,
+        data_dir=data_dir,
+        ingest_batch=ingest_batch,
+        ingest=ingest,
+    )
+    pipeline = create_pipeline(options, metrics)
+    click.echo(f"dialguard worker: {app_id} on {url}, reading {topic_in}", err=True)
+    worker = faust.Worker(pipeline.app, loglevel=log_level.upper(), quiet=True,
+                          redirect_stdouts=False)
+    if duration is not None:
+        worker.loop.call_later(duration, os.kill, os.getpid(), signal.SIGTERM)
+    try:
+        worker.execute_from_commandline()
+    finally:
+        metrics.close()
+        c = pipeline.counts
+        print(f"dialguard worker: stopped; {c['messages']} messages, {c['calls']} calls, "
+              f"{c['rejected']} rejected, {c['alerts']} alerts", file=sys.stderr)

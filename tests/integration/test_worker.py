@@ -1,0 +1,201 @@
+"""``dialguard produce`` + ``dialguard worker`` on a real Kafka broker.
+
+The worker must raise the alerts that :meth:`Detector.observe` raises over the
+same records (caller, profile, detected_at), route rejected records to
+``cdr.rejected`` with their reasons, and account for every record.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+
+from detectors.alerts import Alert
+from detectors.config import Settings, load_settings, with_override
+from detectors.engine import Detector
+from detectors.numbers import NumberNormaliser
+from detectors.readers import read_json_lines
+from detectors.records import Call, Rejected
+from detectors.simulation import SimConfig, simulate, write_json_lines
+from streams.app import alert_rows
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-c", "from streams.cli import main; main()"]
+
+
+def _topics(prefix: str) -> dict[str, str]:
+    tag = uuid.uuid4().hex[:8]
+    return {name: f"{prefix}-{tag}.{name}" for name in ("raw", "alerts", "rejected", "control",
+                                                        "calls")}
+
+
+def _start_worker(broker: Any, topics: dict[str, str], app_id: str, tmp: Path,
+                  name: str) -> tuple[subprocess.Popen[bytes], Path]:
+    log = tmp / f"{name}.log"
+    proc = subprocess.Popen(
+        [*CLI, "worker", "--broker", broker.url, "--app-id", app_id, "--partitions", "2",
+         "--metrics-port", "0", "--metrics-addr", "127.0.0.1", "--data-dir", str(tmp / name),
+         "--topic-in", topics["raw"], "--topic-alerts", topics["alerts"],
+         "--topic-rejected", topics["rejected"], "--topic-control", topics["control"],
+         "--topic-calls", topics["calls"], "--duration", "150", "--log-level", "info"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log.open("wb"),
+    )
+    return proc, log
+
+
+@pytest.fixture
+def workers() -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in started:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def _read(broker: Any, topic: str, until: Callable[[list[bytes]], bool],
+          timeout: float = 120.0) -> list[bytes]:
+    consumer = KafkaConsumer(topic, bootstrap_servers=broker.bootstrap,
+                             auto_offset_reset="earliest", enable_auto_commit=False,
+                             group_id=None, consumer_timeout_ms=1000)
+    values: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            for message in consumer:
+                values.append(message.value)
+            if until(values):
+                break
+    finally:
+        consumer.close()
+    return values
+
+
+def test_worker_matches_replay(kafka_broker: Any, tmp_path: Path,
+                               workers: list[subprocess.Popen[bytes]]) -> None:
+    topics = _topics("w1")
+    kafka_broker.create_topics([topics["raw"]], partitions=1)
+    data = tmp_path / "day.jsonl"
+    with data.open("w") as out:
+        n_records = write_json_lines(simulate(SimConfig.preset("small"), seed=11).records(), out)
+
+    # what the detector says over the same records, in the same order
+    settings = load_settings()
+    detector = Detector(settings)
+    expected_alerts: list[Alert] = []
+    expected_rejects: Counter[str] = Counter()
+    with data.open("rb") as lines:
+        for record in read_json_lines(lines, NumberNormaliser(settings.input.region)):
+            if isinstance(record, Call):
+                expected_alerts.extend(detector.observe(record))
+            else:
+                assert isinstance(record, Rejected)
+                expected_rejects[record.reason] += 1
+    assert any(a.profile == "cloud_dialer" for a in expected_alerts)
+    assert sum(expected_rejects.values()) > 0
+
+    produced = subprocess.run(
+        [*CLI, "produce", str(data), "--broker", kafka_broker.url, "--topic", topics["raw"]],
+        cwd=ROOT, capture_output=True, timeout=120, check=True)
+    assert f"produced {n_records} CDRs".encode() in produced.stderr
+
+    proc, log = _start_worker(kafka_broker, topics, f"dg-{uuid.uuid4().hex[:8]}", tmp_path, "w")
+    workers.append(proc)
+    n_rejects = sum(expected_rejects.values())
+    rejected = _read(kafka_broker, topics["rejected"], lambda v: len(v) >= n_rejects)
+    alerts = _read(kafka_broker, topics["alerts"],
+                   lambda v: len(v) >= len(expected_alerts), timeout=60)
+    time.sleep(2)  # anything extra would show up now
+    alerts = _read(kafka_broker, topics["alerts"], lambda v: True, timeout=5)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    summary = log.read_text()
+
+    got = [orjson.loads(v) for v in alerts]
+    assert alert_rows(got) == alert_rows(expected_alerts)
+    reasons = Counter(orjson.loads(v)["reason"] for v in rejected)
+    assert reasons == expected_rejects
+    assert all(orjson.loads(v)["source"].startswith(topics["raw"]) for v in rejected)
+    match = re.search(r"stopped; (\d+) messages, (\d+) calls, (\d+) rejected, (\d+) alerts",
+                      summary)
+    assert match, summary[-2000:]
+    messages, calls, n_rejected, n_alerts = map(int, match.groups())
+    assert messages == n_records
+    assert calls + n_rejected == n_records
+    assert n_rejected == n_rejects and n_alerts == len(expected_alerts)
+
+
+def test_control_message_reaches_both_workers(kafka_broker: Any, tmp_path: Path,
+                                              workers: list[subprocess.Popen[bytes]]) -> None:
+    topics = _topics("w2")
+    kafka_broker.create_topics([topics["raw"]], partitions=2)
+    kafka_broker.create_topics([topics["control"]], partitions=1)
+    app_id = f"dg-{uuid.uuid4().hex[:8]}"
+    first, log1 = _start_worker(kafka_broker, topics, app_id, tmp_path, "a")
+    second, log2 = _start_worker(kafka_broker, topics, app_id, tmp_path, "b")
+    workers.extend([first, second])
+
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
+    producer.send(topics["control"], orjson.dumps(
+        {"op": "set", "key": "alerts.min_attempts", "value": 150}))
+    producer.send(topics["control"], b'{"op": "set", "key": "model.seed", "value": 1}')
+    producer.flush()
+
+    # both workers report the change (their logs carry the key, never a number)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        texts = [log1.read_text(), log2.read_text()]
+        if all("control: set alerts.min_attempts" in t for t in texts):
+            break
+        time.sleep(0.5)
+    assert all("control: set alerts.min_attempts" in t for t in texts), texts
+    assert all("control message refused" in t for t in texts)
+
+    # a burst that alerts with the defaults, from callers spread over both calls partitions
+    callers = [f"+861700000{i:04d}" for i in range(8)]
+    records: list[dict[str, Any]] = [
+        {"caller": c, "callee": f"+86139{i * 7919 + k:08d}", "start": 1.7e9 + 3 * i,
+         "duration": 0, "ring": 12} for k, c in enumerate(callers) for i in range(120)]
+    # and a sentinel caller with more calls than the new floor: once it alerts, the burst
+    # before it was processed
+    records += [{"caller": "+8613300000001", "callee": f"+86188{i * 7:08d}",
+                 "start": 1.7e9 + 400 + 2 * i, "duration": 0, "ring": 1} for i in range(200)]
+    records.sort(key=lambda r: r["start"])
+
+    def flagged(settings: Settings) -> set[str | None]:
+        detector = Detector(settings)
+        return {a.caller for r in records for a in detector.observe(
+            Call(r["caller"], r["callee"], r["start"], 0, False, float(r["ring"])))}
+
+    assert flagged(load_settings()) == {*callers, "+8613300000001"}
+    tuned = with_override(load_settings(), "alerts.min_attempts", 150)
+    assert flagged(tuned) == {"+8613300000001"}
+    for r in records:
+        producer.send(topics["raw"], key=r["caller"].encode(), value=orjson.dumps(r))
+    producer.flush()
+    producer.close()
+
+    alerts = _read(kafka_broker, topics["alerts"],
+                   lambda v: any(b"+8613300000001" in x for x in v), timeout=90)
+    callers_alerted = {orjson.loads(v).get("caller") for v in alerts}
+    assert "+8613300000001" in callers_alerted  # the pipeline ran
+    assert not callers_alerted & set(callers)  # the raised threshold held on both workers
+    for log in (log1, log2):
+        assert "partition" in log.read_text()  # each worker owned a calls partition

@@ -1,0 +1,227 @@
+"""The Faust agents without a broker (``agent.test_context()``, sends captured)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any
+from unittest.mock import patch
+
+import orjson
+import pytest
+
+from detectors.config import load_settings
+from detectors.engine import Detector
+from detectors.features import NumberState
+from detectors.records import Call
+from streams.app import (
+    IN,
+    OUT,
+    Pipeline,
+    WorkerOptions,
+    alert_rows,
+    call_row,
+    create_pipeline,
+    encode_batch,
+    partition_for,
+)
+from streams.metrics import DialguardMetrics
+
+Sent = list[tuple[str, dict[str, Any]]]
+
+
+@pytest.fixture
+def sent() -> Iterator[Sent]:
+    captured: Sent = []
+
+    def fake_send(topic: Any, **kwargs: Any) -> None:
+        captured.append((topic.get_topic_name(), kwargs))
+
+    with patch("faust.topics.Topic.send", autospec=True, side_effect=fake_send):
+        yield captured
+
+
+@pytest.fixture
+def make_pipeline() -> Callable[..., Pipeline]:
+    def make(partitions: int = 1, **kwargs: Any) -> Pipeline:
+        options = WorkerOptions(broker="kafka://127.0.0.1:1", partitions=partitions,
+                                control_consumer=False, lag_interval=0, ingest="faust",
+                                **kwargs)
+        pipeline = create_pipeline(options, DialguardMetrics())
+        pipeline.app.conf.store = "memory://"  # type: ignore[assignment]
+        pipeline.app.finalize()
+        pipeline.app.flow_control.resume()
+        return pipeline
+
+    return make
+
+
+def campaign(caller: str = "+8617000000001", n: int = 120, t0: float = 1.7e9) -> list[Call]:
+    """A cloud-dialer burst: a call every 3 s to distinct numbers, none answered."""
+    return [Call(caller, f"+86139{i * 7919:08d}", t0 + 3 * i, 0, False, 12.0,
+                 id=f"{caller[-4:]}-{i}") for i in range(n)]
+
+
+def of(sent: Sent, topic: str) -> list[dict[str, Any]]:
+    return [kw for name, kw in sent if name == topic]
+
+
+async def _put_raw(pipeline: Pipeline, values: list[bytes]) -> None:
+    async with pipeline.ingest.test_context() as agent:
+        for value in values:
+            await agent.put(value)
+        await asyncio.sleep(pipeline.options.ingest_within * 4)
+
+
+async def _put_batches(pipeline: Pipeline, batches: list[tuple[int, bytes]]) -> None:
+    async with pipeline.detect.test_context() as agent:
+        for partition, value in batches:
+            await agent.put(value, partition=partition)
+        await asyncio.sleep(pipeline.options.detect_within * 5)
+
+
+def test_ingest_decodes_and_rejects(make_pipeline: Callable[..., Pipeline], sent: Sent) -> None:
+    pipeline = make_pipeline()
+    good = {"caller": "13800000001", "callee": "13900000002", "start": 1.7e9, "duration": 0}
+    asyncio.run(_put_raw(pipeline, [
+        orjson.dumps(good),
+        b"{not json",
+        orjson.dumps([good, {"caller": "13800000001"}, {**good, "duration": -1}]),
+        orjson.dumps({**good, "caller": "hello"}),
+    ]))
+    calls = of(sent, "dialguard.calls")
+    rows = [row for kw in calls for row in orjson.loads(kw["value"])["c"]]
+    assert len(rows) == 2
+    assert rows[0][1:3] == ["+8613800000001", "+8613900000002"]
+    assert all(kw["partition"] == 0 for kw in calls)
+    rejected = [orjson.loads(kw["value"]) for kw in of(sent, "cdr.rejected")]
+    assert sorted(r["reason"] for r in rejected) == [
+        "bad_duration", "bad_number", "malformed", "missing_field"]
+    malformed = next(r for r in rejected if r["reason"] == "malformed")
+    assert malformed["raw"] == "{not json" and malformed["source"].startswith("cdr.raw/")
+    assert pipeline.counts["calls"] + pipeline.counts["rejected"] == 6
+    assert pipeline.metrics.value("dialguard_cdrs_rejected_total", reason="bad_number") == 1
+    assert pipeline.metrics.value("dialguard_cdrs_read_total", source="kafka") == 6
+
+
+def test_repartition_groups_both_sides(make_pipeline: Callable[..., Pipeline], sent: Sent) -> None:
+    pipeline = make_pipeline(partitions=4)
+    calls = [Call(f"+86138{i % 37:08d}", f"+86139{i:08d}", 1.7e9 + i, i % 3, i % 3 > 0)
+             for i in range(300)]
+    values = [orjson.dumps([c.to_dict() for c in calls[i:i + 50]]) for i in range(0, 300, 50)]
+    asyncio.run(_put_raw(pipeline, values))
+    outs: list[tuple[str, str, float]] = []
+    ins: list[tuple[str, str, float]] = []
+    for kw in of(sent, "dialguard.calls"):
+        p = kw["partition"]
+        for row in orjson.loads(kw["value"])["c"]:
+            flags, caller, callee, start = row[:4]
+            if flags & OUT:
+                assert partition_for(caller, 4) == p
+                outs.append((caller, callee, start))
+            if flags & IN:
+                assert partition_for(callee, 4) == p
+                ins.append((caller, callee, start))
+    expected = sorted((c.caller, c.callee, c.start) for c in calls)
+    assert sorted(outs) == expected and sorted(ins) == expected
+    # one message per partition per ingest buffer, not one per call
+    assert len(of(sent, "dialguard.calls")) <= 4 * len(values)
+    # every caller's calls stay on one partition, in order
+    by_caller: dict[str, list[float]] = {}
+    for caller, _, start in outs:
+        by_caller.setdefault(caller, []).append(start)
+    assert all(ts == sorted(ts) for ts in by_caller.values())
+
+
+def test_detect_raises_the_alerts_replay_raises(
+    make_pipeline: Callable[..., Pipeline], sent: Sent
+) -> None:
+    pipeline = make_pipeline()
+    calls = campaign() + campaign("+8613800000009", 30, 1.7e9 + 1)
+    calls.sort(key=lambda c: c.start)
+    calls.append(calls[5])  # a duplicate delivery
+    rows = [call_row(OUT | IN, c) for c in calls]
+    batches = [(0, encode_batch(rows[i:i + 40], 1.0)) for i in range(0, len(rows), 40)]
+    asyncio.run(_put_batches(pipeline, batches))
+
+    detector = Detector(load_settings())
+    expected = [a for c in calls for a in detector.observe(c)]
+    alerts = [orjson.loads(kw["value"]) for kw in of(sent, "dialguard.alerts")]
+    assert expected and alert_rows(alerts) == alert_rows(expected)
+    keys = sorted(kw["key"] for kw in of(sent, "dialguard.alerts"))
+    assert keys == sorted(a.caller.encode() for a in expected if a.caller)
+    assert b"+8617000000001" in keys
+    assert pipeline.counts["duplicates"] == 1
+    assert pipeline.metrics.value("dialguard_alerts_total", kind="number",
+                                  profile="cloud_dialer") == sum(
+        a.profile == "cloud_dialer" for a in expected)
+    # the touched states were written to the table, and a re-assigned partition resumes them
+    state = pipeline.table["+8617000000001"]
+    assert isinstance(state, NumberState)
+    live = pipeline.parts[0].detector.states
+    assert set(pipeline.table.keys()) == set(live)
+    pipeline.parts.clear()
+    resumed = pipeline.partition_state(0).detector
+    assert set(resumed.states) == set(live) and resumed.states["+8617000000001"] is state
+
+
+def test_inbound_side_reaches_the_callee_partition(
+    make_pipeline: Callable[..., Pipeline], sent: Sent
+) -> None:
+    pipeline = make_pipeline(partitions=4)
+    caller, callee = "+8613800000001", "+8613900000002"
+    p_caller, p_callee = partition_for(caller, 4), partition_for(callee, 4)
+    assert p_caller != p_callee  # chosen so; the test is about crossing partitions
+    # enough calls to make the callee a tracked number (full state)
+    firsts = [Call(callee, caller, 1.7e9 + i, 30, True, 2.0)
+              for i in range(load_settings().features.promote_after)]
+    back = Call(caller, callee, 1.7e9 + 60, 30, True, 2.0, id="x1")
+    asyncio.run(_put_batches(pipeline, [
+        (p_callee, encode_batch([call_row(OUT, c) for c in firsts], 1.0)),
+        (p_caller, encode_batch([call_row(IN, firsts[0]), call_row(OUT, back)], 1.0)),
+        (p_callee, encode_batch([call_row(IN, back), call_row(IN, back)], 1.0)),
+    ]))
+    states = pipeline.parts[p_callee].detector.states
+    assert callee in states and caller not in states
+    # the duplicate delivery of ``back`` on the callee side is counted once
+    assert states[callee].features(600, 1.7e9 + 60, load_settings().features)["inbound"] == 1
+    assert pipeline.table[callee] is states[callee]
+
+
+def test_control_messages_applied_and_refused(
+    make_pipeline: Callable[..., Pipeline], sent: Sent
+) -> None:
+    pipeline = make_pipeline()
+    rows = [call_row(OUT | IN, c) for c in campaign()]
+    assert pipeline.apply_control(
+        b'{"op": "set", "key": "rules.cloud_dialer.min_attempts", "value": 500}')
+    assert not pipeline.apply_control(b'{"op": "set", "key": "rules.cloud_dialer.min_attempts"}')
+    assert not pipeline.apply_control(b'{"op": "set", "key": "model.seed", "value": 3}')
+    asyncio.run(_put_batches(pipeline, [(0, encode_batch(rows[:60], 1.0))]))
+    det = pipeline.parts[0].detector
+    assert det.settings.rules["cloud_dialer"].min["attempts"] == 500
+    # the threshold now needs 500 calls: the burst that alerts by default does not
+    assert of(sent, "dialguard.alerts") == []
+    assert pipeline.apply_control(
+        b'{"op": "set", "key": "rules.cloud_dialer.min_attempts", "value": 40}')
+    assert pipeline.apply_control(b'{"op": "allow", "numbers": ["+8617000000001"]}')
+    assert "+8617000000001" in det.allowlist
+    asyncio.run(_put_batches(pipeline, [(0, encode_batch(rows[60:], 1.0))]))
+    assert of(sent, "dialguard.alerts") == []  # allowlisted now
+    assert pipeline.apply_control(b'{"op": "disallow", "numbers": ["+8617000000001"]}')
+    more = [call_row(OUT | IN, c) for c in campaign(n=200)[120:]]
+    asyncio.run(_put_batches(pipeline, [(0, encode_batch(more, 1.0))]))
+    assert len(of(sent, "dialguard.alerts")) == 1
+    m = pipeline.metrics
+    assert m.value("dialguard_config_changes_total", result="applied") == 4
+    assert m.value("dialguard_config_changes_total", result="rejected") == 2
+
+
+def test_partitions_seed_their_own_models(make_pipeline: Callable[..., Pipeline]) -> None:
+    pipeline = make_pipeline(partitions=3)
+    seeds = [pipeline.partition_state(p).detector.settings.model.seed for p in range(3)]
+    base = load_settings().model.seed
+    assert seeds == [base, base + 1, base + 2]
+    assert pipeline.apply_control(b'{"op": "set", "key": "model.weight", "value": 0.5}')
+    assert [pipeline.parts[p].detector.settings.model.weight for p in range(3)] == [0.5] * 3
+    assert pipeline.parts[2].detector.settings.model.seed == base + 2
