@@ -29,7 +29,7 @@ from detectors.engine import Detector
 from detectors.features import NumberState
 from detectors.numbers import NumberNormaliser
 from detectors.readers import read_paths
-from streams.replay import replay
+from streams.replay import replay, tune_gc
 
 
 def simulate(directory: Path, seed: int, size: str, fmt: str) -> Path:
@@ -137,6 +137,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--size", default="day", choices=["small", "day"])
     args = parser.parse_args()
+    tune_gc()  # as `dialguard replay` does
 
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)

@@ -29,6 +29,7 @@ import gzip
 import heapq
 import io
 import math
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
@@ -302,13 +303,11 @@ def asterisk_trunk(channel: str) -> str | None:
     >>> asterisk_trunk("SIP/gw-cloud-0000001a"), asterisk_trunk("PJSIP/trunk7-00000003")
     ('gw-cloud', 'trunk7')
     """
-    if not channel:
-        return None
-    name = channel.split("/", 1)[1] if "/" in channel else channel
-    head, sep, tail = name.rpartition("-")
-    if sep and tail and all(ch in "0123456789abcdefABCDEF" for ch in tail):
-        name = head
-    return name or None
+    match = _CHANNEL.match(channel)
+    return match.group(1) if match else None
+
+
+_CHANNEL = re.compile(r"(?:[^/]*/)?(.+?)(?:-[0-9A-Fa-f]+)?$")
 
 
 def read_asterisk_csv(
@@ -319,56 +318,77 @@ def read_asterisk_csv(
 ) -> Iterator[Decoded]:
     """Asterisk ``Master.csv`` (cdr_csv): no header, 18 quoted columns."""
     tz = ZoneInfo(timezone)
-    parse_row = csv.reader
+    minute_epochs: dict[str, float] = {}  # "YYYY-MM-DD HH:MM" -> epoch seconds, in ``tz``
+    separators = _ASTERISK_COLUMNS - 1
     for lineno, line in enumerate(lines, 1):
-        where = f"{source}:{lineno}"
         text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
         text = text.rstrip("\r\n")
         if not text.strip():
             continue
-        try:
-            row = next(parse_row([text]))
-        except (csv.Error, StopIteration) as exc:
-            yield _bad("malformed", f"not a CSV row: {exc}", text, where)
-            continue
-        if len(row) != _ASTERISK_COLUMNS:
-            yield _bad("malformed", f"expected {_ASTERISK_COLUMNS} columns, got {len(row)}",
-                       text, where)
-            continue
+        # Asterisk quotes every field: split on '","' when that is unambiguous, else csv.
+        if text[:1] == '"' and text[-1:] == '"' and text.count('","') == separators:
+            row = text[1:-1].split('","')
+        else:
+            try:
+                row = next(csv.reader([text]))
+            except (csv.Error, StopIteration) as exc:
+                yield _bad("malformed", f"not a CSV row: {exc}", text, f"{source}:{lineno}")
+                continue
+            if len(row) != _ASTERISK_COLUMNS:
+                yield _bad("malformed", f"expected {_ASTERISK_COLUMNS} columns, got {len(row)}",
+                           text, f"{source}:{lineno}")
+                continue
         (_acct, src, dst, _ctx, _clid, channel, _dstch, _app, _data, start, _answer, _end,
          duration, billsec, disposition, _ama, uniqueid, _user) = row
-        try:
-            started = datetime.fromisoformat(start.strip())
-        except ValueError:
+        started = _asterisk_epoch(start, tz, minute_epochs)
+        if started is None:
             yield _bad("bad_time", f"start: not 'YYYY-MM-DD HH:MM:SS': {start!r}",
-                       text, where)
+                       text, f"{source}:{lineno}")
             continue
-        if started.tzinfo is None:
-            started = started.replace(tzinfo=tz)
         try:
             total = int(duration)
             talk = int(billsec)
         except ValueError:
             yield _bad("bad_duration", f"duration/billsec not integers: {duration!r}/{billsec!r}",
-                       text, where)
+                       text, f"{source}:{lineno}")
             continue
         if talk < 0 or total < talk:
             yield _bad("bad_duration", f"billsec {talk} must be within 0..duration {total}",
-                       text, where)
+                       text, f"{source}:{lineno}")
+            continue
+        try:
+            caller = normaliser(src)
+            callee = normaliser(dst)
+        except BadNumber as exc:
+            yield _bad("bad_number", str(exc), text, f"{source}:{lineno}")
             continue
         disposition = disposition.strip().upper()
-        record = {
-            "caller": src,
-            "callee": dst,
-            "start": started.timestamp(),
-            "duration": talk,
-            "answered": disposition == "ANSWERED",
-            "ring": float(total - talk),
-            "id": uniqueid or None,
-            "trunk": asterisk_trunk(channel),
-            "disposition": disposition or None,
-        }
-        yield call_from_mapping(record, normaliser, where, raw=text)
+        yield Call(caller, callee, started, talk, disposition == "ANSWERED",
+                   float(total - talk), uniqueid or None, asterisk_trunk(channel), None,
+                   disposition or None)
+
+
+def _asterisk_epoch(start: str, tz: ZoneInfo, cache: dict[str, float]) -> float | None:
+    """Epoch seconds of an Asterisk ``YYYY-MM-DD HH:MM:SS`` in ``tz`` (cached per minute)."""
+    if len(start) == 19 and start[16] == ":" and start[17:].isdigit():
+        minute = start[:16]
+        base = cache.get(minute)
+        if base is None:
+            try:
+                base = datetime.fromisoformat(minute).replace(tzinfo=tz).timestamp()
+            except ValueError:
+                return None
+            if len(cache) > 100_000:
+                cache.clear()
+            cache[minute] = base
+        return base + int(start[17:])
+    try:
+        started = datetime.fromisoformat(start.strip())
+    except ValueError:
+        return None
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=tz)
+    return started.timestamp()
 
 
 # ---------------------------------------------------------------------------- files

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import sys
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from detectors.engine import Detector
 from detectors.numbers import NumberNormaliser
 from detectors.readers import read_paths
 from streams.cli import main
-from streams.replay import replay
+from streams.replay import replay, tune_gc
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -103,9 +102,7 @@ def replay_command(
         if rejects is not None:
             rejects.write(orjson.dumps(rejected.to_dict()) + b"\n")  # type: ignore[attr-defined]
 
-    # Long-lived per-number state makes the default collector rescan it constantly.
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 1000)
+    tune_gc()
     show_progress = sys.stderr.isatty() if progress is None else progress
     records = read_paths(paths, fmt, normaliser, settings.input.timezone, slack)
     try:
