@@ -497,22 +497,7 @@ class Pipeline:
 
     async def detect_event(self, event: Any) -> None:
         """Process one repartitioned batch (one event of ``dialguard.calls``)."""
-        await self.control_ready.wait()
-        partition = event.message.partition
-        alerts, arrived, n_calls, newest = self.detect_batch(partition, event.value)
-        self.flush_state(partition)
-        now = time.time()
-        for alert in alerts:
-            key = alert.caller.encode() if alert.caller else None
-            await self.alerts_topic.send(key=key, value=alert.to_json(), force=True)
-            self.metrics.alert_raised(alert, arrived, now)
-            if alert.model_score is not None:
-                self.metrics.model_scored(alert.model_score)
-        self.counts["alerts"] += len(alerts)
-        self.counts["batches"] += 1
-        if n_calls:
-            self.metrics.observe_batch(n_calls, newest, now)
-        self.metrics.set_tracked(sum(p.detector.tracked_numbers for p in self.parts.values()))
+        await self.detect_events([event])
 
     def detect_batch(self, partition: int, value: bytes) -> tuple[list[Alert], float, int, float]:
         """Run one batch through the partition's detector: alerts, arrival, calls, newest time."""

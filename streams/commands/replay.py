@@ -10,12 +10,9 @@ from typing import IO, TYPE_CHECKING
 import click
 import orjson
 
-from detectors.allowlist import Allowlist, AllowlistError
-from detectors.config import ConfigError, load_settings
 from detectors.engine import Detector
-from detectors.numbers import NumberNormaliser
 from detectors.readers import read_paths
-from streams.cli import main
+from streams.cli import load_detection_setup, main
 from streams.replay import replay, tune_gc
 
 if TYPE_CHECKING:
@@ -66,12 +63,7 @@ def replay_command(
     --alerts (default stdout), a summary to stderr.  Exit status 0 when the
     input was read, even if some records were rejected.
     """
-    try:
-        settings = load_settings(config_path)
-        normaliser = NumberNormaliser(settings.input.region)
-        allowlist = Allowlist.load(allowlist_path, normaliser) if allowlist_path else Allowlist()
-    except (ConfigError, AllowlistError) as exc:
-        raise click.UsageError(str(exc)) from None
+    settings, normaliser, allowlist = load_detection_setup(config_path, allowlist_path)
     for path in paths:
         if path != "-" and not Path(path).is_file():
             raise click.UsageError(f"no such file: {path}")

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from streams.cli import main
+from streams.cli import load_detection_setup, main
 
 DEFAULT_BROKER = "kafka://127.0.0.1:9092"
 BROKER_ENV = "DIALGUARD_BROKER"
@@ -77,9 +77,6 @@ def worker_command(
     """
     import faust
 
-    from detectors.allowlist import Allowlist, AllowlistError
-    from detectors.config import ConfigError, load_settings
-    from detectors.numbers import NumberNormaliser
     from streams.app import Topics, WorkerOptions, create_pipeline
     from streams.metrics import DialguardMetrics
 
@@ -87,12 +84,7 @@ def worker_command(
         raise click.UsageError("--partitions must be at least 1")
     if ingest_batch < 1:
         raise click.UsageError("--ingest-batch must be at least 1")
-    try:
-        settings = load_settings(config_path)
-        normaliser = NumberNormaliser(settings.input.region)
-        allowlist = Allowlist.load(allowlist_path, normaliser) if allowlist_path else Allowlist()
-    except (ConfigError, AllowlistError) as exc:
-        raise click.UsageError(str(exc)) from None
+    settings, normaliser, allowlist = load_detection_setup(config_path, allowlist_path)
 
     metrics = DialguardMetrics(profiles=settings.rules)
     if metrics_port >= 0:
