@@ -520,7 +520,8 @@ class SimulatedDay:
 
     # ----------------------------------------------------------------- build
 
-    def _build(self) -> None:
+    def _build_network(self) -> None:
+        """Trunks, the subscriber population and which mobile trunk each is homed on."""
         cfg = self.config
         rng = self.rng
         for name in _MOBILE_TRUNKS:
@@ -533,6 +534,10 @@ class SimulatedDay:
         self.external = self.numbers.mobile(max(10, cfg.subscribers // 2), virtual_share=0.03)
         home = rng.integers(0, len(_MOBILE_TRUNKS), cfg.subscribers)
         self._home = dict(zip(self.population.tolist(), home.tolist(), strict=True))
+
+    def _build(self) -> None:
+        cfg = self.config
+        self._build_network()
         self._ordinary()
         for _ in range(cfg.couriers):
             self._courier()

@@ -229,16 +229,7 @@ class HardDay(SimulatedDay):
     def _build(self) -> None:
         cfg = self.config
         rng = self.rng
-        for name in _MOBILE_TRUNKS:
-            self._trunk(name, has_ids=True)
-        for name in _INTERCONNECT_TRUNKS:
-            self._trunk(name, has_ids=bool(rng.random() < 0.6))
-        for name in _WHOLESALE_TRUNKS:
-            self._trunk(name, ip=True)
-        self.population = self.numbers.mobile(cfg.subscribers, virtual_share=0.04)
-        self.external = self.numbers.mobile(max(10, cfg.subscribers // 2), virtual_share=0.03)
-        home = rng.integers(0, len(_MOBILE_TRUNKS), cfg.subscribers)
-        self._home = dict(zip(self.population.tolist(), home.tolist(), strict=True))
+        self._build_network()
         self._ordinary()
         busy_people = max(1, cfg.subscribers // 2500)
         for _ in range(busy_people):
