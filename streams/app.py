@@ -55,6 +55,7 @@ import math
 import pickle
 import time
 import zlib
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -142,6 +143,9 @@ class WorkerOptions:
     #: time and writes the states they changed to the table once
     detect_batch: int = 16
     detect_within: float = 0.01
+    #: ingest batches whose repartitioned output may still be in delivery (offsets of a
+    #: batch are committed only once it and every earlier batch were delivered)
+    ingest_in_flight: int = 4
     #: seconds between ingest offset commits
     commit_interval: float = 1.0
     #: seconds to wait for repartitioned batches to be delivered before giving up
@@ -408,6 +412,9 @@ class Pipeline:
         await self.declare_outputs()
         await consumer.start()
         done: dict[TopicPartition, int] = {}
+        # Batches sent on but not yet known delivered, oldest first, with the offsets they
+        # cover: decoding the next batch overlaps with delivering the previous ones.
+        in_flight: deque[tuple[list[Any], dict[TopicPartition, int]]] = deque()
         last_commit = time.monotonic()
         try:
             await self.control_ready.wait()
@@ -415,10 +422,14 @@ class Pipeline:
                 batch = await consumer.getmany(timeout_ms=200, max_records=options.ingest_batch)
                 if batch:
                     items: list[tuple[bytes | None, str, int, int]] = []
+                    covered: dict[TopicPartition, int] = {}
                     for tp, msgs in batch.items():
                         items.extend((m.value, m.topic, m.partition, m.offset) for m in msgs)
-                        done[tp] = msgs[-1].offset + 1
-                    futures = await self.ingest_messages(items)
+                        covered[tp] = msgs[-1].offset + 1
+                    in_flight.append((await self.ingest_messages(items), covered))
+                while in_flight and (not batch or len(in_flight) > options.ingest_in_flight
+                                     or all(f.done() for f in in_flight[0][0])):
+                    futures, covered = in_flight.popleft()
                     if futures:
                         try:
                             await asyncio.wait_for(asyncio.gather(*futures),
@@ -429,6 +440,7 @@ class Pipeline:
                                       type(exc).__name__)
                             await self.app.crash(exc)
                             return
+                    done.update(covered)
                 if done and (time.monotonic() - last_commit >= options.commit_interval
                              or not batch):
                     assigned = consumer.assignment()
