@@ -125,9 +125,7 @@ class Detector:
             self.stats.duplicates += 1
             return _NO_ALERTS
         alert = self.observe_outbound(call)
-        callee_state = self.states.get(call.callee)
-        if callee_state is not None:
-            self.observe_inbound(call)
+        self.observe_inbound(call)
         if self.watermark - self._last_sweep >= self._sweep_interval:
             self.maybe_expire()
         return _NO_ALERTS if alert is None else (alert,)
