@@ -287,6 +287,13 @@ class Pipeline:
         table: Any = self.table
         table.key_serializer = "raw"
         table.value_serializer = STATE_CODEC
+        # The changelog topic was made (by app.Table) with the json serializers: recovery
+        # decodes with its schema, so give it the table's codecs too.
+        changelog: Any = table.changelog_topic
+        changelog.schema = faust.Schema(key_type=str, key_serializer="raw",
+                                        value_serializer=STATE_CODEC)
+        changelog.key_serializer = "raw"
+        changelog.value_serializer = STATE_CODEC
 
         # ---------------------------------------------------------------- agents
         async def ingest(stream: Any) -> None:
