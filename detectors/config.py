@@ -67,6 +67,7 @@ class InputSettings:
     region: str = "CN"
     timezone: str = "UTC"
     dedup_window_s: float = 3600.0
+    max_clock_jump_s: float = 86400.0
 
 
 @dataclass(frozen=True)
@@ -199,7 +200,7 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
         raise ConfigError(f"unknown setting {sorted(unknown)[0]}")
 
     i = raw["input"]
-    _exact_keys(i, {"region", "timezone", "dedup_window_s"}, "input")
+    _exact_keys(i, {"region", "timezone", "dedup_window_s", "max_clock_jump_s"}, "input")
     region = i["region"]
     if not isinstance(region, str) or len(region) != 2:
         raise ConfigError(f"input.region must be a two-letter region code, got {region!r}")
@@ -211,6 +212,7 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
         region=region.upper(),
         timezone=str(i["timezone"]),
         dedup_window_s=_number(i["dedup_window_s"], "input.dedup_window_s"),
+        max_clock_jump_s=_number(i["max_clock_jump_s"], "input.max_clock_jump_s", minimum=1.0),
     )
 
     f = raw["features"]

@@ -50,6 +50,7 @@ from detectors.records import Call
 from detectors.rules import RuleMatch, evaluate
 
 _NO_ALERTS: tuple[Alert, ...] = ()
+_JUMP_CONFIRMATIONS = 100  # records in a row needed before the watermark jumps ahead
 _SWEEP_FRACTION = 0.5  # sweep idle numbers every half of the idle expiry (event time)
 _JUDGE_STEP = 0.0625  # a judged number is judged again after this fraction more calls
 # A number without full state: [window start, calls in window, first seen, last seen].
@@ -85,7 +86,9 @@ class Detector:
         self.model = CallingProfileModel(ms.n_trees, ms.height, ms.window_size, ms.seed)
         self.dedup = Deduplicator(settings.input.dedup_window_s)
         self.stats = DetectorStats()
+        #: newest event time seen (what idle expiry is measured against)
         self.watermark = -math.inf
+        self._ahead = 0  # records in a row that are further ahead than max_clock_jump_s
         self._last_sweep = -math.inf
         #: called with every model score (for a score histogram); None to skip
         self.on_model_score: Callable[[float], None] | None = None
@@ -101,6 +104,7 @@ class Detector:
         self._min_attempts = settings.alerts.min_attempts
         self._confidence_z = settings.alerts.confidence_z
         self._sweep_interval = settings.features.idle_expiry_s * _SWEEP_FRACTION
+        self._max_jump = settings.input.max_clock_jump_s
 
     def update_settings(self, settings: Settings) -> None:
         """Switch to new thresholds (live tuning); layout-shaping keys must not change."""
@@ -136,7 +140,16 @@ class Detector:
         t = call.start
         self.stats.calls += 1
         if t > self.watermark:
-            self.watermark = t
+            if t - self.watermark <= self._max_jump or self.watermark == -math.inf:
+                self.watermark = t
+                self._ahead = 0
+            else:
+                # One record far in the future must not age everyone else's state out:
+                # the watermark follows a jump only once many records agree with it.
+                self._ahead += 1
+                if self._ahead >= _JUMP_CONFIRMATIONS:
+                    self.watermark = t
+                    self._ahead = 0
         elif t < self.watermark - fs.horizons_s[0]:
             self.stats.late += 1
         caller = call.caller

@@ -162,3 +162,18 @@ def test_quiet_numbers_get_a_bare_count_until_they_call_often() -> None:
     assert det.tracked_numbers == 2
     det.expire(T0 + 100 * fs.idle_expiry_s)
     assert det.tracked_numbers == 0
+
+
+def test_one_record_from_a_bad_clock_does_not_age_everyone_out() -> None:
+    settings = load_settings()
+    det = Detector(settings)
+    run(det, dialer_calls("+8617000000002", n=10))
+    future = T0 + 30 * 86400
+    run(det, [Call("+8613800000001", "+8613900000001", future, 30, True)])
+    run(det, [Call("+8613800000003", "+8613900000003", T0 + 40 + i, 30, True) for i in range(3)])
+    assert det.watermark < T0 + 3600
+    assert "+8617000000002" in det.states  # not expired by the bogus time
+    # a real jump (many records agree) is followed
+    run(det, [Call(f"+86138000001{i:02d}", "+8613900000001", future + i, 30, True)
+              for i in range(100)])
+    assert det.watermark >= future
