@@ -186,6 +186,7 @@ class _WireCDR(msgspec.Struct):
 
 _decode_wire = msgspec.json.Decoder(_WireCDR).decode
 _decode_wire_list = msgspec.json.Decoder(list[_WireCDR]).decode
+_decode_raw_list = msgspec.json.Decoder(list[msgspec.Raw]).decode
 
 
 def _fast_call(data: bytes | str, normaliser: Callable[[str], str]) -> Call | None:
@@ -260,10 +261,17 @@ def decode_json_value(
     except orjson.JSONDecodeError as exc:
         return [_bad("malformed", f"not JSON: {exc}", data, source)]
     if isinstance(value, list):
-        return [
-            call_from_mapping(item, normaliser, f"{source}[{i}]" if source else f"[{i}]")
-            for i, item in enumerate(value)
-        ]
+        # One bad element must not send its whole batch down the careful path.
+        try:
+            elements: list[Any] = _decode_raw_list(data)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            elements = [None] * len(value)
+        out: list[Decoded] = []
+        for i, (item, raw) in enumerate(zip(value, elements, strict=True)):
+            fast = _fast_call(raw, normaliser) if raw is not None else None
+            out.append(fast if fast is not None else call_from_mapping(
+                item, normaliser, f"{source}[{i}]" if source else f"[{i}]"))
+        return out
     return [call_from_mapping(value, normaliser, source, raw=data)]
 
 

@@ -236,3 +236,12 @@ def test_array_fast_path_matches_one_by_one() -> None:
     items = [line(), line(caller="13800000002", id=7), line(start="2024-05-01T00:00:00Z")]
     value = b"[" + b",".join(items) + b"]"
     assert decode_json_value(value, NORM) == [decode_json_value(i, NORM)[0] for i in items]
+
+
+def test_one_bad_element_does_not_change_its_neighbours() -> None:
+    items = [line(), b'{"caller": "x"}', line(caller="13800000002", start="2024-05-01T00:00:00Z")]
+    out = decode_json_value(b"[" + b",".join(items) + b"]", NORM, "cdr.raw/0@1")
+    assert out[0] == decode_json_value(items[0], NORM)[0]
+    assert out[2] == decode_json_value(items[2], NORM)[0]
+    assert isinstance(out[1], Rejected) and out[1].reason == "missing_field"
+    assert out[1].source == "cdr.raw/0@1[1]"
