@@ -50,50 +50,41 @@ def fingerprint(number: int) -> int:
     return number % _FINGERPRINT_MOD or 1
 
 
-class NumberState:
-    """Online state of one calling number; see the module docstring."""
+# Scalars live in two small arrays instead of Python objects (a float object costs 24 bytes,
+# an array slot 8): the float array ``vals`` ...
+NEXT_ROLL, FIRST_SEEN, LAST_SEEN, LAST_CALLEE, GAP_MEAN, GAP_VAR, LAST_ALERT, MODEL_SCORE = range(8)
+_N_VALS = 8
+# ... and, after the counters in ``counts``, these whole numbers (offsets from the end).
+_RING_POS, _CALLS, _NEXT_JUDGE, _NEXT_SCORE = -4, -3, -2, -1
+_N_INTS = 4
 
-    __slots__ = (
-        "counts",
-        "ring",
-        "refusals",
-        "ring_pos",
-        "next_roll",
-        "first_seen",
-        "last_seen",
-        "last_callee",
-        "gap_mean",
-        "gap_var",
-        "last_alert",
-        "calls",
-        "next_judge",
-        "next_score",
-        "model_score",
-        "trunk",
-    )
+
+class NumberState:
+    """Online state of one calling number; see the module docstring.
+
+    ``counts`` holds the bucket index per horizon, the current and previous
+    counters per horizon, then four whole numbers (ring position, calls since
+    full state began, when to judge and to score next); ``vals`` holds the
+    floats.  Both are plain arrays so a busy number stays under 1 KB.
+    """
+
+    __slots__ = ("counts", "vals", "ring", "refusals", "trunk")
 
     def __init__(self, fs: FeatureSettings, first_seen: float, now: float | None = None) -> None:
         t = first_seen if now is None else now
         horizons = fs.horizons_s
         n = len(horizons)
-        #: bucket index per horizon, then current and previous counters per horizon
-        self.counts = counts = array("i", bytes(4 * (n + _STRIDE * n)))
+        # array * n allocates exactly n items (building from bytes over-allocates)
+        self.counts = counts = array("i", [0]) * (n + _STRIDE * n + _N_INTS)
         for i, h in enumerate(horizons):
             counts[i] = int(t // h)
-        self.next_roll: float = min((counts[i] + 1) * h for i, h in enumerate(horizons))
-        self.ring = array("i", bytes(4 * fs.recent_callees))
+        self.vals = vals = array("d", [0.0]) * _N_VALS
+        vals[NEXT_ROLL] = min((counts[i] + 1) * h for i, h in enumerate(horizons))
+        vals[FIRST_SEEN] = first_seen
+        vals[LAST_SEEN] = t
+        vals[LAST_ALERT] = -math.inf
+        self.ring = array("i", [0]) * fs.recent_callees
         self.refusals = bytearray(fs.recent_callees)
-        self.ring_pos = 0
-        self.first_seen = first_seen
-        self.last_seen = t
-        self.last_callee = 0
-        self.gap_mean = 0.0
-        self.gap_var = 0.0
-        self.last_alert = -math.inf
-        self.calls = 0  # since full state began; drives how often the detector judges
-        self.next_judge = 0
-        self.next_score = 0
-        self.model_score = 0.0
         self.trunk: str | None = None
 
     def __getstate__(self) -> tuple[object, ...]:
@@ -101,7 +92,54 @@ class NumberState:
 
     def __setstate__(self, state: tuple[object, ...]) -> None:
         for name, value in zip(self.__slots__, state, strict=True):
-            setattr(self, name, value)
+            # unpickled arrays come over-allocated; a slice copy is exactly sized
+            setattr(self, name, value[:] if isinstance(value, array) else value)
+
+    # Named views of the packed scalars (the hot paths index the arrays directly).
+    @property
+    def first_seen(self) -> float:
+        return self.vals[FIRST_SEEN]
+
+    @property
+    def last_seen(self) -> float:
+        return self.vals[LAST_SEEN]
+
+    @property
+    def last_alert(self) -> float:
+        return self.vals[LAST_ALERT]
+
+    @last_alert.setter
+    def last_alert(self, value: float) -> None:
+        self.vals[LAST_ALERT] = value
+
+    @property
+    def model_score(self) -> float:
+        return self.vals[MODEL_SCORE]
+
+    @model_score.setter
+    def model_score(self, value: float) -> None:
+        self.vals[MODEL_SCORE] = value
+
+    @property
+    def calls(self) -> int:
+        """Calls made since the number got full state."""
+        return self.counts[_CALLS]
+
+    @property
+    def next_judge(self) -> int:
+        return self.counts[_NEXT_JUDGE]
+
+    @next_judge.setter
+    def next_judge(self, value: int) -> None:
+        self.counts[_NEXT_JUDGE] = min(value, 2**31 - 1)
+
+    @property
+    def next_score(self) -> int:
+        return self.counts[_NEXT_SCORE]
+
+    @next_score.setter
+    def next_score(self, value: int) -> None:
+        self.counts[_NEXT_SCORE] = value
 
     def _roll(self, t: float, horizons: tuple[int, ...]) -> None:
         counts = self.counts
@@ -122,7 +160,7 @@ class NumberState:
             end = (old + 1) * h
             if end < next_roll:
                 next_roll = end
-        self.next_roll = next_roll
+        self.vals[NEXT_ROLL] = next_roll
 
     def outbound(
         self,
@@ -136,9 +174,11 @@ class NumberState:
         trunk: str | None = None,
     ) -> None:
         """Account one call this number made at event time ``t`` to ``callee`` (its digits)."""
-        if t >= self.next_roll:
+        vals = self.vals
+        counts = self.counts
+        if t >= vals[NEXT_ROLL]:
             self._roll(t, fs.horizons_s)
-        self.calls += 1
+        counts[_CALLS] += 1
         refused = not answered or talk < fs.refusal_talk_s
         # Which counters this call adds to, decided once, applied to every horizon.
         if answered:
@@ -163,17 +203,16 @@ class NumberState:
                 refusals[idx] = 0  # a real conversation: whatever they said, it was not no
         else:
             novelty = NEW
-            pos = self.ring_pos
+            pos = counts[_RING_POS]
             recent[pos] = key
             refusals[pos] = 1 if refused else 0
             pos += 1
-            self.ring_pos = 0 if pos == len(recent) else pos
-        last = self.last_callee
+            counts[_RING_POS] = 0 if pos == len(recent) else pos
+        last = vals[LAST_CALLEE]
         sequential = last and 0 < abs(callee - last) <= fs.sequential_gap
-        self.last_callee = callee
+        vals[LAST_CALLEE] = callee
 
-        counts = self.counts
-        for base in range(len(fs.horizons_s), len(counts), _STRIDE):
+        for base in range(len(fs.horizons_s), len(counts) - _N_INTS, _STRIDE):
             counts[base] += 1
             if answered:
                 counts[base + ANSWERED] += 1
@@ -185,24 +224,24 @@ class NumberState:
             if sequential:
                 counts[base + SEQUENTIAL] += 1
 
-        gap = t - self.last_seen
+        gap = t - vals[LAST_SEEN]
         if gap > 0:
-            delta = gap - self.gap_mean
-            self.gap_mean += _GAP_ALPHA * delta
-            self.gap_var = (1 - _GAP_ALPHA) * (self.gap_var + _GAP_ALPHA * delta * delta)
-            self.last_seen = t
+            delta = gap - vals[GAP_MEAN]
+            vals[GAP_MEAN] += _GAP_ALPHA * delta
+            vals[GAP_VAR] = (1 - _GAP_ALPHA) * (vals[GAP_VAR] + _GAP_ALPHA * delta * delta)
+            vals[LAST_SEEN] = t
         if trunk is not None:
             self.trunk = trunk
 
     def inbound(self, t: float, caller: int, fs: FeatureSettings) -> None:
         """Account a call this number received; a call-back if we called ``caller`` lately."""
-        if t >= self.next_roll:
+        if t >= self.vals[NEXT_ROLL]:
             self._roll(t, fs.horizons_s)
         counts = self.counts
         recent = self.ring
         key = caller % _FINGERPRINT_MOD or 1
         callback = key in recent
-        for base in range(len(fs.horizons_s), len(counts), _STRIDE):
+        for base in range(len(fs.horizons_s), len(counts) - _N_INTS, _STRIDE):
             counts[base + INBOUND] += 1
             if callback:
                 counts[base + CALLBACK] += 1
@@ -212,7 +251,7 @@ class NumberState:
     def may_reach(self, attempts: float) -> bool:
         """False when the longest horizon's two buckets together hold fewer calls (cheap gate)."""
         counts = self.counts
-        base = len(counts) - _STRIDE
+        base = len(counts) - _N_INTS - _STRIDE
         return counts[base] + counts[base + N_COUNTERS] >= attempts
 
     def window(self, horizon: int, now: float, fs: FeatureSettings) -> list[float]:
@@ -240,7 +279,8 @@ class NumberState:
         attempts = w[ATTEMPTS]
         answered = w[ANSWERED]
         per_attempt = 1.0 / attempts if attempts > 0 else 0.0
-        gap_cv = math.sqrt(self.gap_var) / self.gap_mean if self.gap_mean > 0 else 0.0
+        gap_mean, gap_var = self.vals[GAP_MEAN], self.vals[GAP_VAR]
+        gap_cv = math.sqrt(gap_var) / gap_mean if gap_mean > 0 else 0.0
         return {
             "attempts": round(attempts, 3),
             "answered": answered,
