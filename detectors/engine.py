@@ -158,14 +158,8 @@ class Detector:
             state = self._promote(caller, t)
             if state is None:
                 return None
-        answered = call.answered
-        disposition = call.disposition
-        if disposition is not None:
-            failed = disposition == "FAILED" or disposition == "CONGESTION"
-        else:
-            failed = not answered and call.ring is not None and call.ring < 0.5
-        state.outbound(t, int(call.callee[1:]), answered, call.duration, call.ring, failed, fs,
-                       call.trunk)
+        state.outbound(t, int(call.callee[1:]), call.answered, call.duration, call.ring,
+                       call.failed, fs, call.trunk)
         if self.touched is not None:
             self.touched.add(caller)
         if (
