@@ -9,11 +9,18 @@ Every test under ``tests/integration`` is marked ``integration``.
 * ``make_topic`` (function): ``make_topic(prefix="t", partitions=1, broker=None)``
   creates a topic with a name unique to this test on ``kafka_broker`` (or the
   broker given) and returns the name.  ``streams.brokers.unique_topic_name`` only makes a name.
+* ``start_worker`` (function): ``start_worker(broker, topics, app_id, tmp, name)`` starts a
+  ``dialguard worker`` subprocess on those topics, logging to ``tmp/name.log``; every worker
+  it started is stopped (SIGTERM, then kill) when the test ends.
 """
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -29,6 +36,9 @@ from streams.brokers import (
     kafka_jars_present,
     unique_topic_name,
 )
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKER_CLI = [sys.executable, "-c", "from streams.cli import main; main()"]
 
 #: num.partitions of the session Kafka broker (topics auto-created by clients).
 KAFKA_DEFAULT_PARTITIONS = 4
@@ -88,3 +98,36 @@ def make_topic(request: pytest.FixtureRequest) -> Callable[..., str]:
         return name
 
     return _make
+
+
+@pytest.fixture
+def start_worker() -> Iterator[Callable[..., tuple[subprocess.Popen[bytes], Path]]]:
+    """Factory starting ``dialguard worker`` subprocesses; all are stopped at teardown."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def _start(broker: Broker, topics: dict[str, str], app_id: str, tmp: Path, name: str,
+               partitions: int = 2) -> tuple[subprocess.Popen[bytes], Path]:
+        log = tmp / f"{name}.log"
+        with log.open("wb") as err:
+            proc = subprocess.Popen(
+                [*WORKER_CLI, "worker", "--broker", broker.url, "--app-id", app_id,
+                 "--partitions", str(partitions), "--metrics-port", "0",
+                 "--metrics-addr", "127.0.0.1", "--data-dir", str(tmp / name),
+                 "--topic-in", topics["raw"], "--topic-alerts", topics["alerts"],
+                 "--topic-rejected", topics["rejected"], "--topic-control", topics["control"],
+                 "--topic-calls", topics["calls"], "--duration", "150", "--log-level", "info"],
+                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err,
+            )
+        started.append(proc)
+        return proc, log
+
+    yield _start
+    for proc in started:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in started:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)

@@ -14,12 +14,11 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from detectors.alerts import Alert
@@ -41,35 +40,6 @@ def _topics(prefix: str) -> dict[str, str]:
                                                         "calls")}
 
 
-def _start_worker(broker: Any, topics: dict[str, str], app_id: str, tmp: Path,
-                  name: str) -> tuple[subprocess.Popen[bytes], Path]:
-    log = tmp / f"{name}.log"
-    proc = subprocess.Popen(
-        [*CLI, "worker", "--broker", broker.url, "--app-id", app_id, "--partitions", "2",
-         "--metrics-port", "0", "--metrics-addr", "127.0.0.1", "--data-dir", str(tmp / name),
-         "--topic-in", topics["raw"], "--topic-alerts", topics["alerts"],
-         "--topic-rejected", topics["rejected"], "--topic-control", topics["control"],
-         "--topic-calls", topics["calls"], "--duration", "150", "--log-level", "info"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log.open("wb"),
-    )
-    return proc, log
-
-
-@pytest.fixture
-def workers() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for proc in started:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in started:
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
 def _read(broker: Any, topic: str, until: Callable[[list[bytes]], bool],
           timeout: float = 120.0) -> list[bytes]:
     consumer = KafkaConsumer(topic, bootstrap_servers=broker.bootstrap,
@@ -89,7 +59,7 @@ def _read(broker: Any, topic: str, until: Callable[[list[bytes]], bool],
 
 
 def test_worker_matches_replay(kafka_broker: Any, tmp_path: Path,
-                               workers: list[subprocess.Popen[bytes]]) -> None:
+                               start_worker: Callable[..., Any]) -> None:
     topics = _topics("w1")
     kafka_broker.create_topics([topics["raw"]], partitions=1)
     data = tmp_path / "day.jsonl"
@@ -116,8 +86,7 @@ def test_worker_matches_replay(kafka_broker: Any, tmp_path: Path,
         cwd=ROOT, capture_output=True, timeout=120, check=True)
     assert f"produced {n_records} CDRs".encode() in produced.stderr
 
-    proc, log = _start_worker(kafka_broker, topics, f"dg-{uuid.uuid4().hex[:8]}", tmp_path, "w")
-    workers.append(proc)
+    proc, log = start_worker(kafka_broker, topics, f"dg-{uuid.uuid4().hex[:8]}", tmp_path, "w")
     n_rejects = sum(expected_rejects.values())
     rejected = _read(kafka_broker, topics["rejected"], lambda v: len(v) >= n_rejects)
     alerts = _read(kafka_broker, topics["alerts"],
@@ -143,14 +112,13 @@ def test_worker_matches_replay(kafka_broker: Any, tmp_path: Path,
 
 
 def test_control_message_reaches_both_workers(kafka_broker: Any, tmp_path: Path,
-                                              workers: list[subprocess.Popen[bytes]]) -> None:
+                                              start_worker: Callable[..., Any]) -> None:
     topics = _topics("w2")
     kafka_broker.create_topics([topics["raw"]], partitions=2)
     kafka_broker.create_topics([topics["control"]], partitions=1)
     app_id = f"dg-{uuid.uuid4().hex[:8]}"
-    first, log1 = _start_worker(kafka_broker, topics, app_id, tmp_path, "a")
-    second, log2 = _start_worker(kafka_broker, topics, app_id, tmp_path, "b")
-    workers.extend([first, second])
+    first, log1 = start_worker(kafka_broker, topics, app_id, tmp_path, "a")
+    second, log2 = start_worker(kafka_broker, topics, app_id, tmp_path, "b")
 
     producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
     producer.send(topics["control"], orjson.dumps(

@@ -16,10 +16,9 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +35,6 @@ from streams.app import StateCodec, partition_for
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-c", "from streams.cli import main; main()"]
 PARTITIONS = 2
 WAIT_S = 90.0  # bound of every wait on the broker or a worker
 CALLER = "+8613912340001"
@@ -66,37 +63,6 @@ def _as_call(r: dict[str, Any]) -> Call:
 def _observe(records: list[dict[str, Any]], detector: Detector | None = None) -> list[Alert]:
     detector = detector if detector is not None else Detector(load_settings())
     return [a for r in records for a in detector.observe(_as_call(r))]
-
-
-@pytest.fixture
-def workers() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for proc in started:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in started:
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-def _start_worker(broker: Any, topics: dict[str, str], app_id: str, tmp: Path,
-                  name: str) -> tuple[subprocess.Popen[bytes], Path]:
-    log = tmp / f"{name}.log"
-    with log.open("wb") as err:
-        proc = subprocess.Popen(
-            [*CLI, "worker", "--broker", broker.url, "--app-id", app_id,
-             "--partitions", str(PARTITIONS), "--metrics-port", "0",
-             "--metrics-addr", "127.0.0.1", "--data-dir", str(tmp / name),
-             "--topic-in", topics["raw"], "--topic-alerts", topics["alerts"],
-             "--topic-rejected", topics["rejected"], "--topic-control", topics["control"],
-             "--topic-calls", topics["calls"], "--duration", "150", "--log-level", "info"],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err,
-        )
-    return proc, log
 
 
 def _stop(proc: subprocess.Popen[bytes], log: Path) -> tuple[int, ...]:
@@ -165,7 +131,7 @@ def _caller_states(messages: list[Any]) -> list[NumberState]:
 
 
 def test_restarted_worker_resumes_state(kafka_broker: Any, tmp_path: Path,
-                                        workers: list[subprocess.Popen[bytes]]) -> None:
+                                        start_worker: Callable[..., Any]) -> None:
     tag = uuid.uuid4().hex[:8]
     topics = {name: f"rs-{tag}.{name}" for name in ("raw", "alerts", "rejected", "control",
                                                     "calls")}
@@ -195,8 +161,8 @@ def test_restarted_worker_resumes_state(kafka_broker: Any, tmp_path: Path,
     assert (forgetful[0].detected_at, forgetful[0].features) != (want.detected_at, want.features)
 
     # ---- first worker: the first part, until the caller's state is in the changelog
-    proc1, log1 = _start_worker(kafka_broker, topics, app_id, tmp_path, "w1")
-    workers.append(proc1)
+    proc1, log1 = start_worker(kafka_broker, topics, app_id, tmp_path, "w1",
+                              partitions=PARTITIONS)
     _produce(kafka_broker, topics["raw"], first)
     # the state table's changelog has one partition per calls partition
     assert _partitions(kafka_broker, changelog) == set(range(PARTITIONS))
@@ -210,8 +176,8 @@ def test_restarted_worker_resumes_state(kafka_broker: Any, tmp_path: Path,
     assert _read(kafka_broker, topics["alerts"], lambda ms: False, timeout=2) == []
 
     # ---- a new worker process, same app id: the second part
-    proc2, log2 = _start_worker(kafka_broker, topics, app_id, tmp_path, "w2")
-    workers.append(proc2)
+    proc2, log2 = start_worker(kafka_broker, topics, app_id, tmp_path, "w2",
+                              partitions=PARTITIONS)
     _produce(kafka_broker, topics["raw"], second)
     alerts = _read(kafka_broker, topics["alerts"], lambda ms: len(ms) >= 1)
     assert alerts, f"no alert within {WAIT_S:.0f} s\n{log2.read_text()[-3000:]}"
