@@ -108,12 +108,3 @@ def pseudonym(number: str, salt: str = "") -> str:
     """
     digest = hashlib.blake2b(number.encode(), digest_size=6, key=salt.encode()[:64]).hexdigest()
     return "n:" + digest
-
-
-def number_value(number: str) -> int:
-    """The digits of an E.164 number as an integer, for nearness of numbers.
-
-    >>> number_value("+8613800000002") - number_value("+8613800000001")
-    1
-    """
-    return int(number[1:]) if number[1:].isdigit() else 0

@@ -8,8 +8,8 @@ the summary and the metrics count by.
 
 >>> call = Call(caller="+8613800000001", callee="+8613900000002", start=1.7e9,
 ...             duration=0, answered=False, ring=2.0)
->>> call.refused
-True
+>>> call.failed
+False
 >>> Call.from_dict(call.to_dict()) == call
 True
 """
@@ -67,11 +67,6 @@ class Call:
     trunk: str | None = None
     src_ip: str | None = None
     disposition: str | None = None
-
-    @property
-    def refused(self) -> bool:
-        """The callee did not take the call (unanswered or rejected)."""
-        return not self.answered
 
     @property
     def failed(self) -> bool:
