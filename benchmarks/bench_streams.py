@@ -124,17 +124,23 @@ def run_ceiling(bootstrap: str, topic: str, expect: int) -> dict[str, float]:
     return asyncio.run(main())
 
 
-def _run_faust(app: Any, progress: Callable[[], int], expect: int,
-               first_ref: dict[str, float]) -> dict[str, float]:
+def _run_faust(app: Any, progress: Callable[[], int], expect: int, first_ref: dict[str, float],
+               trace: Callable[[], Any] = lambda: "") -> dict[str, float]:
     import faust
 
     result: dict[str, float] = {}
+
+    last_log = [0.0]
 
     @app.timer(0.02)
     async def watch() -> None:
         n = progress()
         if n and "first" not in first_ref:
             first_ref["first"] = time.perf_counter()
+        if os.environ.get("BENCH_TRACE") and time.perf_counter() - last_log[0] > 0.5:
+            last_log[0] = time.perf_counter()
+            print(f"{time.perf_counter() - first_ref.get('first', last_log[0]):7.2f} s "
+                  f"{trace()}", file=sys.stderr)
         if n >= expect and not result:
             result.update(cdrs=n, seconds=time.perf_counter() - first_ref["first"])
             os.kill(os.getpid(), signal.SIGTERM)
@@ -179,6 +185,7 @@ def run_naive(bootstrap: str, topic: str, expect: int) -> dict[str, float]:
 
 
 def run_dialguard(bootstrap: str, topic: str, expect: int) -> dict[str, float]:
+
     from streams.app import Topics, WorkerOptions, create_pipeline
 
     tag = uuid.uuid4().hex[:8]
@@ -192,7 +199,8 @@ def run_dialguard(bootstrap: str, topic: str, expect: int) -> dict[str, float]:
     pipeline = create_pipeline(options)
     c = pipeline.counts
     first: dict[str, float] = {}
-    return _run_faust(pipeline.app, lambda: c["detected"] + c["rejected"], expect, first)
+    return _run_faust(pipeline.app, lambda: c["detected"] + c["rejected"], expect, first,
+                      lambda: c)
 
 
 RUNNERS = {"ceiling": run_ceiling, "naive": run_naive, "dialguard": run_dialguard}

@@ -98,7 +98,9 @@ class Detector:
 
     def _apply(self, settings: Settings) -> None:
         self.settings = settings
-        self._profiles = [p for p in settings.rules.values() if p.enabled]
+        #: enabled profiles with their ``min_attempts`` (checked before the other features)
+        self._volume_floors = [(p, p.min.get("attempts", 0.0)) for p in settings.rules.values()
+                               if p.enabled]
         self._virtual = settings.features.virtual_prefixes
         self._cooldown = settings.alerts.cooldown_s
         self._min_attempts = settings.alerts.min_attempts
@@ -224,7 +226,10 @@ class Detector:
 
         best: RuleMatch | None = None
         best_horizon = fs.horizons_s[-1]
-        for profile in self._profiles:
+        for profile, floor in self._volume_floors:
+            # the volume floor first: most judged numbers fail it at most horizons
+            if floor > 0 and round(state.attempts(profile.horizon_s, t, fs), 3) < floor:
+                continue
             match = evaluate(profile, features(profile.horizon_s), self._confidence_z)
             if match is not None and (best is None or match.score > best.score):
                 best, best_horizon = match, profile.horizon_s

@@ -256,23 +256,36 @@ def decode_json_value(
         many = _fast_calls(data, normaliser)
         if many is not None:
             return many
+        # One bad element must not send its whole batch down the careful path: split the
+        # array into its elements' raw JSON and decode each alone, carefully only if needed.
+        try:
+            elements = _decode_raw_list(data)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            elements = None
+        if elements is not None:
+            out: list[Decoded] = []
+            for i, raw in enumerate(elements):
+                fast = _fast_call(raw, normaliser)
+                out.append(fast if fast is not None
+                           else _careful_call(bytes(raw), normaliser, f"{source}[{i}]"))
+            return out
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         return [_bad("malformed", f"not JSON: {exc}", data, source)]
     if isinstance(value, list):
-        # One bad element must not send its whole batch down the careful path.
-        try:
-            elements: list[Any] = _decode_raw_list(data)
-        except (msgspec.ValidationError, msgspec.DecodeError):
-            elements = [None] * len(value)
-        out: list[Decoded] = []
-        for i, (item, raw) in enumerate(zip(value, elements, strict=True)):
-            fast = _fast_call(raw, normaliser) if raw is not None else None
-            out.append(fast if fast is not None else call_from_mapping(
-                item, normaliser, f"{source}[{i}]" if source else f"[{i}]"))
-        return out
+        return [call_from_mapping(item, normaliser, f"{source}[{i}]")
+                for i, item in enumerate(value)]
     return [call_from_mapping(value, normaliser, source, raw=data)]
+
+
+def _careful_call(data: bytes, normaliser: Callable[[str], str], source: str) -> Decoded:
+    """One JSON value decoded field by field: a call, or a rejection that says why."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        return _bad("malformed", f"not JSON: {exc}", data, source)
+    return call_from_mapping(value, normaliser, source, raw=data)
 
 
 def read_json_lines(

@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 #: Reason codes for rejected input.  They are metric label values, so the set
 #: is closed and small; the free-text ``detail`` carries the specifics.
 REJECT_REASONS: tuple[str, ...] = (
@@ -47,14 +49,18 @@ class Rejected:
         return {"reason": self.reason, "detail": self.detail, "source": self.source, "raw": raw}
 
 
-@dataclass(slots=True)
-class Call:
+class Call(msgspec.Struct, array_like=True, gc=False):
     """One normalised call attempt.
 
     ``duration`` is billable talk seconds (0 when unanswered).  ``ring`` is the
     seconds from setup to answer or abandon, or ``None`` when the source did not
     say.  ``disposition`` is the switch's own word where it gave one
     (Asterisk: ``ANSWERED``, ``NO ANSWER``, ``BUSY``, ``FAILED``, ``CONGESTION``).
+
+    A :class:`msgspec.Struct`: cheap to build (readers make one per record), and
+    it travels between stream stages as a MessagePack array of its fields
+    (``array_like``), decoded straight back into calls.  ``gc=False``: a call
+    holds only strings and numbers, so the garbage collector need not track it.
     """
 
     caller: str

@@ -62,6 +62,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+import msgspec
 import orjson
 from faust.serializers import codecs
 
@@ -75,6 +76,7 @@ from detectors.numbers import NumberNormaliser
 from detectors.readers import decode_json_value
 from detectors.records import Call, Rejected
 from streams.control import ControlError, Tuning
+from streams.replay import tune_gc
 
 log = logging.getLogger("dialguard.worker")
 
@@ -143,6 +145,8 @@ class WorkerOptions:
     #: time and writes the states they changed to the table once
     detect_batch: int = 16
     detect_within: float = 0.01
+    #: longest a fetch of ``dialguard.calls`` waits at the broker for data (Faust's own: 1.5 s)
+    detect_fetch_wait_ms: int = 50
     #: ingest batches whose repartitioned output may still be in delivery (offsets of a
     #: batch are committed only once it and every earlier batch were delivered)
     ingest_in_flight: int = 4
@@ -151,6 +155,9 @@ class WorkerOptions:
     #: seconds to wait for repartitioned batches to be delivered before giving up
     delivery_timeout: float = 120.0
     ingest_within: float = 0.05
+    #: ingest decodes and sends on a fetch in slices of about this many bytes of CDRs,
+    #: yielding to the detect agent between slices
+    ingest_slice_bytes: int = 1 << 20
     #: most calls in one repartition message (keeps messages around a megabyte)
     max_batch_rows: int = 8000
     #: Faust table store; ``memory://`` (state rebuilt from the changelog on start)
@@ -179,13 +186,20 @@ class _StateUnpickler(pickle.Unpickler):
 
 
 class StateCodec(codecs.Codec):
-    """Faust codec of the state table: pickle (protocol 5), loading only per-number state."""
+    """Faust codec of the state table: :meth:`NumberState.to_bytes` (no code runs on load).
+
+    Changelogs written by dialguard before that form existed hold pickles (protocol
+    5); those are still read, with an unpickler that loads number states only.
+    """
 
     def _dumps(self, obj: Any) -> bytes:
-        return pickle.dumps(obj, protocol=5)
+        state: NumberState = obj
+        return state.to_bytes()
 
     def _loads(self, s: bytes) -> Any:
-        return _StateUnpickler(io.BytesIO(s)).load()
+        if s[:1] == b"\x80":  # a pickle from an earlier version
+            return _StateUnpickler(io.BytesIO(s)).load()
+        return NumberState.from_bytes(s)
 
 
 STATE_CODEC = "dialguard_state"
@@ -208,14 +222,112 @@ def _seeded(settings: Settings, partition: int) -> Settings:
     return build_settings(raw)
 
 
-def encode_batch(rows: list[list[Any]], arrived: float) -> bytes:
-    """One repartition message: ``{"a": arrival wall time, "c": [[flags, *call fields]]}``."""
-    return orjson.dumps({"a": arrived, "c": rows})
+def fetch_slices(
+    fetched: Mapping[Any, list[Any]], limit_bytes: int
+) -> Iterable[tuple[list[tuple[bytes | None, str, int, int]], dict[Any, int]]]:
+    """Cut a consumer fetch into slices of about ``limit_bytes`` of message values.
+
+    Yields ``(items, covered)``: the slice's ``(value, topic, partition, offset)``
+    items, and per topic-partition the offset after its last message in the slice
+    (what may be committed once the slice's output is delivered).
+
+    >>> from types import SimpleNamespace as M
+    >>> fetch = {"tp0": [M(value=b"x" * 60, topic="t", partition=0, offset=i) for i in range(5)]}
+    >>> [(len(items), covered) for items, covered in fetch_slices(fetch, 100)]
+    [(2, {'tp0': 2}), (2, {'tp0': 4}), (1, {'tp0': 5})]
+    """
+    items: list[tuple[bytes | None, str, int, int]] = []
+    covered: dict[Any, int] = {}
+    size = 0
+    for tp, messages in fetched.items():
+        for m in messages:
+            items.append((m.value, m.topic, m.partition, m.offset))
+            covered[tp] = m.offset + 1
+            size += len(m.value) if m.value is not None else 0
+            if size >= limit_bytes:
+                yield items, covered
+                items, covered, size = [], {}, 0
+    if items:
+        yield items, covered
 
 
-def call_row(flags: int, call: Call) -> list[Any]:
-    return [flags, call.caller, call.callee, call.start, call.duration, call.answered, call.ring,
-            call.id, call.trunk, call.src_ip, call.disposition]
+class CallBatch(msgspec.Struct, array_like=True, gc=False):
+    """One message of ``dialguard.calls``: one partition's calls from one ingest batch.
+
+    Encoded as MessagePack (:data:`BATCH_ENCODER`), each call an array of its
+    fields, so the detect side decodes straight into :class:`Call` objects.
+    """
+
+    #: wall time when ingest read the calls (for the detection-latency metric)
+    arrived: float
+    #: one byte per call: ``OUT`` (caller side), ``IN`` (callee side) or both
+    flags: bytes
+    calls: list[Call]
+
+
+BATCH_ENCODER = msgspec.msgpack.Encoder()
+BATCH_DECODER = msgspec.msgpack.Decoder(CallBatch)
+
+
+def encode_batch(flagged: Iterable[tuple[int, Call]], arrived: float) -> bytes:
+    """One ``dialguard.calls`` message from ``(flags, call)`` pairs.
+
+    >>> call = Call("+8613800000001", "+8613900000002", 1.7e9, 0, False)
+    >>> batch = BATCH_DECODER.decode(encode_batch([(OUT | IN, call)], 5.0))
+    >>> batch.arrived, list(batch.flags), batch.calls == [call]
+    (5.0, [3], True)
+    """
+    pairs = list(flagged)
+    return BATCH_ENCODER.encode(
+        CallBatch(arrived, bytes(f for f, _ in pairs), [c for _, c in pairs]))
+
+
+class ChangelogWriter:
+    """Writes state-table changelog records as whole producer batches.
+
+    Uses the aiokafka producer inside the app's Faust producer, so Faust's flush
+    before every offset commit also waits for these records.  A delivered batch
+    moves the table's persisted changelog offset, as Faust's own per-key sends do
+    (it matters for on-disk stores, which then recover only what is newer).
+    """
+
+    def __init__(self, app: faust.App, table: Any) -> None:
+        self.app = app
+        self.table = table
+        #: records and batches sent (for tests and summaries)
+        self.records = self.batches = 0
+
+    def _producer(self) -> Any:
+        """The running aiokafka producer (broker-free tests put a stand-in here)."""
+        return self.app.producer._ensure_producer()  # type: ignore[attr-defined]
+
+    async def send(self, partition: int, records: list[tuple[bytes, bytes | None]]) -> None:
+        """Queue ``(key, value)`` records (``None``: deleted) for one changelog partition."""
+        producer = self._producer()
+        batch, count = producer.create_batch(), 0
+        for key, value in records:
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                await self._submit(producer, batch, partition, count)
+                batch, count = producer.create_batch(), 0
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    raise ValueError(f"state of {len(value or b'')} bytes exceeds a producer "
+                                     "batch (producer_max_batch_size)")
+            count += 1
+        if count:
+            await self._submit(producer, batch, partition, count)
+
+    async def _submit(self, producer: Any, batch: Any, partition: int, count: int) -> None:
+        topic = self.table.changelog_topic.get_topic_name()
+        future = await producer.send_batch(batch, topic, partition=partition)
+        self.records += count
+        self.batches += 1
+
+        def delivered(fut: asyncio.Future[Any]) -> None:
+            if not fut.cancelled() and fut.exception() is None:
+                meta = fut.result()
+                self.table.data.set_persisted_offset(meta.topic_partition, meta.offset + count - 1)
+
+        future.add_done_callback(delivered)
 
 
 class PartitionState:
@@ -241,11 +353,13 @@ class Pipeline:
         self.partitions = options.partitions
         self.parts: dict[int, PartitionState] = {}
         self.control_ready = asyncio.Event()
+        #: set once this worker has joined the detect group (its first assignment, even empty)
+        self.joined = asyncio.Event()
         if not options.control_consumer:
             self.control_ready.set()
         #: counts for summaries and tests
         self.counts = {"messages": 0, "calls": 0, "rejected": 0, "alerts": 0, "duplicates": 0,
-                       "batches": 0, "detected": 0}
+                       "batches": 0, "detected": 0, "bad_batches": 0}
 
         t = options.topics
         conf: dict[str, Any] = {
@@ -317,15 +431,18 @@ class Pipeline:
                 await self.detect_events(events)
 
         self.detect: Any = detect
+        self.changelog = ChangelogWriter(app, self.table)
 
         if options.control_consumer:
             app.task(self._control_loop)
         if options.lag_interval > 0:
             app.timer(options.lag_interval)(self._sample_lag)
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
+        app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         app.task(self._on_start)
 
     async def _on_start(self) -> None:
+        tune_gc()
         # One batch writes up to thousands of table keys; let the producer buffer hold them
         # instead of flushing (and warning) every 100 messages.
         self.app.producer.buffer.max_messages = 50_000
@@ -353,7 +470,11 @@ class Pipeline:
         arrived = time.time()
         normaliser = self.normaliser
         n = self.partitions
-        batches: dict[int, list[list[Any]]] = {}
+        batches: dict[int, tuple[bytearray, list[Call]]] = {}
+
+        def new_batch() -> tuple[bytearray, list[Call]]:
+            return bytearray(), []
+
         rejected: list[Rejected] = []
         calls = count = 0
         for value, topic, partition, offset in messages:
@@ -367,21 +488,26 @@ class Pipeline:
                     calls += 1
                     out_p = partition_for(record.caller, n)
                     in_p = partition_for(record.callee, n)
+                    flags, rows = batches.get(out_p) or batches.setdefault(out_p, new_batch())
+                    rows.append(record)
                     if out_p == in_p:
-                        batches.setdefault(out_p, []).append(call_row(OUT | IN, record))
+                        flags.append(OUT | IN)
                     else:
-                        batches.setdefault(out_p, []).append(call_row(OUT, record))
-                        batches.setdefault(in_p, []).append(call_row(IN, record))
+                        flags.append(OUT)
+                        flags, rows = batches.get(in_p) or batches.setdefault(in_p, new_batch())
+                        rows.append(record)
+                        flags.append(IN)
                 else:
                     assert isinstance(record, Rejected)
                     where = f"{topic}/{partition}@{offset}{record.source}"
                     rejected.append(replace(record, source=where))
         futures = []
         step = self.options.max_batch_rows
-        for part, rows in batches.items():
+        encode = BATCH_ENCODER.encode
+        for part, (flags, rows) in batches.items():
             for i in range(0, len(rows), step):
-                futures.append(await self.calls_topic.send(
-                    value=encode_batch(rows[i:i + step], arrived), partition=part, force=True))
+                value = encode(CallBatch(arrived, bytes(flags[i:i + step]), rows[i:i + step]))
+                futures.append(await self.calls_topic.send(value=value, partition=part, force=True))
         for rej in rejected:
             futures.append(await self.rejected_topic.send(value=orjson.dumps(rej.to_dict()),
                                                           force=True))
@@ -425,40 +551,44 @@ class Pipeline:
         last_commit = time.monotonic()
         try:
             await self.control_ready.wait()
+            # Repartitioned calls wait in Kafka until a detect agent owns them; starting
+            # after the join keeps ingest from running seconds ahead of detection.
+            await self.joined.wait()
             while True:
                 batch = await consumer.getmany(timeout_ms=200, max_records=options.ingest_batch)
-                if batch:
-                    items: list[tuple[bytes | None, str, int, int]] = []
-                    covered: dict[TopicPartition, int] = {}
-                    for tp, msgs in batch.items():
-                        items.extend((m.value, m.topic, m.partition, m.offset) for m in msgs)
-                        covered[tp] = msgs[-1].offset + 1
-                    in_flight.append((await self.ingest_messages(items), covered))
-                while in_flight and (not batch or len(in_flight) > options.ingest_in_flight
-                                     or all(f.done() for f in in_flight[0][0])):
-                    futures, covered = in_flight.popleft()
-                    if futures:
-                        try:
-                            await asyncio.wait_for(asyncio.gather(*futures),
-                                                   options.delivery_timeout)
-                        except Exception as exc:
-                            # nothing after these offsets may be committed: stop the worker
-                            log.error("ingest: repartitioned batch not delivered (%s); stopping",
-                                      type(exc).__name__)
-                            await self.app.crash(exc)
-                            return
-                    done.update(covered)
-                if done and (time.monotonic() - last_commit >= options.commit_interval
-                             or not batch):
-                    assigned = consumer.assignment()
-                    offsets = {tp: off for tp, off in done.items() if tp in assigned}
-                    done.clear()
-                    last_commit = time.monotonic()
-                    if offsets:
-                        try:
-                            await consumer.commit(offsets)
-                        except Exception as exc:  # a rebalance: the next owner re-reads
-                            log.warning("ingest commit failed: %s", type(exc).__name__)
+                # A fetch can hold hundreds of thousands of CDRs: take it in slices and let
+                # detect run between them, so neither stage waits for the other's whole batch.
+                for piece in fetch_slices(batch, options.ingest_slice_bytes) if batch else [None]:
+                    if piece is not None:
+                        items, covered = piece
+                        in_flight.append((await self.ingest_messages(items), covered))
+                    while in_flight and (piece is None
+                                         or len(in_flight) > options.ingest_in_flight
+                                         or all(f.done() for f in in_flight[0][0])):
+                        futures, covered = in_flight.popleft()
+                        if futures:
+                            try:
+                                await asyncio.wait_for(asyncio.gather(*futures),
+                                                       options.delivery_timeout)
+                            except Exception as exc:
+                                # nothing after these offsets may be committed: stop the worker
+                                log.error("ingest: repartitioned batch not delivered (%s); "
+                                          "stopping", type(exc).__name__)
+                                await self.app.crash(exc)
+                                return
+                        done.update(covered)
+                    if done and (time.monotonic() - last_commit >= options.commit_interval
+                                 or piece is None):
+                        assigned = consumer.assignment()
+                        offsets = {tp: off for tp, off in done.items() if tp in assigned}
+                        done.clear()
+                        last_commit = time.monotonic()
+                        if offsets:
+                            try:
+                                await consumer.commit(offsets)
+                            except Exception as exc:  # a rebalance: the next owner re-reads
+                                log.warning("ingest commit failed: %s", type(exc).__name__)
+                    await asyncio.sleep(0)
         finally:
             await consumer.stop()
 
@@ -494,14 +624,21 @@ class Pipeline:
         newest = -math.inf
         for event in events:
             partition = event.message.partition
-            found, arrived, n, latest = self.detect_batch(partition, event.value)
+            try:
+                found, arrived, n, latest = self.detect_batch(partition, event.value)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                # Only ingest writes this topic; anything else there is skipped, not fatal.
+                log.error("%s/%d@%d: not a batch of calls, skipped: %s",
+                          event.message.topic, partition, event.message.offset, exc)
+                self.counts["bad_batches"] += 1
+                continue
             alerts.extend((alert, arrived) for alert in found)
             n_calls += n
             newest = max(newest, latest)
             flushed.add(partition)
             self.counts["batches"] += 1
         for partition in flushed:
-            self.flush_state(partition)
+            await self.flush_state(partition)
         now = time.time()
         for alert, arrived in alerts:
             key = alert.caller.encode() if alert.caller else None
@@ -527,14 +664,14 @@ class Pipeline:
         observe_outbound = det.observe_outbound
         observe_inbound = det.observe_inbound
         maybe_expire = det.maybe_expire
-        payload = orjson.loads(value)
+        batch = BATCH_DECODER.decode(value)
+        if len(batch.flags) != len(batch.calls):
+            raise msgspec.ValidationError("flags and calls differ in length")
         alerts: list[Alert] = []
         duplicates = outbound = 0
         newest = -math.inf
-        rows = payload["c"]
-        for row in rows:
-            flags = row[0]
-            call = Call(*row[1:])
+        rows = batch.calls
+        for flags, call in zip(batch.flags, rows, strict=True):
             if call.start > newest:
                 newest = call.start
             if flags & OUT:
@@ -557,25 +694,59 @@ class Pipeline:
         if duplicates:
             self.counts["duplicates"] += duplicates
             self.metrics.duplicate(duplicates)
-        return alerts, float(payload.get("a", time.time())), len(rows), newest
+        return alerts, batch.arrived, len(rows), newest
 
-    def flush_state(self, partition: int) -> int:
-        """Write the partition's changed states to the table and its changelog partition."""
+    async def flush_state(self, partition: int) -> int:
+        """Write the partition's changed states to the table and its changelog partition.
+
+        The changelog records go out as whole producer batches on the app's own
+        aiokafka producer (a Faust ``send_soon`` per key costs ~20 us); Faust flushes
+        that producer before it commits any source offset, so a committed offset's
+        effect is always in the changelog first.
+        """
         part = self.parts[partition]
         states = part.detector.states
         data = self.table.data
-        send = self.table.send_changelog
+        to_bytes = NumberState.to_bytes
         touched = part.detector.drain_touched()
+        records: list[tuple[bytes, bytes | None]] = []
         for number in touched:
             state = states.get(number)
             if state is None:
                 if number in data:
                     del data[number]
-                    send(partition, number, None, value_serializer="raw")
+                    records.append((number.encode(), None))
             else:
                 data[number] = state
-                send(partition, number, state)
-        return len(touched)
+                records.append((number.encode(), to_bytes(state)))
+        if records:
+            await self.changelog.send(partition, records)
+        return len(records)
+
+    def _on_assigned(self, sender: Any, assigned: set[Any], **kwargs: Any) -> None:
+        self.shorten_fetch_wait()
+        self.joined.set()
+
+    def shorten_fetch_wait(self) -> bool:
+        """Give Faust's consumer the short fetch wait of ``options.detect_fetch_wait_ms``.
+
+        faust-streaming fixes its consumer's fetch wait at 1.5 s, and aiokafka sends
+        one fetch at a time per broker: while a fetch for partitions with no new data
+        is held, partitions whose data arrived meanwhile wait.  Measured here, detect
+        stalled 0.5-1 s at a time and ran at half speed.  False (and a warning) where
+        this Faust or aiokafka version has no such setting to change.
+        """
+        try:
+            fetcher = self.app.consumer._thread._ensure_consumer()._fetcher  # type: ignore
+        except Exception:
+            fetcher = None
+        if fetcher is None or not hasattr(fetcher, "_fetch_max_wait_ms"):
+            log.warning("could not shorten the consumer's fetch wait: detection may stall")
+            return False
+        if fetcher._fetch_max_wait_ms != self.options.detect_fetch_wait_ms:
+            fetcher._fetch_max_wait_ms = self.options.detect_fetch_wait_ms
+            log.info("consumer fetch wait set to %d ms", self.options.detect_fetch_wait_ms)
+        return True
 
     def _on_revoked(self, sender: Any, revoked: set[Any], **kwargs: Any) -> None:
         calls = self.options.topics.calls

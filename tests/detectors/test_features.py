@@ -86,6 +86,36 @@ def test_pickle_round_trip_keeps_behaviour() -> None:
     assert a.features(600, T0 + 501, FS) == b.features(600, T0 + 501, FS)
 
 
+def test_bytes_round_trip_keeps_behaviour_and_is_smaller_than_a_pickle() -> None:
+    a = NumberState(FS, T0)
+    for i in range(300):
+        call(a, T0 + 10 * i, 8613900000000 + 31 * i, answered=i % 4 == 0, talk=12)
+    a.trunk = "gw-云-7"
+    data = a.to_bytes()
+    assert len(data) < len(pickle.dumps(a, protocol=pickle.HIGHEST_PROTOCOL))
+    b = NumberState.from_bytes(data)
+    assert (b.trunk, b.first_seen, b.calls, bytes(b.refusals)) == (
+        a.trunk, a.first_seen, a.calls, bytes(a.refusals))
+    for st in (a, b):
+        call(st, T0 + 3100, 8613900000000)
+    assert a.features(3600, T0 + 3101, FS) == b.features(3600, T0 + 3101, FS)
+    a.trunk = None
+    assert NumberState.from_bytes(a.to_bytes()).trunk is None
+
+
+@pytest.mark.parametrize("bad", [b"", b"DGS\x01", b"\x80\x05junk", b"DGS\x02" + bytes(700)])
+def test_bytes_that_are_not_a_state_are_refused(bad: bytes) -> None:
+    with pytest.raises(ValueError):
+        NumberState.from_bytes(bad)
+
+
+def test_truncated_or_padded_state_bytes_are_refused() -> None:
+    data = NumberState(FS, T0).to_bytes()
+    for broken in (data[:-1], data + b"x"):
+        with pytest.raises(ValueError, match="does not match its header"):
+            NumberState.from_bytes(broken)
+
+
 def test_late_call_is_counted_not_lost() -> None:
     st = NumberState(FS, T0)
     call(st, T0 + 1000, 8613900000001)

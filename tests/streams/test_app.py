@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 from unittest.mock import patch
 
@@ -15,12 +16,14 @@ from detectors.engine import Detector
 from detectors.features import NumberState
 from detectors.records import Call
 from streams.app import (
+    BATCH_DECODER,
+    BATCH_ENCODER,
     IN,
     OUT,
     Pipeline,
+    StateCodec,
     WorkerOptions,
     alert_rows,
-    call_row,
     create_pipeline,
     encode_batch,
     partition_for,
@@ -41,6 +44,31 @@ def sent() -> Iterator[Sent]:
         yield captured
 
 
+class _Batch:
+    def __init__(self) -> None:
+        self.records: list[tuple[bytes, bytes | None]] = []
+
+    def append(self, *, key: bytes, value: bytes | None, timestamp: None) -> bool:
+        self.records.append((key, value))
+        return True
+
+
+class FakeBatchProducer:
+    """Stands in for the aiokafka producer the changelog writer uses; keeps what it got."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, int, bytes, bytes | None]] = []
+
+    def create_batch(self) -> _Batch:
+        return _Batch()
+
+    async def send_batch(self, batch: Any, topic: str, *, partition: int) -> Any:
+        self.sent.extend((topic, partition, k, v) for k, v in batch.records)
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(SimpleNamespace(topic_partition=(topic, partition), offset=0))
+        return future
+
+
 @pytest.fixture
 def make_pipeline() -> Callable[..., Pipeline]:
     def make(partitions: int = 1, **kwargs: Any) -> Pipeline:
@@ -51,6 +79,9 @@ def make_pipeline() -> Callable[..., Pipeline]:
         pipeline.app.conf.store = "memory://"  # type: ignore[assignment]
         pipeline.app.finalize()
         pipeline.app.flow_control.resume()
+        fake = FakeBatchProducer()
+        pipeline.changelog._producer = lambda: fake  # type: ignore[method-assign]
+        pipeline.changelog_sent = fake.sent  # type: ignore[attr-defined]
         return pipeline
 
     return make
@@ -90,9 +121,9 @@ def test_ingest_decodes_and_rejects(make_pipeline: Callable[..., Pipeline], sent
         orjson.dumps({**good, "caller": "hello"}),
     ]))
     calls = of(sent, "dialguard.calls")
-    rows = [row for kw in calls for row in orjson.loads(kw["value"])["c"]]
+    rows = [c for kw in calls for c in BATCH_DECODER.decode(kw["value"]).calls]
     assert len(rows) == 2
-    assert rows[0][1:3] == ["+8613800000001", "+8613900000002"]
+    assert (rows[0].caller, rows[0].callee) == ("+8613800000001", "+8613900000002")
     assert all(kw["partition"] == 0 for kw in calls)
     rejected = [orjson.loads(kw["value"]) for kw in of(sent, "cdr.rejected")]
     assert sorted(r["reason"] for r in rejected) == [
@@ -114,8 +145,9 @@ def test_repartition_groups_both_sides(make_pipeline: Callable[..., Pipeline], s
     ins: list[tuple[str, str, float]] = []
     for kw in of(sent, "dialguard.calls"):
         p = kw["partition"]
-        for row in orjson.loads(kw["value"])["c"]:
-            flags, caller, callee, start = row[:4]
+        batch = BATCH_DECODER.decode(kw["value"])
+        for flags, call in zip(batch.flags, batch.calls, strict=True):
+            caller, callee, start = call.caller, call.callee, call.start
             if flags & OUT:
                 assert partition_for(caller, 4) == p
                 outs.append((caller, callee, start))
@@ -140,7 +172,7 @@ def test_detect_raises_the_alerts_replay_raises(
     calls = campaign() + campaign("+8613800000009", 30, 1.7e9 + 1)
     calls.sort(key=lambda c: c.start)
     calls.append(calls[5])  # a duplicate delivery
-    rows = [call_row(OUT | IN, c) for c in calls]
+    rows = [(OUT | IN, c) for c in calls]
     batches = [(0, encode_batch(rows[i:i + 40], 1.0)) for i in range(0, len(rows), 40)]
     asyncio.run(_put_batches(pipeline, batches))
 
@@ -160,6 +192,13 @@ def test_detect_raises_the_alerts_replay_raises(
     assert isinstance(state, NumberState)
     live = pipeline.parts[0].detector.states
     assert set(pipeline.table.keys()) == set(live)
+    # ... and to the changelog, in the table's codec: the newest record per key is the state
+    codec = StateCodec()
+    newest = {key.decode(): value for topic, p, key, value in pipeline.changelog_sent}
+    assert {topic for topic, *_ in pipeline.changelog_sent} == {
+        pipeline.table.changelog_topic.get_topic_name()}
+    assert set(newest) == set(live)
+    assert all(codec.loads(v).to_bytes() == live[k].to_bytes() for k, v in newest.items())
     pipeline.parts.clear()
     resumed = pipeline.partition_state(0).detector
     assert set(resumed.states) == set(live) and resumed.states["+8617000000001"] is state
@@ -177,9 +216,9 @@ def test_inbound_side_reaches_the_callee_partition(
               for i in range(load_settings().features.promote_after)]
     back = Call(caller, callee, 1.7e9 + 60, 30, True, 2.0, id="x1")
     asyncio.run(_put_batches(pipeline, [
-        (p_callee, encode_batch([call_row(OUT, c) for c in firsts], 1.0)),
-        (p_caller, encode_batch([call_row(IN, firsts[0]), call_row(OUT, back)], 1.0)),
-        (p_callee, encode_batch([call_row(IN, back), call_row(IN, back)], 1.0)),
+        (p_callee, encode_batch([(OUT, c) for c in firsts], 1.0)),
+        (p_caller, encode_batch([(IN, firsts[0]), (OUT, back)], 1.0)),
+        (p_callee, encode_batch([(IN, back), (IN, back)], 1.0)),
     ]))
     states = pipeline.parts[p_callee].detector.states
     assert callee in states and caller not in states
@@ -192,7 +231,7 @@ def test_control_messages_applied_and_refused(
     make_pipeline: Callable[..., Pipeline], sent: Sent
 ) -> None:
     pipeline = make_pipeline()
-    rows = [call_row(OUT | IN, c) for c in campaign()]
+    rows = [(OUT | IN, c) for c in campaign()]
     assert pipeline.apply_control(
         b'{"op": "set", "key": "rules.cloud_dialer.min_attempts", "value": 500}')
     assert not pipeline.apply_control(b'{"op": "set", "key": "rules.cloud_dialer.min_attempts"}')
@@ -209,7 +248,7 @@ def test_control_messages_applied_and_refused(
     asyncio.run(_put_batches(pipeline, [(0, encode_batch(rows[60:], 1.0))]))
     assert of(sent, "dialguard.alerts") == []  # allowlisted now
     assert pipeline.apply_control(b'{"op": "disallow", "numbers": ["+8617000000001"]}')
-    more = [call_row(OUT | IN, c) for c in campaign(n=200)[120:]]
+    more = [(OUT | IN, c) for c in campaign(n=200)[120:]]
     asyncio.run(_put_batches(pipeline, [(0, encode_batch(more, 1.0))]))
     assert len(of(sent, "dialguard.alerts")) == 1
     m = pipeline.metrics
@@ -225,3 +264,32 @@ def test_partitions_seed_their_own_models(make_pipeline: Callable[..., Pipeline]
     assert pipeline.apply_control(b'{"op": "set", "key": "model.weight", "value": 0.5}')
     assert [pipeline.parts[p].detector.settings.model.weight for p in range(3)] == [0.5] * 3
     assert pipeline.parts[2].detector.settings.model.seed == base + 2
+
+
+def test_undecodable_repartition_message_is_skipped(
+    make_pipeline: Callable[..., Pipeline], sent: Sent
+) -> None:
+    pipeline = make_pipeline()
+    good = encode_batch([(OUT | IN, c) for c in campaign()], 1.0)
+    uneven = BATCH_DECODER.decode(good)
+    uneven.flags = uneven.flags[:-1]
+    asyncio.run(_put_batches(pipeline, [(0, b"{not msgpack"), (0, BATCH_ENCODER.encode(uneven)),
+                                        (0, good)]))
+    assert pipeline.counts["bad_batches"] == 2
+    assert pipeline.counts["detected"] == 120
+    assert len(of(sent, "dialguard.alerts")) == 1
+
+
+def test_state_codec_reads_its_own_form_and_earlier_pickles_only() -> None:
+    import pickle
+
+    fs = load_settings().features
+    state = NumberState(fs, 1.7e9)
+    state.outbound(1.7e9, 8613900000001, True, 30, 2.0, False, fs, "gw-1")
+    codec = StateCodec()
+    assert codec.dumps(state) == state.to_bytes()
+    assert codec.loads(codec.dumps(state)).to_bytes() == state.to_bytes()
+    legacy = pickle.dumps(state, protocol=5)  # what versions before the binary form wrote
+    assert codec.loads(legacy).to_bytes() == state.to_bytes()
+    with pytest.raises(pickle.UnpicklingError, match="refusing"):
+        codec.loads(pickle.dumps(SimpleNamespace(x=1), protocol=5))
