@@ -7,21 +7,16 @@ Data flow (topic names are options; defaults shown)::
                └──▶ cdr.rejected                       state table ◀──────┘ (changelog topic)
     dialguard.control ──(every worker reads all of it)──▶ live settings and allowlist
 
-* **ingest** reads ``cdr.raw`` (one CDR, or a JSON array of CDRs, per message:
-  CONTRACT 1a) up to ``ingest_batch`` messages at a time, decodes with
-  :func:`detectors.readers.decode_json_value`, sends rejections to
-  ``cdr.rejected`` and groups the calls by the partition of
-  ``dialguard.calls`` that owns the calling number (``"out"`` side) and the
-  one that owns the called number (``"in"`` side).  It sends ONE message per
-  partition holding that partition's calls, in arrival order, each flagged
-  out / in / both.  A number always maps to the same partition
-  (:func:`partition_for`, a stable CRC-32).  By default ingest is one aiokafka
-  consumer in group ``<app id>-ingest`` run as a Faust task, committing offsets
-  only after its repartitioned batches were delivered: measured here, a Faust
-  agent costs ~100-450 us per raw message before any work, which caps one-CDR
-  messages near 8k/s; ``ingest="faust"`` keeps the Faust agent
-  (``stream.take_events``) for tests and comparison.  Both run the same
-  :meth:`Pipeline.ingest_messages`.
+* **ingest** (:mod:`streams.ingest`) decodes ``cdr.raw``, sends rejections to
+  ``cdr.rejected`` and one MessagePack batch per partition of ``dialguard.calls``,
+  each call flagged caller side (``OUT``), callee side (``IN``) or both.  By
+  default it is one aiokafka consumer in group ``<app id>-ingest`` run as a task
+  of this app: measured here, a Faust agent costs ~100-450 us per raw message
+  before any work, which caps one-CDR messages near 8k/s; ``ingest="faust"``
+  keeps the Faust agent (``stream.take_events``) for tests and comparison.
+  With ``ingest_processes=N`` the same consumer loop runs in N processes of its
+  own, beside detection instead of taking turns with it on one core; they
+  report their counts here, where the metrics are served.
 * **detect** (a Faust agent) reads ``dialguard.calls`` with
   ``stream.take_events`` (a few batch messages at a time).  Every
   partition has its own :class:`~detectors.engine.Detector` (own model, seeded
@@ -31,8 +26,9 @@ Data flow (topic names are options; defaults shown)::
   both, and that is exactly :meth:`Detector.observe`, the code ``dialguard
   replay`` runs.  After the buffer, the numbers whose state changed
   (``drain_touched``) are written to the Faust table and its changelog
-  partition (deleted ones removed), before the buffer's events are acked, so
-  before their offsets can be committed.
+  partition (deleted ones removed, whole producer batches in the binary form of
+  :meth:`NumberState.to_bytes`) before the buffer's events are acked; Faust
+  flushes the producer before it commits their offsets.
   The table's changelog topic lets a restarted or re-assigned worker resume:
   on the first batch of a newly assigned partition its states are loaded back
   from the (recovered) table.
@@ -54,120 +50,35 @@ import logging
 import math
 import pickle
 import time
-import zlib
-from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import faust
 import msgspec
-import orjson
 from faust.serializers import codecs
 
 from detectors.alerts import Alert
-from detectors.allowlist import Allowlist
 from detectors.config import Settings, build_settings
 from detectors.dedup import Deduplicator
 from detectors.engine import Detector
 from detectors.features import NumberState
 from detectors.numbers import NumberNormaliser
-from detectors.readers import decode_json_value
-from detectors.records import Call, Rejected
 from streams.control import ControlError, Tuning
+from streams.ingest import (
+    BATCH_DECODER,
+    IN,
+    OUT,
+    Ingest,
+    IngestNotDelivered,
+    apply_report,
+    ingest_process_main,
+    partition_for,
+)
+from streams.options import WorkerOptions, kafka_bootstrap
 from streams.replay import tune_gc
 
 log = logging.getLogger("dialguard.worker")
-
-OUT, IN = 1, 2  # flags of a call in a repartitioned batch: caller side, callee side
-_CALL_FIELDS = ("caller", "callee", "start", "duration", "answered", "ring", "id", "trunk",
-                "src_ip", "disposition")
-
-
-def partition_for(number: str, partitions: int) -> int:
-    """The partition of ``dialguard.calls`` (and of the state table) that owns ``number``.
-
-    Stable across processes and Python versions (CRC-32, not ``hash()``).
-
-    >>> partition_for("+8613800000001", 8) == partition_for("+8613800000001", 8)
-    True
-    >>> {partition_for(f"+86138{i:08d}", 4) for i in range(100)} == {0, 1, 2, 3}
-    True
-    """
-    return zlib.crc32(number.encode()) % partitions
-
-
-def kafka_bootstrap(broker: str) -> list[str]:
-    """``host:port`` list from a Faust broker URL (``kafka://h:p`` or ``kafka://a:1;b:2``).
-
-    >>> kafka_bootstrap("kafka://127.0.0.1:9092"), kafka_bootstrap("kafka://a:1;kafka://b:2")
-    (['127.0.0.1:9092'], ['a:1', 'b:2'])
-    """
-    hosts = []
-    for part in broker.replace(",", ";").split(";"):
-        part = part.strip()
-        if "://" in part:
-            part = part.split("://", 1)[1]
-        part = part.strip("/")
-        if part:
-            hosts.append(part)
-    return hosts
-
-
-@dataclass
-class Topics:
-    """Names of the topics a worker uses."""
-
-    raw: str = "cdr.raw"
-    rejected: str = "cdr.rejected"
-    alerts: str = "dialguard.alerts"
-    control: str = "dialguard.control"
-    calls: str = "dialguard.calls"
-
-
-@dataclass
-class WorkerOptions:
-    broker: str = "kafka://127.0.0.1:9092"
-    settings: Settings | None = None
-    allowlist: Allowlist | None = None
-    topics: Topics = field(default_factory=Topics)
-    #: partitions of the repartition topic and of the state table (fixed once created)
-    partitions: int = 8
-    app_id: str = "dialguard"
-    data_dir: str | Path = "dialguard-data"
-    #: ``kafka``: ingest with one aiokafka consumer (fast); ``faust``: a Faust agent
-    #: (``stream.take_events``), whose per-message overhead is ~10x higher
-    ingest: str = "kafka"
-    #: ingest decodes up to this many raw messages together (Faust: or ``ingest_within`` s)
-    ingest_batch: int = 2000
-    #: detect takes up to this many repartitioned batches (or ``detect_within`` s) at a
-    #: time and writes the states they changed to the table once
-    detect_batch: int = 16
-    detect_within: float = 0.01
-    #: longest a fetch of ``dialguard.calls`` waits at the broker for data (Faust's own: 1.5 s)
-    detect_fetch_wait_ms: int = 50
-    #: ingest batches whose repartitioned output may still be in delivery (offsets of a
-    #: batch are committed only once it and every earlier batch were delivered)
-    ingest_in_flight: int = 4
-    #: seconds between ingest offset commits
-    commit_interval: float = 1.0
-    #: seconds to wait for repartitioned batches to be delivered before giving up
-    delivery_timeout: float = 120.0
-    ingest_within: float = 0.05
-    #: ingest decodes and sends on a fetch in slices of about this many bytes of CDRs,
-    #: yielding to the detect agent between slices
-    ingest_slice_bytes: int = 1 << 20
-    #: most calls in one repartition message (keeps messages around a megabyte)
-    max_batch_rows: int = 8000
-    #: Faust table store; ``memory://`` (state rebuilt from the changelog on start)
-    store: str = "memory://"
-    #: read the control topic with a real consumer (off in broker-free tests)
-    control_consumer: bool = True
-    #: seconds between consumer-lag samples for the metrics (0: never)
-    lag_interval: float = 5.0
-    faust_conf: dict[str, Any] = field(default_factory=dict)
-
 
 class _StateUnpickler(pickle.Unpickler):
     """Unpickles :class:`NumberState` values and nothing else that could run code."""
@@ -220,66 +131,6 @@ def _seeded(settings: Settings, partition: int) -> Settings:
     raw = dict(settings.raw)
     raw["model"] = {**raw["model"], "seed": int(raw["model"]["seed"]) + partition}
     return build_settings(raw)
-
-
-def fetch_slices(
-    fetched: Mapping[Any, list[Any]], limit_bytes: int
-) -> Iterable[tuple[list[tuple[bytes | None, str, int, int]], dict[Any, int]]]:
-    """Cut a consumer fetch into slices of about ``limit_bytes`` of message values.
-
-    Yields ``(items, covered)``: the slice's ``(value, topic, partition, offset)``
-    items, and per topic-partition the offset after its last message in the slice
-    (what may be committed once the slice's output is delivered).
-
-    >>> from types import SimpleNamespace as M
-    >>> fetch = {"tp0": [M(value=b"x" * 60, topic="t", partition=0, offset=i) for i in range(5)]}
-    >>> [(len(items), covered) for items, covered in fetch_slices(fetch, 100)]
-    [(2, {'tp0': 2}), (2, {'tp0': 4}), (1, {'tp0': 5})]
-    """
-    items: list[tuple[bytes | None, str, int, int]] = []
-    covered: dict[Any, int] = {}
-    size = 0
-    for tp, messages in fetched.items():
-        for m in messages:
-            items.append((m.value, m.topic, m.partition, m.offset))
-            covered[tp] = m.offset + 1
-            size += len(m.value) if m.value is not None else 0
-            if size >= limit_bytes:
-                yield items, covered
-                items, covered, size = [], {}, 0
-    if items:
-        yield items, covered
-
-
-class CallBatch(msgspec.Struct, array_like=True, gc=False):
-    """One message of ``dialguard.calls``: one partition's calls from one ingest batch.
-
-    Encoded as MessagePack (:data:`BATCH_ENCODER`), each call an array of its
-    fields, so the detect side decodes straight into :class:`Call` objects.
-    """
-
-    #: wall time when ingest read the calls (for the detection-latency metric)
-    arrived: float
-    #: one byte per call: ``OUT`` (caller side), ``IN`` (callee side) or both
-    flags: bytes
-    calls: list[Call]
-
-
-BATCH_ENCODER = msgspec.msgpack.Encoder()
-BATCH_DECODER = msgspec.msgpack.Decoder(CallBatch)
-
-
-def encode_batch(flagged: Iterable[tuple[int, Call]], arrived: float) -> bytes:
-    """One ``dialguard.calls`` message from ``(flags, call)`` pairs.
-
-    >>> call = Call("+8613800000001", "+8613900000002", 1.7e9, 0, False)
-    >>> batch = BATCH_DECODER.decode(encode_batch([(OUT | IN, call)], 5.0))
-    >>> batch.arrived, list(batch.flags), batch.calls == [call]
-    (5.0, [3], True)
-    """
-    pairs = list(flagged)
-    return BATCH_ENCODER.encode(
-        CallBatch(arrived, bytes(f for f, _ in pairs), [c for _, c in pairs]))
 
 
 class ChangelogWriter:
@@ -415,14 +266,22 @@ class Pipeline:
                                                    within=options.ingest_within):
                 await self.ingest_events(events)
 
+        #: the ingest stage as run in this process (its sends go through this app)
+        self.ingest = Ingest(options, self.normaliser, self.metrics, self._send_calls,
+                             self._send_rejected, self.counts)
         #: the Faust ingest agent (``ingest="faust"``), else None
-        self.ingest: Any = None
-        if options.ingest == "faust":
-            self.ingest = app.agent(self.raw_topic, name="ingest")(ingest)
-        elif options.ingest == "kafka":
-            app.task(self._ingest_loop)
-        else:
+        self.ingest_agent: Any = None
+        if options.ingest not in ("kafka", "faust"):
             raise ValueError(f"ingest must be 'kafka' or 'faust', got {options.ingest!r}")
+        if options.ingest_processes < 0 or (options.ingest_processes
+                                            and options.ingest != "kafka"):
+            raise ValueError("ingest_processes must be 0, or more with ingest='kafka'")
+        if options.ingest == "faust":
+            self.ingest_agent = app.agent(self.raw_topic, name="ingest")(ingest)
+        elif options.ingest_processes:
+            app.task(self._ingest_processes)
+        else:
+            app.task(self._ingest_loop)
 
         @app.agent(self.calls_topic, name="detect")
         async def detect(stream: Any) -> None:
@@ -457,66 +316,86 @@ class Pipeline:
 
     async def ingest_events(self, events: Iterable[Any]) -> None:
         """Decode a buffer of Faust events of ``cdr.raw`` (the Faust ingest agent)."""
-        await self.ingest_messages(
+        await self.ingest.ingest_messages(
             (e.value, e.message.topic, e.message.partition, e.message.offset) for e in events)
 
-    async def ingest_messages(
-        self, messages: Iterable[tuple[bytes | None, str, int, int]]
-    ) -> list[Any]:
-        """Decode raw messages ``(value, topic, partition, offset)``; reject, repartition.
+    async def _send_calls(self, value: bytes, partition: int | None) -> Any:
+        return await self.calls_topic.send(value=value, partition=partition, force=True)
 
-        Returns the send futures (awaiting them waits for delivery).
+    async def _send_rejected(self, value: bytes, partition: int | None) -> Any:
+        return await self.rejected_topic.send(value=value, partition=partition, force=True)
+
+    async def _ingest_ready(self) -> None:
+        await self.control_ready.wait()
+        # Repartitioned calls wait in Kafka until a detect agent owns them; starting
+        # after the join keeps ingest from running seconds ahead of detection.
+        await self.joined.wait()
+
+    async def _ingest_loop(self) -> None:
+        """Ingest inside this process: :meth:`Ingest.run`; stops the worker if it must stop."""
+        await self.declare_outputs()
+        try:
+            await self.ingest.run(self._ingest_ready)
+        except IngestNotDelivered as exc:
+            log.error("ingest: %s; stopping", exc)
+            await self.app.crash(exc)
+
+    async def _ingest_processes(self) -> None:
+        """Ingest in ``options.ingest_processes`` processes of its own, for the life of the app.
+
+        Their counts arrive as reports and go to this worker's metrics; a process
+        that dies stops the worker (its offsets stay uncommitted, as in-process).
         """
-        arrived = time.time()
-        normaliser = self.normaliser
-        n = self.partitions
-        batches: dict[int, tuple[bytearray, list[Call]]] = {}
+        import multiprocessing
 
-        def new_batch() -> tuple[bytearray, list[Call]]:
-            return bytearray(), []
+        await self.declare_outputs()
+        context = multiprocessing.get_context("spawn")
+        child_options = replace(self.options, settings=None, allowlist=None)
+        region = self.tuning.settings.input.region
+        children = []
+        for i in range(self.options.ingest_processes):
+            parent_end, child_end = context.Pipe()
+            proc = context.Process(target=ingest_process_main, name=f"dialguard-ingest-{i}",
+                                   args=(child_options, region, child_end), daemon=True)
+            proc.start()
+            children.append((proc, parent_end))
+        log.info("ingest: %d process(es) started", len(children))
+        try:
+            await self._ingest_ready()
+            for _, conn in children:
+                with contextlib.suppress(OSError):  # a dead process is reported just below
+                    conn.send("start")
+            while True:
+                await asyncio.sleep(0.25)
+                for proc, conn in children:
+                    self._drain_reports(conn)
+                    if not proc.is_alive():
+                        error = RuntimeError(f"ingest process {proc.name} exited "
+                                             f"({proc.exitcode}); stopping")
+                        log.error("%s", error)
+                        await self.app.crash(error)
+                        return
+        finally:
+            for proc, _ in children:
+                if proc.is_alive():
+                    proc.terminate()
+            deadline = time.monotonic() + 15
+            while any(p.is_alive() for p, _ in children) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            for proc, conn in children:
+                if proc.is_alive():
+                    proc.kill()
+                self._drain_reports(conn)
+                proc.join(1)
 
-        rejected: list[Rejected] = []
-        calls = count = 0
-        for value, topic, partition, offset in messages:
-            count += 1
-            if value is None:
-                rejected.append(Rejected("malformed", "empty message value", b"",
-                                         f"{topic}/{partition}@{offset}"))
-                continue
-            for record in decode_json_value(value, normaliser):
-                if type(record) is Call:
-                    calls += 1
-                    out_p = partition_for(record.caller, n)
-                    in_p = partition_for(record.callee, n)
-                    flags, rows = batches.get(out_p) or batches.setdefault(out_p, new_batch())
-                    rows.append(record)
-                    if out_p == in_p:
-                        flags.append(OUT | IN)
-                    else:
-                        flags.append(OUT)
-                        flags, rows = batches.get(in_p) or batches.setdefault(in_p, new_batch())
-                        rows.append(record)
-                        flags.append(IN)
+    def _drain_reports(self, conn: Any) -> None:
+        with contextlib.suppress(EOFError, OSError):
+            while conn.poll():
+                report = conn.recv()
+                if "error" in report:
+                    log.error("ingest process: %s", report["error"])
                 else:
-                    assert isinstance(record, Rejected)
-                    where = f"{topic}/{partition}@{offset}{record.source}"
-                    rejected.append(replace(record, source=where))
-        futures = []
-        step = self.options.max_batch_rows
-        encode = BATCH_ENCODER.encode
-        for part, (flags, rows) in batches.items():
-            for i in range(0, len(rows), step):
-                value = encode(CallBatch(arrived, bytes(flags[i:i + step]), rows[i:i + step]))
-                futures.append(await self.calls_topic.send(value=value, partition=part, force=True))
-        for rej in rejected:
-            futures.append(await self.rejected_topic.send(value=orjson.dumps(rej.to_dict()),
-                                                          force=True))
-            self.metrics.record_rejected(rej.reason)
-        self.counts["messages"] += count
-        self.counts["calls"] += calls
-        self.counts["rejected"] += len(rejected)
-        self.metrics.record_read(calls + len(rejected), "kafka")
-        return futures
+                    apply_report(report, self.metrics, self.counts)
 
     async def declare_outputs(self) -> None:
         """Create the output topics if missing (sends to a missing topic can stall)."""
@@ -526,71 +405,6 @@ class Pipeline:
             except Exception as exc:  # e.g. no permission: the broker may auto-create them
                 log.warning("could not declare topic %s: %s", topic.get_topic_name(),
                             type(exc).__name__)
-
-    async def _ingest_loop(self) -> None:
-        """The fast ingest path: one aiokafka consumer (group ``<app id>-ingest``) on ``cdr.raw``.
-
-        Offsets are committed only after the repartitioned batches they produced
-        were delivered (at least once).
-        """
-        from aiokafka import AIOKafkaConsumer, TopicPartition
-
-        options = self.options
-        consumer = AIOKafkaConsumer(
-            options.topics.raw, bootstrap_servers=kafka_bootstrap(options.broker),
-            group_id=f"{options.app_id}-ingest", enable_auto_commit=False,
-            auto_offset_reset="earliest", max_partition_fetch_bytes=8 << 20,
-            fetch_max_bytes=64 << 20,
-        )
-        await self.declare_outputs()
-        await consumer.start()
-        done: dict[TopicPartition, int] = {}
-        # Batches sent on but not yet known delivered, oldest first, with the offsets they
-        # cover: decoding the next batch overlaps with delivering the previous ones.
-        in_flight: deque[tuple[list[Any], dict[TopicPartition, int]]] = deque()
-        last_commit = time.monotonic()
-        try:
-            await self.control_ready.wait()
-            # Repartitioned calls wait in Kafka until a detect agent owns them; starting
-            # after the join keeps ingest from running seconds ahead of detection.
-            await self.joined.wait()
-            while True:
-                batch = await consumer.getmany(timeout_ms=200, max_records=options.ingest_batch)
-                # A fetch can hold hundreds of thousands of CDRs: take it in slices and let
-                # detect run between them, so neither stage waits for the other's whole batch.
-                for piece in fetch_slices(batch, options.ingest_slice_bytes) if batch else [None]:
-                    if piece is not None:
-                        items, covered = piece
-                        in_flight.append((await self.ingest_messages(items), covered))
-                    while in_flight and (piece is None
-                                         or len(in_flight) > options.ingest_in_flight
-                                         or all(f.done() for f in in_flight[0][0])):
-                        futures, covered = in_flight.popleft()
-                        if futures:
-                            try:
-                                await asyncio.wait_for(asyncio.gather(*futures),
-                                                       options.delivery_timeout)
-                            except Exception as exc:
-                                # nothing after these offsets may be committed: stop the worker
-                                log.error("ingest: repartitioned batch not delivered (%s); "
-                                          "stopping", type(exc).__name__)
-                                await self.app.crash(exc)
-                                return
-                        done.update(covered)
-                    if done and (time.monotonic() - last_commit >= options.commit_interval
-                                 or piece is None):
-                        assigned = consumer.assignment()
-                        offsets = {tp: off for tp, off in done.items() if tp in assigned}
-                        done.clear()
-                        last_commit = time.monotonic()
-                        if offsets:
-                            try:
-                                await consumer.commit(offsets)
-                            except Exception as exc:  # a rebalance: the next owner re-reads
-                                log.warning("ingest commit failed: %s", type(exc).__name__)
-                    await asyncio.sleep(0)
-        finally:
-            await consumer.stop()
 
     # ------------------------------------------------------------------ detect
 

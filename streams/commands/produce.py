@@ -18,7 +18,7 @@ BROKER_ENV = "DIALGUARD_BROKER"
 
 def bootstrap_servers(broker: str | None) -> list[str]:
     """``host:port`` list from ``--broker`` or ``$DIALGUARD_BROKER`` (``kafka://`` optional)."""
-    from streams.app import kafka_bootstrap
+    from streams.options import kafka_bootstrap
 
     return kafka_bootstrap(broker or os.environ.get(BROKER_ENV) or "127.0.0.1:9092")
 

@@ -47,6 +47,9 @@ def broker_url(value: str | None) -> str:
               help="Raw messages decoded and repartitioned together.")
 @click.option("--ingest", type=click.Choice(["kafka", "faust"]), default="kafka",
               show_default=True, help="Ingest with one aiokafka consumer (fast) or a Faust agent.")
+@click.option("--ingest-processes", type=int, default=1, show_default=True,
+              help="Run kafka ingest (decoding, repartitioning) in this many processes of its "
+                   "own beside detection; 0: inside the worker process.")
 @click.option("--duration", type=float, default=None,
               help="Stop by itself after this many seconds (tests, demos).")
 @click.option("--log-level", default="warning", show_default=True,
@@ -67,6 +70,7 @@ def worker_command(
     topic_calls: str,
     ingest_batch: int,
     ingest: str,
+    ingest_processes: int,
     duration: float | None,
     log_level: str,
 ) -> None:
@@ -77,13 +81,18 @@ def worker_command(
     """
     import faust
 
-    from streams.app import Topics, WorkerOptions, create_pipeline
+    from streams.app import create_pipeline
     from streams.metrics import DialguardMetrics
+    from streams.options import Topics, WorkerOptions
 
     if partitions < 1:
         raise click.UsageError("--partitions must be at least 1")
     if ingest_batch < 1:
         raise click.UsageError("--ingest-batch must be at least 1")
+    if ingest_processes < 0:
+        raise click.UsageError("--ingest-processes must be 0 or more")
+    if ingest == "faust":
+        ingest_processes = 0  # the Faust ingest agent runs inside the worker
     settings, normaliser, allowlist = load_detection_setup(config_path, allowlist_path)
 
     metrics = DialguardMetrics(profiles=settings.rules)
@@ -107,6 +116,7 @@ def worker_command(
         data_dir=data_dir,
         ingest_batch=ingest_batch,
         ingest=ingest,
+        ingest_processes=ingest_processes,
     )
     pipeline = create_pipeline(options, metrics)
     click.echo(f"dialguard worker: {app_id} on {url}, reading {topic_in}", err=True)

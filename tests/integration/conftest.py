@@ -106,7 +106,7 @@ def start_worker() -> Iterator[Callable[..., tuple[subprocess.Popen[bytes], Path
     started: list[subprocess.Popen[bytes]] = []
 
     def _start(broker: Broker, topics: dict[str, str], app_id: str, tmp: Path, name: str,
-               partitions: int = 2) -> tuple[subprocess.Popen[bytes], Path]:
+               partitions: int = 2, *extra: str) -> tuple[subprocess.Popen[bytes], Path]:
         log = tmp / f"{name}.log"
         with log.open("wb") as err:
             proc = subprocess.Popen(
@@ -115,7 +115,8 @@ def start_worker() -> Iterator[Callable[..., tuple[subprocess.Popen[bytes], Path
                  "--metrics-addr", "127.0.0.1", "--data-dir", str(tmp / name),
                  "--topic-in", topics["raw"], "--topic-alerts", topics["alerts"],
                  "--topic-rejected", topics["rejected"], "--topic-control", topics["control"],
-                 "--topic-calls", topics["calls"], "--duration", "150", "--log-level", "info"],
+                 "--topic-calls", topics["calls"], "--duration", "150", "--log-level", "info",
+                 *extra],
                 cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err,
             )
         started.append(proc)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from detectors.alerts import Alert
@@ -58,9 +59,10 @@ def _read(broker: Any, topic: str, until: Callable[[list[bytes]], bool],
     return values
 
 
+@pytest.mark.parametrize("ingest_processes", [0, 1])
 def test_worker_matches_replay(kafka_broker: Any, tmp_path: Path,
-                               start_worker: Callable[..., Any]) -> None:
-    topics = _topics("w1")
+                               start_worker: Callable[..., Any], ingest_processes: int) -> None:
+    topics = _topics(f"w1p{ingest_processes}")
     kafka_broker.create_topics([topics["raw"]], partitions=1)
     data = tmp_path / "day.jsonl"
     with data.open("w") as out:
@@ -86,7 +88,8 @@ def test_worker_matches_replay(kafka_broker: Any, tmp_path: Path,
         cwd=ROOT, capture_output=True, timeout=120, check=True)
     assert f"produced {n_records} CDRs".encode() in produced.stderr
 
-    proc, log = start_worker(kafka_broker, topics, f"dg-{uuid.uuid4().hex[:8]}", tmp_path, "w")
+    proc, log = start_worker(kafka_broker, topics, f"dg-{uuid.uuid4().hex[:8]}", tmp_path, "w",
+                             2, "--ingest-processes", str(ingest_processes))
     n_rejects = sum(expected_rejects.values())
     rejected = _read(kafka_broker, topics["rejected"], lambda v: len(v) >= n_rejects)
     alerts = _read(kafka_broker, topics["alerts"],

@@ -31,7 +31,8 @@ from detectors.config import load_settings
 from detectors.engine import Detector
 from detectors.features import NumberState
 from detectors.records import Call
-from streams.app import StateCodec, partition_for
+from streams.app import StateCodec
+from streams.ingest import partition_for
 
 pytestmark = pytest.mark.integration
 

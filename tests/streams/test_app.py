@@ -15,20 +15,10 @@ from detectors.config import load_settings
 from detectors.engine import Detector
 from detectors.features import NumberState
 from detectors.records import Call
-from streams.app import (
-    BATCH_DECODER,
-    BATCH_ENCODER,
-    IN,
-    OUT,
-    Pipeline,
-    StateCodec,
-    WorkerOptions,
-    alert_rows,
-    create_pipeline,
-    encode_batch,
-    partition_for,
-)
+from streams.app import Pipeline, StateCodec, alert_rows, create_pipeline
+from streams.ingest import BATCH_DECODER, BATCH_ENCODER, IN, OUT, encode_batch, partition_for
 from streams.metrics import DialguardMetrics
+from streams.options import WorkerOptions
 
 Sent = list[tuple[str, dict[str, Any]]]
 
@@ -98,7 +88,7 @@ def of(sent: Sent, topic: str) -> list[dict[str, Any]]:
 
 
 async def _put_raw(pipeline: Pipeline, values: list[bytes]) -> None:
-    async with pipeline.ingest.test_context() as agent:
+    async with pipeline.ingest_agent.test_context() as agent:
         for value in values:
             await agent.put(value)
         await asyncio.sleep(pipeline.options.ingest_within * 4)

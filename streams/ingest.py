@@ -1,0 +1,386 @@
+"""The ingest stage: raw CDR messages in, calls repartitioned by number, rejects out.
+
+Ingest reads ``cdr.raw`` (one CDR, or a JSON array of CDRs, per message:
+CONTRACT 1a), decodes with :func:`detectors.readers.decode_json_value`, sends
+rejections to ``cdr.rejected`` and groups the calls by the partition of
+``dialguard.calls`` that owns the calling number (``OUT`` side) and the one that
+owns the called number (``IN`` side): one :class:`CallBatch` message per
+partition, calls in arrival order.  A number always maps to the same partition
+(:func:`partition_for`, a stable CRC-32).
+
+:class:`Ingest` is the stage; it sends through two injected coroutines, so the
+same code runs
+
+* inside a Faust worker (sends on the app's topics), as an aiokafka consumer loop
+  (:meth:`Ingest.run`) or fed by a Faust agent, and
+* in processes of its own (:func:`ingest_process_main`, ``dialguard worker
+  --ingest-processes N``) with a plain aiokafka producer, reporting its counts
+  to the worker, which serves them as metrics.
+
+Offsets of ``cdr.raw`` are committed only after the batches they produced were
+delivered (at least once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+import zlib
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from dataclasses import replace
+from typing import Any
+
+import msgspec
+import orjson
+
+from detectors.numbers import NumberNormaliser
+from detectors.readers import decode_json_value
+from detectors.records import Call, Rejected
+from streams.options import WorkerOptions, kafka_bootstrap
+
+log = logging.getLogger("dialguard.ingest")
+
+OUT, IN = 1, 2  # flags of a call in a repartitioned batch: caller side, callee side
+
+#: ``send(value, partition)``: queue one message, return its delivery future
+Send = Callable[[bytes, "int | None"], Awaitable[Awaitable[Any]]]
+Item = tuple["bytes | None", str, int, int]  # a raw message: value, topic, partition, offset
+
+
+def partition_for(number: str, partitions: int) -> int:
+    """The partition of ``dialguard.calls`` (and of the state table) that owns ``number``.
+
+    Stable across processes and Python versions (CRC-32, not ``hash()``).
+
+    >>> partition_for("+8613800000001", 8) == partition_for("+8613800000001", 8)
+    True
+    >>> {partition_for(f"+86138{i:08d}", 4) for i in range(100)} == {0, 1, 2, 3}
+    True
+    """
+    return zlib.crc32(number.encode()) % partitions
+
+
+class CallBatch(msgspec.Struct, array_like=True, gc=False):
+    """One message of ``dialguard.calls``: one partition's calls from one ingest batch.
+
+    Encoded as MessagePack (:data:`BATCH_ENCODER`), each call an array of its
+    fields, so the detect side decodes straight into :class:`Call` objects.
+    """
+
+    #: wall time when ingest read the calls (for the detection-latency metric)
+    arrived: float
+    #: one byte per call: ``OUT`` (caller side), ``IN`` (callee side) or both
+    flags: bytes
+    calls: list[Call]
+
+
+BATCH_ENCODER = msgspec.msgpack.Encoder()
+BATCH_DECODER = msgspec.msgpack.Decoder(CallBatch)
+
+
+def encode_batch(flagged: Iterable[tuple[int, Call]], arrived: float) -> bytes:
+    """One ``dialguard.calls`` message from ``(flags, call)`` pairs.
+
+    >>> call = Call("+8613800000001", "+8613900000002", 1.7e9, 0, False)
+    >>> batch = BATCH_DECODER.decode(encode_batch([(OUT | IN, call)], 5.0))
+    >>> batch.arrived, list(batch.flags), batch.calls == [call]
+    (5.0, [3], True)
+    """
+    pairs = list(flagged)
+    return BATCH_ENCODER.encode(
+        CallBatch(arrived, bytes(f for f, _ in pairs), [c for _, c in pairs]))
+
+
+def fetch_slices(
+    fetched: Mapping[Any, list[Any]], limit_bytes: int
+) -> Iterator[tuple[list[Item], dict[Any, int]]]:
+    """Cut a consumer fetch into slices of about ``limit_bytes`` of message values.
+
+    Yields ``(items, covered)``: the slice's ``(value, topic, partition, offset)``
+    items, and per topic-partition the offset after its last message in the slice
+    (what may be committed once the slice's output is delivered).
+
+    >>> from types import SimpleNamespace as M
+    >>> fetch = {"tp0": [M(value=b"x" * 60, topic="t", partition=0, offset=i) for i in range(5)]}
+    >>> [(len(items), covered) for items, covered in fetch_slices(fetch, 100)]
+    [(2, {'tp0': 2}), (2, {'tp0': 4}), (1, {'tp0': 5})]
+    """
+    items: list[Item] = []
+    covered: dict[Any, int] = {}
+    size = 0
+    for tp, messages in fetched.items():
+        for m in messages:
+            items.append((m.value, m.topic, m.partition, m.offset))
+            covered[tp] = m.offset + 1
+            size += len(m.value) if m.value is not None else 0
+            if size >= limit_bytes:
+                yield items, covered
+                items, covered, size = [], {}, 0
+    if items:
+        yield items, covered
+
+
+class IngestNotDelivered(RuntimeError):
+    """Repartitioned calls could not be delivered: nothing after them may be committed."""
+
+
+class Ingest:
+    """Decode raw CDR messages, reject with reasons, repartition calls by number.
+
+    ``send_calls(value, partition)`` and ``send_rejected(value, None)`` queue one
+    message each and return its delivery future; ``metrics`` needs
+    ``record_read`` and ``record_rejected``.  ``counts`` (``messages``, ``calls``,
+    ``rejected``) is updated in place.
+    """
+
+    def __init__(self, options: WorkerOptions, normaliser: Callable[[str], str], metrics: Any,
+                 send_calls: Send, send_rejected: Send,
+                 counts: dict[str, int] | None = None) -> None:
+        self.options = options
+        self.normaliser = normaliser
+        self.metrics = metrics
+        self.send_calls = send_calls
+        self.send_rejected = send_rejected
+        self.counts = counts if counts is not None else {}
+        for key in ("messages", "calls", "rejected"):
+            self.counts.setdefault(key, 0)
+
+    async def ingest_messages(self, messages: Iterable[Item]) -> list[Awaitable[Any]]:
+        """Decode raw messages ``(value, topic, partition, offset)``; reject, repartition.
+
+        Returns the send futures (awaiting them waits for delivery).
+        """
+        arrived = time.time()
+        normaliser = self.normaliser
+        n = self.options.partitions
+        batches: dict[int, tuple[bytearray, list[Call]]] = {}
+
+        def new_batch() -> tuple[bytearray, list[Call]]:
+            return bytearray(), []
+
+        rejected: list[Rejected] = []
+        calls = count = 0
+        for value, topic, partition, offset in messages:
+            count += 1
+            if value is None:
+                rejected.append(Rejected("malformed", "empty message value", b"",
+                                         f"{topic}/{partition}@{offset}"))
+                continue
+            for record in decode_json_value(value, normaliser):
+                if type(record) is Call:
+                    calls += 1
+                    out_p = partition_for(record.caller, n)
+                    in_p = partition_for(record.callee, n)
+                    flags, rows = batches.get(out_p) or batches.setdefault(out_p, new_batch())
+                    rows.append(record)
+                    if out_p == in_p:
+                        flags.append(OUT | IN)
+                    else:
+                        flags.append(OUT)
+                        flags, rows = batches.get(in_p) or batches.setdefault(in_p, new_batch())
+                        rows.append(record)
+                        flags.append(IN)
+                else:
+                    assert isinstance(record, Rejected)
+                    where = f"{topic}/{partition}@{offset}{record.source}"
+                    rejected.append(replace(record, source=where))
+        futures = []
+        step = self.options.max_batch_rows
+        encode = BATCH_ENCODER.encode
+        for part, (flags, rows) in batches.items():
+            for i in range(0, len(rows), step):
+                value = encode(CallBatch(arrived, bytes(flags[i:i + step]), rows[i:i + step]))
+                futures.append(await self.send_calls(value, part))
+        for rej in rejected:
+            futures.append(await self.send_rejected(orjson.dumps(rej.to_dict()), None))
+            self.metrics.record_rejected(rej.reason)
+        self.counts["messages"] += count
+        self.counts["calls"] += calls
+        self.counts["rejected"] += len(rejected)
+        self.metrics.record_read(calls + len(rejected), "kafka")
+        return futures
+
+    async def run(self, ready: Callable[[], Awaitable[Any]] | None = None) -> None:
+        """Consume ``cdr.raw`` with one aiokafka consumer (group ``<app id>-ingest``).
+
+        Waits for ``ready()`` before the first fetch.  Raises
+        :class:`IngestNotDelivered` when a batch is not delivered within
+        ``options.delivery_timeout`` (its offsets, and all later ones, stay
+        uncommitted).
+        """
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        options = self.options
+        consumer = AIOKafkaConsumer(
+            options.topics.raw, bootstrap_servers=kafka_bootstrap(options.broker),
+            group_id=f"{options.app_id}-ingest", enable_auto_commit=False,
+            auto_offset_reset="earliest", max_partition_fetch_bytes=8 << 20,
+            fetch_max_bytes=64 << 20,
+        )
+        await consumer.start()
+        done: dict[TopicPartition, int] = {}
+        # Batches sent on but not yet known delivered, oldest first, with the offsets they
+        # cover: decoding the next batch overlaps with delivering the previous ones.
+        in_flight: deque[tuple[list[Awaitable[Any]], dict[TopicPartition, int]]] = deque()
+        last_commit = time.monotonic()
+        try:
+            if ready is not None:
+                await ready()
+            while True:
+                batch = await consumer.getmany(timeout_ms=200, max_records=options.ingest_batch)
+                # A fetch can hold hundreds of thousands of CDRs: take it in slices and let
+                # other tasks (detect) run between them.
+                for piece in fetch_slices(batch, options.ingest_slice_bytes) if batch else [None]:
+                    if piece is not None:
+                        items, covered = piece
+                        in_flight.append((await self.ingest_messages(items), covered))
+                    while in_flight and (piece is None
+                                         or len(in_flight) > options.ingest_in_flight
+                                         or all(_done(f) for f in in_flight[0][0])):
+                        futures, covered = in_flight.popleft()
+                        if futures:
+                            try:
+                                await asyncio.wait_for(asyncio.gather(*futures),
+                                                       options.delivery_timeout)
+                            except Exception as exc:
+                                raise IngestNotDelivered(
+                                    f"repartitioned batch not delivered ({type(exc).__name__})"
+                                ) from exc
+                        done.update(covered)
+                    if done and (time.monotonic() - last_commit >= options.commit_interval
+                                 or piece is None):
+                        assigned = consumer.assignment()
+                        offsets = {tp: off for tp, off in done.items() if tp in assigned}
+                        done.clear()
+                        last_commit = time.monotonic()
+                        if offsets:
+                            try:
+                                await consumer.commit(offsets)
+                            except Exception as exc:  # a rebalance: the next owner re-reads
+                                log.warning("ingest commit failed: %s", type(exc).__name__)
+                    await asyncio.sleep(0)
+        finally:
+            await consumer.stop()
+
+
+def _done(future: Awaitable[Any]) -> bool:
+    return bool(future.done())  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------- own processes
+
+
+class ForwardedMetrics:
+    """Collects an ingest process's metric increments to report to its worker."""
+
+    def __init__(self) -> None:
+        self.read = 0
+        self.rejected: Counter[str] = Counter()
+
+    def record_read(self, n: int, source: str) -> None:
+        self.read += n
+
+    def record_rejected(self, reason: str, n: int = 1) -> None:
+        self.rejected[reason] += n
+
+    def take(self) -> dict[str, Any]:
+        """The increments since the last call, and reset."""
+        report = {"read": self.read, "rejected": dict(self.rejected)}
+        self.read = 0
+        self.rejected.clear()
+        return report
+
+
+def apply_report(report: Mapping[str, Any], metrics: Any, counts: dict[str, int]) -> None:
+    """Add an ingest process's report (:func:`ingest_process_main`) to the worker's figures."""
+    if report.get("read"):
+        metrics.record_read(int(report["read"]), "kafka")
+    for reason, n in report.get("rejected", {}).items():
+        metrics.record_rejected(reason, int(n))
+    for key, n in report.get("counts", {}).items():
+        counts[key] = counts.get(key, 0) + int(n)
+
+
+def ingest_process_main(options: WorkerOptions, region: str, conn: Any,
+                        report_every: float = 0.5) -> None:
+    """Run :class:`Ingest` in this process until SIGTERM (``multiprocessing`` target).
+
+    Talks to its worker over ``conn``: waits for ``"start"`` before the first fetch,
+    then sends ``{"read", "rejected", "counts"}`` increments every ``report_every``
+    seconds and a last one on the way out; ``{"error": ...}`` if it must stop.
+    """
+    logging.basicConfig(level=logging.WARNING,
+                        format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s")
+    from streams.replay import tune_gc
+
+    tune_gc()
+    try:
+        asyncio.run(_ingest_process(options, region, conn, report_every))
+    except IngestNotDelivered as exc:
+        log.error("ingest process: %s; stopping", exc)
+        with contextlib.suppress(Exception):
+            conn.send({"error": str(exc)})
+        raise SystemExit(1) from None
+
+
+async def _ingest_process(options: WorkerOptions, region: str, conn: Any,
+                          report_every: float) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    # The worker stops this process (SIGTERM); a Ctrl-C meant for the worker's terminal
+    # must not end it first, or the worker would take it for a crash.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=kafka_bootstrap(options.broker), acks="all", linger_ms=2,
+        max_batch_size=1 << 20, max_request_size=8 << 20,
+    )
+    await producer.start()
+    metrics = ForwardedMetrics()
+    counts: dict[str, int] = {}
+    topics = options.topics
+
+    async def send_calls(value: bytes, partition: int | None) -> Awaitable[Any]:
+        return await producer.send(topics.calls, value, partition=partition)
+
+    async def send_rejected(value: bytes, partition: int | None) -> Awaitable[Any]:
+        return await producer.send(topics.rejected, value, partition=partition)
+
+    ingest = Ingest(options, NumberNormaliser(region), metrics, send_calls, send_rejected, counts)
+
+    def report() -> None:
+        taken = dict(counts)
+        for key in counts:
+            counts[key] = 0
+        conn.send({**metrics.take(), "counts": taken})
+
+    async def reporter() -> None:
+        while True:
+            await asyncio.sleep(report_every)
+            report()
+
+    async def started() -> None:
+        while not conn.poll():  # the worker says "start" once it has joined its group
+            await asyncio.sleep(0.05)
+        conn.recv()
+
+    run = asyncio.ensure_future(ingest.run(started))
+    reporting = asyncio.ensure_future(reporter())  # fails when the worker is gone
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait([run, reporting, stopping], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (run, reporting, stopping):
+            task.cancel()
+        await asyncio.gather(run, reporting, stopping, return_exceptions=True)
+        await producer.stop()  # delivers what was queued
+        with contextlib.suppress(Exception):
+            report()
+    if not run.cancelled() and run.exception() is not None:
+        raise run.exception()  # type: ignore[misc]

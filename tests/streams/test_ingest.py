@@ -1,0 +1,65 @@
+"""The ingest stage without a broker: sends captured, reports as an ingest process sends them."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+
+from detectors.numbers import NumberNormaliser
+from streams.ingest import (
+    BATCH_DECODER,
+    OUT,
+    ForwardedMetrics,
+    Ingest,
+    apply_report,
+    partition_for,
+)
+from streams.metrics import DialguardMetrics
+from streams.options import WorkerOptions
+
+GOOD = {"caller": "13800000001", "callee": "13900000002", "start": 1.7e9, "duration": 0}
+
+
+def _ingest(metrics: Any, partitions: int = 4) -> tuple[Ingest, list[tuple[str, bytes, Any]]]:
+    sent: list[tuple[str, bytes, Any]] = []
+
+    def sender(topic: str) -> Any:
+        async def send(value: bytes, partition: int | None) -> Any:
+            sent.append((topic, value, partition))
+            future = asyncio.get_running_loop().create_future()
+            future.set_result(None)
+            return future
+        return send
+
+    options = WorkerOptions(partitions=partitions, max_batch_rows=3)
+    return Ingest(options, NumberNormaliser("CN"), metrics, sender("calls"),
+                  sender("rejected")), sent
+
+
+def test_ingest_splits_batches_and_reports_what_a_worker_adds_up() -> None:
+    forwarded = ForwardedMetrics()
+    ingest, sent = _ingest(forwarded)
+    records = [{**GOOD, "callee": f"1390000{i:04d}"} for i in range(10)]
+    messages = [(orjson.dumps(records), "cdr.raw", 0, 7),
+                (b'[{"caller": "x"}]', "cdr.raw", 0, 8), (None, "cdr.raw", 1, 3)]
+    futures = asyncio.run(ingest.ingest_messages(messages))
+    assert len(futures) == len(sent)
+    calls = [(p, BATCH_DECODER.decode(v)) for t, v, p in sent if t == "calls"]
+    assert all(len(b.calls) <= 3 for _, b in calls)  # max_batch_rows
+    outs = sorted(c.callee for p, b in calls for f, c in zip(b.flags, b.calls, strict=True)
+                  if f & OUT and partition_for(c.caller, 4) == p)
+    assert outs == sorted(f"+861390000{i:04d}" for i in range(10))
+    rejected = [orjson.loads(v) for t, v, _ in sent if t == "rejected"]
+    assert sorted(r["source"] for r in rejected) == ["cdr.raw/0@8[0]", "cdr.raw/1@3"]
+    assert ingest.counts == {"messages": 3, "calls": 10, "rejected": 2}
+
+    report = {**forwarded.take(), "counts": dict(ingest.counts)}
+    assert forwarded.take() == {"read": 0, "rejected": {}}  # taken once
+    metrics, counts = DialguardMetrics(), {"messages": 1}
+    apply_report(report, metrics, counts)
+    assert counts == {"messages": 4, "calls": 10, "rejected": 2}
+    assert metrics.value("dialguard_cdrs_read_total", source="kafka") == 12
+    assert metrics.value("dialguard_cdrs_rejected_total", reason="missing_field") == 1
+    assert metrics.value("dialguard_cdrs_rejected_total", reason="malformed") == 1
