@@ -75,6 +75,7 @@ from streams.ingest import (
     ingest_process_main,
     partition_for,
 )
+from streams.metrics import sample_lag
 from streams.options import WorkerOptions, kafka_bootstrap
 from streams.replay import tune_gc
 
@@ -636,19 +637,9 @@ class Pipeline:
 
     async def _sample_lag(self) -> None:
         consumer = getattr(self.app, "_consumer", None)
-        if consumer is None:
-            return
-        try:
-            for tp in consumer.assignment():
-                if tp.topic not in (self.options.topics.raw, self.options.topics.calls):
-                    continue
-                position = await consumer.position(tp)
-                highwater = consumer.highwater(tp)
-                if position is not None and highwater is not None:
-                    self.metrics.set_consumer_lag(tp.topic, tp.partition, highwater - position)
-        except Exception as exc:  # metrics must never stop the worker
-            log.debug("lag sample failed: %s", exc)
-
+        if consumer is not None:
+            await sample_lag(consumer, (self.options.topics.raw, self.options.topics.calls),
+                             self.metrics)
 
 def alert_rows(alerts: Iterable[Alert | Mapping[str, Any]]) -> list[tuple[Any, ...]]:
     """``(caller, profile, detected_at)`` of alerts, sorted: what replay and workers share."""

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 import time
 import zlib
@@ -40,6 +41,7 @@ import orjson
 from detectors.numbers import NumberNormaliser
 from detectors.readers import decode_json_value
 from detectors.records import Call, Rejected
+from streams.metrics import sample_lag
 from streams.options import WorkerOptions, kafka_bootstrap
 
 log = logging.getLogger("dialguard.ingest")
@@ -227,11 +229,15 @@ class Ingest:
         # cover: decoding the next batch overlaps with delivering the previous ones.
         in_flight: deque[tuple[list[Awaitable[Any]], dict[TopicPartition, int]]] = deque()
         last_commit = time.monotonic()
+        last_lag = -math.inf
         try:
             if ready is not None:
                 await ready()
             while True:
                 batch = await consumer.getmany(timeout_ms=200, max_records=options.ingest_batch)
+                if options.lag_interval > 0 and time.monotonic() - last_lag >= options.lag_interval:
+                    last_lag = time.monotonic()
+                    await sample_lag(consumer, (options.topics.raw,), self.metrics)
                 # A fetch can hold hundreds of thousands of CDRs: take it in slices and let
                 # other tasks (detect) run between them.
                 for piece in fetch_slices(batch, options.ingest_slice_bytes) if batch else [None]:
@@ -280,6 +286,7 @@ class ForwardedMetrics:
     def __init__(self) -> None:
         self.read = 0
         self.rejected: Counter[str] = Counter()
+        self.lag: dict[tuple[str, int], float] = {}
 
     def record_read(self, n: int, source: str) -> None:
         self.read += n
@@ -287,11 +294,16 @@ class ForwardedMetrics:
     def record_rejected(self, reason: str, n: int = 1) -> None:
         self.rejected[reason] += n
 
+    def set_consumer_lag(self, topic: str, partition: int, lag: float) -> None:
+        self.lag[(topic, partition)] = lag
+
     def take(self) -> dict[str, Any]:
-        """The increments since the last call, and reset."""
-        report = {"read": self.read, "rejected": dict(self.rejected)}
+        """The increments (and newest lag samples) since the last call, and reset."""
+        report = {"read": self.read, "rejected": dict(self.rejected),
+                  "lag": [[t, p, lag] for (t, p), lag in self.lag.items()]}
         self.read = 0
         self.rejected.clear()
+        self.lag.clear()
         return report
 
 
@@ -301,6 +313,8 @@ def apply_report(report: Mapping[str, Any], metrics: Any, counts: dict[str, int]
         metrics.record_read(int(report["read"]), "kafka")
     for reason, n in report.get("rejected", {}).items():
         metrics.record_rejected(reason, int(n))
+    for topic, partition, lag in report.get("lag", []):
+        metrics.set_consumer_lag(topic, partition, lag)
     for key, n in report.get("counts", {}).items():
         counts[key] = counts.get(key, 0) + int(n)
 

@@ -26,6 +26,8 @@ Rules that keep the metrics safe and cheap:
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 import threading
 from collections.abc import Iterable
@@ -371,3 +373,24 @@ class DialguardMetrics:
                 names.add(family.name + suffix)
             names.update(sample.name for sample in family.samples)
         return names
+
+
+async def sample_lag(consumer: Any, topics: Iterable[str], metrics: Any) -> None:
+    """Set the lag (high watermark - position) of ``consumer``'s partitions of ``topics``.
+
+    Works on an aiokafka or a Faust consumer; a failure is logged, never raised.
+    """
+    wanted = set(topics)
+    try:
+        for tp in consumer.assignment():
+            if tp.topic not in wanted:
+                continue
+            highwater = consumer.highwater(tp)
+            if highwater is None:  # nothing fetched from it yet
+                continue
+            # position() waits while the partition's offset is being reset: never for long
+            position = await asyncio.wait_for(consumer.position(tp), 1.0)
+            if position is not None:
+                metrics.set_consumer_lag(tp.topic, tp.partition, highwater - position)
+    except Exception as exc:  # metrics must never stop the worker
+        logging.getLogger("dialguard.metrics").debug("lag sample failed: %r", exc)

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -96,6 +97,21 @@ def test_worker_matches_replay(kafka_broker: Any, tmp_path: Path,
                    lambda v: len(v) >= len(expected_alerts), timeout=60)
     time.sleep(2)  # anything extra would show up now
     alerts = _read(kafka_broker, topics["alerts"], lambda v: True, timeout=5)
+    # the worker's metrics count what its ingest read (in a process of its own or not),
+    # and show the raw topic's consumer lag, which the Prometheus lag rule watches
+    port = re.search(r"metrics on http://[\d.]+:(\d+)/metrics", log.read_text())
+    assert port, log.read_text()[-2000:]
+    lag_line = f'dialguard_consumer_lag_messages{{partition="0",topic="{topics["raw"]}"}} 0.0'
+    deadline = time.monotonic() + 20  # lag is sampled every 5 s
+    while True:
+        exposition = urllib.request.urlopen(
+            f"http://127.0.0.1:{port.group(1)}/metrics", timeout=10).read().decode()
+        if lag_line in exposition or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert lag_line in exposition, [x for x in exposition.splitlines() if "lag" in x]
+    read = re.search(r'^dialguard_cdrs_read_total\{source="kafka"\} (\S+)$', exposition, re.M)
+    assert read and float(read.group(1)) == n_records
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=60)
     summary = log.read_text()

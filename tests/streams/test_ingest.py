@@ -55,11 +55,14 @@ def test_ingest_splits_batches_and_reports_what_a_worker_adds_up() -> None:
     assert sorted(r["source"] for r in rejected) == ["cdr.raw/0@8[0]", "cdr.raw/1@3"]
     assert ingest.counts == {"messages": 3, "calls": 10, "rejected": 2}
 
+    forwarded.set_consumer_lag("cdr.raw", 1, 40.0)
+    forwarded.set_consumer_lag("cdr.raw", 1, 25.0)  # only the newest sample travels
     report = {**forwarded.take(), "counts": dict(ingest.counts)}
-    assert forwarded.take() == {"read": 0, "rejected": {}}  # taken once
+    assert forwarded.take() == {"read": 0, "rejected": {}, "lag": []}  # taken once
     metrics, counts = DialguardMetrics(), {"messages": 1}
     apply_report(report, metrics, counts)
     assert counts == {"messages": 4, "calls": 10, "rejected": 2}
     assert metrics.value("dialguard_cdrs_read_total", source="kafka") == 12
     assert metrics.value("dialguard_cdrs_rejected_total", reason="missing_field") == 1
     assert metrics.value("dialguard_cdrs_rejected_total", reason="malformed") == 1
+    assert metrics.value("dialguard_consumer_lag_messages", topic="cdr.raw", partition="1") == 25
