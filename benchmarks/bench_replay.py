@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import pickle
 import statistics
 import subprocess
 import sys
@@ -99,16 +98,16 @@ def _deep(st: NumberState) -> int:
 
 
 def state_bytes(detector: Detector) -> dict[str, float]:
-    """In-memory bytes per tracked number (key, dict slot, object and its buffers) and pickled."""
+    """In-memory bytes per tracked number (key, dict slot, object and its buffers) and stored."""
     states, light = detector.states, detector.light
     if not states and not light:
         return {}
     full_sizes = []
-    pickled = []
+    stored = []
     share = sys.getsizeof(states) / max(1, len(states))
     for key, st in states.items():
         full_sizes.append(sys.getsizeof(key) + share + _deep(st))
-        pickled.append(len(pickle.dumps(st, protocol=pickle.HIGHEST_PROTOCOL)))
+        stored.append(len(st.to_bytes()))
     light_share = sys.getsizeof(light) / max(1, len(light))
     light_sizes = [sys.getsizeof(key) + light_share + sys.getsizeof(entry) + 24 * len(entry)
                    for key, entry in light.items()]
@@ -126,8 +125,8 @@ def state_bytes(detector: Detector) -> dict[str, float]:
         "mean_full_bytes": statistics.fmean(full_sizes) if full_sizes else 0.0,
         "max_bytes": max(everything),
         "busiest_number_bytes": sys.getsizeof("+8613900000000") + share + _deep(full),
-        "mean_pickled_bytes": statistics.fmean(pickled) if pickled else 0.0,
-        "max_pickled_bytes": max(pickled) if pickled else 0.0,
+        "mean_stored_bytes": statistics.fmean(stored) if stored else 0.0,
+        "max_stored_bytes": max(stored) if stored else 0.0,
     }
 
 
@@ -166,8 +165,8 @@ def main() -> None:
               f"{sizes['mean_bytes']:.0f} B over all, {sizes['mean_full_bytes']:.0f} B over full "
               f"states, max {sizes['max_bytes']:.0f} B, a busy number with a full callee ring "
               f"{sizes['busiest_number_bytes']:.0f} B")
-        print(f"  pickled (Faust table value): mean {sizes['mean_pickled_bytes']:.0f} B, "
-              f"max {sizes['max_pickled_bytes']:.0f} B")
+        print(f"  stored (Faust table value, NumberState.to_bytes): "
+              f"mean {sizes['mean_stored_bytes']:.0f} B, max {sizes['max_stored_bytes']:.0f} B")
 
 
 if __name__ == "__main__":
