@@ -130,7 +130,11 @@ class NumberState:
             counts, vals, ring = counts[:], vals[:], ring[:]
             for a in (counts, vals, ring):
                 a.byteswap()
-        trunk = b"" if self.trunk is None else self.trunk.encode()[:_NO_TRUNK - 1]
+        trunk = b""
+        if self.trunk is not None:  # a trunk name over 64 KiB keeps its first whole characters
+            trunk = self.trunk.encode()
+            if len(trunk) >= _NO_TRUNK:
+                trunk = trunk[:_NO_TRUNK - 1].decode(errors="ignore").encode()
         return b"".join((
             _HEADER.pack(_MAGIC, len(counts), len(ring),
                          _NO_TRUNK if self.trunk is None else len(trunk)),

@@ -146,8 +146,6 @@ class ChangelogWriter:
     def __init__(self, app: faust.App, table: Any) -> None:
         self.app = app
         self.table = table
-        #: records and batches sent (for tests and summaries)
-        self.records = self.batches = 0
 
     def _producer(self) -> Any:
         """The running aiokafka producer (broker-free tests put a stand-in here)."""
@@ -171,8 +169,6 @@ class ChangelogWriter:
     async def _submit(self, producer: Any, batch: Any, partition: int, count: int) -> None:
         topic = self.table.changelog_topic.get_topic_name()
         future = await producer.send_batch(batch, topic, partition=partition)
-        self.records += count
-        self.batches += 1
 
         def delivered(fut: asyncio.Future[Any]) -> None:
             if not fut.cancelled() and fut.exception() is None:

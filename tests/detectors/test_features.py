@@ -103,6 +103,24 @@ def test_bytes_round_trip_keeps_behaviour_and_is_smaller_than_a_pickle() -> None
     assert NumberState.from_bytes(a.to_bytes()).trunk is None
 
 
+def test_a_giant_trunk_name_is_cut_to_whole_characters() -> None:
+    st = NumberState(FS, T0)
+    st.trunk = "云" * 30_000  # 90,000 bytes of UTF-8
+    back = NumberState.from_bytes(st.to_bytes())
+    assert back.trunk is not None and 60_000 < len(back.trunk.encode()) < 65_535
+    assert set(back.trunk) == {"云"}
+
+
+def test_attempts_is_the_attempts_slot_of_the_window() -> None:
+    st = NumberState(FS, T0)
+    for i in range(200):
+        call(st, T0 + 37.5 * i, 8613900000000 + i)
+    for horizon in FS.horizons_s:
+        for dt in (0.0, 1.0, 599.9, 600.0, 3599.0, 7200.0, 7500.0, 30_000.0, 90_000.0):
+            now = T0 + 37.5 * 199 + dt
+            assert st.attempts(horizon, now, FS) == st.window(horizon, now, FS)[0]
+
+
 @pytest.mark.parametrize("bad", [b"", b"DGS\x01", b"\x80\x05junk", b"DGS\x02" + bytes(700)])
 def test_bytes_that_are_not_a_state_are_refused(bad: bytes) -> None:
     with pytest.raises(ValueError):

@@ -56,14 +56,22 @@ def _wait_for(log: Path, text: str, timeout: float = 90.0) -> None:
     raise AssertionError(f"{text!r} not in the worker log:\n{log.read_text()[-3000:]}")
 
 
-def test_worker_stops_when_its_ingest_process_dies(kafka_broker: Any, tmp_path: Path,
-                                                    start_worker: Callable[..., Any]) -> None:
+def _worker_with_ingest_processes(
+    n: int, kafka_broker: Any, tmp_path: Path, start_worker: Callable[..., Any]
+) -> tuple[Any, Path, list[int]]:
+    """A started worker with ``n`` ingest processes, its log and their pids."""
     topics = _topics()
     kafka_broker.create_topics([topics["raw"]], partitions=2)
     proc, log = start_worker(kafka_broker, topics, f"dg-ip-{uuid.uuid4().hex[:8]}", tmp_path,
-                             "w", 2, "--ingest-processes", "2")
+                             "w", 2, "--ingest-processes", str(n))
     children = _ingest_children(proc.pid)
-    _wait_for(log, "ingest: 2 process(es) started")
+    _wait_for(log, f"ingest: {n} process(es) started")
+    return proc, log, children
+
+
+def test_worker_stops_when_its_ingest_process_dies(kafka_broker: Any, tmp_path: Path,
+                                                    start_worker: Callable[..., Any]) -> None:
+    proc, log, children = _worker_with_ingest_processes(2, kafka_broker, tmp_path, start_worker)
     os.kill(children[0], signal.SIGKILL)
     assert proc.wait(timeout=60) != 0
     text = log.read_text()
@@ -76,12 +84,7 @@ def test_worker_stops_when_its_ingest_process_dies(kafka_broker: Any, tmp_path: 
 
 def test_stopping_the_worker_stops_its_ingest_process(kafka_broker: Any, tmp_path: Path,
                                                      start_worker: Callable[..., Any]) -> None:
-    topics = _topics()
-    kafka_broker.create_topics([topics["raw"]], partitions=1)
-    proc, log = start_worker(kafka_broker, topics, f"dg-ip-{uuid.uuid4().hex[:8]}", tmp_path,
-                             "w", 2, "--ingest-processes", "1")
-    children = _ingest_children(proc.pid)
-    _wait_for(log, "ingest: 1 process(es) started")
+    proc, log, children = _worker_with_ingest_processes(1, kafka_broker, tmp_path, start_worker)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0
     assert all(_gone(pid) for pid in children)
