@@ -324,11 +324,16 @@ def asterisk_trunk(channel: str) -> str | None:
     >>> asterisk_trunk("SIP/gw-cloud-0000001a"), asterisk_trunk("PJSIP/trunk7-00000003")
     ('gw-cloud', 'trunk7')
     """
+    _, slash, name = channel.partition("/")
+    if slash and name:  # the usual TECH/peer-suffix, without the regular expression
+        head, dash, tail = name.rpartition("-")
+        return head if dash and head and tail and not tail.strip(_HEX) else name
     match = _CHANNEL.match(channel)
     return match.group(1) if match else None
 
 
 _CHANNEL = re.compile(r"(?:[^/]*/)?(.+?)(?:-[0-9A-Fa-f]+)?$")
+_HEX = "0123456789abcdefABCDEF"
 
 
 def read_asterisk_csv(
@@ -344,7 +349,7 @@ def read_asterisk_csv(
     for lineno, line in enumerate(lines, 1):
         text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
         text = text.rstrip("\r\n")
-        if not text.strip():
+        if not text or text.isspace():
             continue
         # Asterisk quotes every field: split on '","' when that is unambiguous, else csv.
         if text[:1] == '"' and text[-1:] == '"' and text.count('","') == separators:

@@ -1,5 +1,6 @@
 import gzip
 import io
+import re
 from pathlib import Path
 
 import orjson
@@ -245,3 +246,13 @@ def test_one_bad_element_does_not_change_its_neighbours() -> None:
     assert out[2] == decode_json_value(items[2], NORM)[0]
     assert isinstance(out[1], Rejected) and out[1].reason == "missing_field"
     assert out[1].source == "cdr.raw/0@1[1]"
+
+
+_CHANNEL_CHARS = st.sampled_from(list("SIPJ/-0123456789abcdefxyz@.AF"))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_CHANNEL_CHARS, max_size=24).map("".join))
+def test_asterisk_trunk_fast_path_agrees_with_the_pattern(channel: str) -> None:
+    match = re.match(r"(?:[^/]*/)?(.+?)(?:-[0-9A-Fa-f]+)?$", channel)
+    assert asterisk_trunk(channel) == (match.group(1) if match else None)
