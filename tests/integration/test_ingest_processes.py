@@ -89,3 +89,15 @@ def test_stopping_the_worker_stops_its_ingest_process(kafka_broker: Any, tmp_pat
     assert proc.wait(timeout=60) == 0
     assert all(_gone(pid) for pid in children)
     assert "exited" not in log.read_text()  # a stop asked for is not reported as a crash
+
+
+def test_ingest_process_of_a_killed_worker_stops_by_itself(
+    kafka_broker: Any, tmp_path: Path, start_worker: Callable[..., Any]
+) -> None:
+    proc, _, children = _worker_with_ingest_processes(1, kafka_broker, tmp_path, start_worker)
+    proc.kill()  # no chance to stop its ingest process
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 20
+    while not all(_gone(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert all(_gone(pid) for pid in children)  # it noticed its worker was gone
