@@ -49,8 +49,8 @@ log = logging.getLogger("dialguard.ingest")
 OUT, IN = 1, 2  # flags of a call in a repartitioned batch: caller side, callee side
 
 #: ``send(value, partition)``: queue one message, return its delivery future
-Send = Callable[[bytes, "int | None"], Awaitable[Awaitable[Any]]]
-Item = tuple["bytes | None", str, int, int]  # a raw message: value, topic, partition, offset
+Send = Callable[[bytes, int | None], Awaitable["asyncio.Future[Any]"]]
+Item = tuple[bytes | None, str, int, int]  # a raw message: value, topic, partition, offset
 
 
 def partition_for(number: str, partitions: int) -> int:
@@ -151,7 +151,7 @@ class Ingest:
         for key in ("messages", "calls", "rejected"):
             self.counts.setdefault(key, 0)
 
-    async def ingest_messages(self, messages: Iterable[Item]) -> list[Awaitable[Any]]:
+    async def ingest_messages(self, messages: Iterable[Item]) -> list[asyncio.Future[Any]]:
         """Decode raw messages ``(value, topic, partition, offset)``; reject, repartition.
 
         Returns the send futures (awaiting them waits for delivery).
@@ -227,7 +227,7 @@ class Ingest:
         done: dict[TopicPartition, int] = {}
         # Batches sent on but not yet known delivered, oldest first, with the offsets they
         # cover: decoding the next batch overlaps with delivering the previous ones.
-        in_flight: deque[tuple[list[Awaitable[Any]], dict[TopicPartition, int]]] = deque()
+        in_flight: deque[tuple[list[asyncio.Future[Any]], dict[TopicPartition, int]]] = deque()
         last_commit = time.monotonic()
         last_lag = -math.inf
         try:
@@ -246,7 +246,7 @@ class Ingest:
                         in_flight.append((await self.ingest_messages(items), covered))
                     while in_flight and (piece is None
                                          or len(in_flight) > options.ingest_in_flight
-                                         or all(_done(f) for f in in_flight[0][0])):
+                                         or all(f.done() for f in in_flight[0][0])):
                         futures, covered = in_flight.popleft()
                         if futures:
                             try:
@@ -271,10 +271,6 @@ class Ingest:
                     await asyncio.sleep(0)
         finally:
             await consumer.stop()
-
-
-def _done(future: Awaitable[Any]) -> bool:
-    return bool(future.done())  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------------- own processes
@@ -360,10 +356,10 @@ async def _ingest_process(options: WorkerOptions, region: str, conn: Any,
     counts: dict[str, int] = {}
     topics = options.topics
 
-    async def send_calls(value: bytes, partition: int | None) -> Awaitable[Any]:
+    async def send_calls(value: bytes, partition: int | None) -> asyncio.Future[Any]:
         return await producer.send(topics.calls, value, partition=partition)
 
-    async def send_rejected(value: bytes, partition: int | None) -> Awaitable[Any]:
+    async def send_rejected(value: bytes, partition: int | None) -> asyncio.Future[Any]:
         return await producer.send(topics.rejected, value, partition=partition)
 
     ingest = Ingest(options, NumberNormaliser(region), metrics, send_calls, send_rejected, counts)
