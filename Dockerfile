@@ -12,6 +12,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY detectors ./detectors
 COPY streams ./streams
+COPY testbed ./testbed
 RUN pip install . \
     && useradd --system --user-group --home-dir /var/lib/dialguard --create-home dialguard \
     && mkdir -p /etc/dialguard

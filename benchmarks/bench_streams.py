@@ -20,7 +20,7 @@ Three consumers read the same pre-produced topics, each in its own process:
 Each is timed from its first consumed message until it has accounted for every
 CDR (for dialguard: until the detect side has processed every call), for one-CDR
 messages and for batched messages (``--batch`` CDRs per message).  Data is a
-simulated carrier day (:mod:`detectors.simulation`), about 0.1% malformed.
+simulated carrier day (:mod:`testbed.simulation`), about 0.1% malformed.
 Prints a table and the ratios against the targets (dialguard >= 2x naive on
 one-CDR messages, >= 100k CDR/s on batched messages).
 """
@@ -54,7 +54,7 @@ PARTITIONS = 4
 
 
 def make_records(n: int, seed: int) -> list[bytes]:
-    from detectors.simulation import DEFAULT_START, SimConfig, simulate
+    from testbed.simulation import DEFAULT_START, SimConfig, simulate
 
     out: list[bytes] = []
     day_no = 0

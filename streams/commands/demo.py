@@ -21,7 +21,7 @@ from streams.cli import main
 
 def simulated_feed(seed: int, size: str = "small") -> Iterator[dict[str, Any]]:
     """CONTRACT 1a records of a simulated carrier day with abuse campaigns in it."""
-    from detectors.simulation import SimConfig, simulate
+    from testbed.simulation import SimConfig, simulate
 
     yield from simulate(SimConfig.preset(size), seed=seed).records()
 

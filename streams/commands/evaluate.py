@@ -12,7 +12,10 @@ import orjson
 
 from detectors.alerts import Alert
 from detectors.config import ConfigError, load_settings
-from detectors.evaluation import (
+from detectors.numbers import NumberNormaliser
+from detectors.records import Call
+from streams.cli import main
+from testbed.evaluation import (
     Observer,
     calls_from_files,
     calls_from_records,
@@ -20,11 +23,8 @@ from detectors.evaluation import (
     default_detectors,
     render_tables,
 )
-from detectors.numbers import NumberNormaliser
-from detectors.records import Call
-from detectors.simulation import Labels, SimConfig
-from detectors.worlds import WORLDS, kind_breakdown, kind_of, simulate_world
-from streams.cli import main
+from testbed.simulation import Labels, SimConfig
+from testbed.worlds import WORLDS, kind_breakdown, kind_of, simulate_world
 
 
 def _recording(make: Callable[[], Observer], sink: list[Alert]) -> Callable[[], Observer]:
@@ -75,7 +75,7 @@ def _kind_table(breakdown: dict[str, dict[str, Any]], names: list[str]) -> Any:
 @click.option("--seed", default=1, show_default=True, type=int,
               help="Simulate this world (ignored with --input).")
 @click.option("--world", type=click.Choice(WORLDS), default="standard", show_default=True,
-              help="Which simulated world (ignored with --input); see detectors.worlds.")
+              help="Which simulated world (ignored with --input); see testbed.worlds.")
 @click.option("--size", type=click.Choice(["small", "day"]), default="day", show_default=True)
 @click.option("--hours", type=click.FloatRange(min=0.1, max=168), help="Override the length.")
 @click.option("--subscribers", type=click.IntRange(min=10), help="Override the population.")

@@ -2,7 +2,7 @@
 
 Beside ``OUT`` it writes ``OUT.labels.json`` (the class of every calling
 number, the abuse campaigns, the allowlist; see
-:class:`detectors.simulation.Labels`) and ``OUT.allowlist.txt`` (the
+:class:`testbed.simulation.Labels`) and ``OUT.allowlist.txt`` (the
 registered enterprise numbers, one per line, for ``--allowlist``).
 """
 
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import click
 
-from detectors.simulation import SimConfig, write_day
-from detectors.worlds import WORLDS, simulate_world
 from streams.cli import main
+from testbed.simulation import SimConfig, write_day
+from testbed.worlds import WORLDS, simulate_world
 
 
 @main.command("simulate")
@@ -21,7 +21,7 @@ from streams.cli import main
               help="The world: same seed, same day.")
 @click.option("--world", type=click.Choice(WORLDS), default="standard", show_default=True,
               help="standard, or hard: wider, overlapping legitimate and abuse behaviour "
-                   "(see detectors.worlds).")
+                   "(see testbed.worlds).")
 @click.option("--format", "fmt", type=click.Choice(["json", "asterisk"]), default="json",
               show_default=True, help="JSON lines (CONTRACT 1a) or Asterisk Master.csv (1b).")
 @click.option("--size", type=click.Choice(["small", "day"]), default="day", show_default=True,

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 
 from detectors.alerts import Alert
-from detectors.baselines import AniProfileBaseline, VolumeRuleBaseline
 from detectors.config import load_settings
 from detectors.engine import Detector
 from detectors.model import model_vector
 from detectors.records import Call
+from testbed.baselines import AniProfileBaseline, VolumeRuleBaseline
 
 from .helpers import T0, courier_calls, dialer_calls
 

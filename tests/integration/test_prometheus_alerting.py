@@ -42,9 +42,9 @@ from detectors.config import load_settings
 from detectors.engine import Detector
 from detectors.numbers import NumberNormaliser
 from detectors.readers import read_paths
-from detectors.simulation import SimConfig, simulate, write_day
 from streams.metrics import DialguardMetrics
 from streams.replay import replay
+from testbed.simulation import SimConfig, simulate, write_day
 
 pytestmark = pytest.mark.integration
 

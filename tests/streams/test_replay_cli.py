@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from detectors.simulation import Labels
 from streams.cli import main
+from testbed.simulation import Labels
 
 SEED = 4242  # a world no threshold was tuned on
 

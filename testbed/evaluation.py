@@ -1,7 +1,7 @@
 """Scoring detectors against a labelled day, and comparing dialguard with the baselines.
 
 A detector is run over the calls of a day in arrival order (as a stream would
-see them); its alerts are then scored against :class:`~detectors.simulation.Labels`:
+see them); its alerts are then scored against :class:`~testbed.simulation.Labels`:
 
 * **precision**: alerted numbers that are abuse (any abuse class) over all
   alerted numbers.  A kind ``ring`` alert counts each of its members.
@@ -16,7 +16,7 @@ see them); its alerts are then scored against :class:`~detectors.simulation.Labe
   campaign's first call (event time); median per class.
 
 >>> from detectors.alerts import Alert
->>> from detectors.simulation import Campaign, Labels
+>>> from testbed.simulation import Campaign, Labels
 >>> labels = Labels(classes={"+1": "cloud_dialer", "+2": "cloud_dialer", "+3": "courier"},
 ...                 campaigns=[Campaign("c1", "cloud_dialer", ["+1", "+2"], 100.0, 900.0)],
 ...                 allowlist=[])
@@ -38,7 +38,7 @@ from typing import Any, Protocol
 
 from detectors.alerts import Alert
 from detectors.records import Call
-from detectors.simulation import ABUSE_CLASSES, LEGIT_CLASSES, Labels
+from testbed.simulation import ABUSE_CLASSES, LEGIT_CLASSES, Labels
 
 #: abuse classes a per-number detector is expected to catch (rotating pools are a ring problem)
 REQUIRED_CLASSES: tuple[str, ...] = tuple(c for c in ABUSE_CLASSES if c != "rotating_pool")
@@ -62,7 +62,7 @@ class Run:
 def run_detector(name: str, detector: Observer, calls: Iterable[Call]) -> Run:
     """Feed every call to ``detector`` in order and collect its alerts.
 
-    >>> from detectors.baselines import VolumeRuleBaseline
+    >>> from testbed.baselines import VolumeRuleBaseline
     >>> calls = [Call("+8613800000001", f"+86139{i:08d}", 1.7e9 + i, 0, False) for i in range(20)]
     >>> run = run_detector("pike", VolumeRuleBaseline(max_calls=10), calls)
     >>> run.calls, len(run.alerts)
@@ -193,7 +193,7 @@ def calls_from_files(paths: Iterable[str], fmt: str, normaliser: Any, timezone: 
 def default_detectors(settings: Any, allowlist: Iterable[str]
                       ) -> list[tuple[str, Callable[[], Observer]]]:
     """dialguard's Detector and the two baselines, all with the same allowlist and cool-down."""
-    from detectors.baselines import AniProfileBaseline, VolumeRuleBaseline
+    from testbed.baselines import AniProfileBaseline, VolumeRuleBaseline
 
     allow = frozenset(allowlist)
     cooldown = settings.alerts.cooldown_s

@@ -7,17 +7,17 @@ import pytest
 from click.testing import CliRunner
 
 from detectors.alerts import Alert
-from detectors.baselines import AniProfileBaseline, VolumeRuleBaseline
 from detectors.config import load_settings
-from detectors.evaluation import (
+from detectors.numbers import NumberNormaliser
+from testbed.baselines import AniProfileBaseline, VolumeRuleBaseline
+from testbed.evaluation import (
     calls_from_records,
     compare,
     default_detectors,
     render_text,
     score_alerts,
 )
-from detectors.numbers import NumberNormaliser
-from detectors.simulation import Campaign, Labels, SimConfig, simulate
+from testbed.simulation import Campaign, Labels, SimConfig, simulate
 
 
 def _alert(caller, t, first=0.0):

@@ -13,7 +13,7 @@ import pytest
 from detectors.numbers import NumberNormaliser
 from detectors.readers import read_asterisk_csv, read_json_lines
 from detectors.records import Call
-from detectors.simulation import (
+from testbed.simulation import (
     ABUSE_CLASSES,
     ALL_CLASSES,
     Labels,

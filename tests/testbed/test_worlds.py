@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from detectors.numbers import NumberNormaliser
 from detectors.readers import read_json_lines
 from detectors.records import Call
-from detectors.simulation import ABUSE_CLASSES, ALL_CLASSES, SimConfig, simulate
-from detectors.worlds import HardDay, kind_breakdown, simulate_world
+from testbed.simulation import ABUSE_CLASSES, ALL_CLASSES, SimConfig, simulate
+from testbed.worlds import HardDay, kind_breakdown, simulate_world
 
 SMALL = SimConfig.preset("small")
 NORM = NumberNormaliser("CN")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from detectors.baselines import AniProfileBaseline, VolumeRuleBaseline
 from detectors.records import Call
+from testbed.baselines import AniProfileBaseline, VolumeRuleBaseline
 from tests.detectors.helpers import courier_calls, dialer_calls
 
 T0 = 1_714_521_600.0

@@ -1,8 +1,8 @@
 """Simulated worlds of different difficulty: ``standard`` and ``hard``.
 
-``standard`` is :func:`detectors.simulation.simulate`, unchanged.  ``hard`` is
+``standard`` is :func:`testbed.simulation.simulate`, unchanged.  ``hard`` is
 the same carrier (same label classes, same record format, same counts in
-:class:`~detectors.simulation.SimConfig`) drawn from wider, overlapping
+:class:`~testbed.simulation.SimConfig`) drawn from wider, overlapping
 distributions, so legitimate bulk callers and stealthy abuse look alike on
 the obvious features.  It exists to test whether a detector generalises, not
 to be caught: nothing here was fitted to any detector's thresholds.
@@ -58,7 +58,7 @@ skewed by up to 40 s and some write whole seconds; records are delivered when
 the call *ends* (so long calls arrive minutes late), some trunks deliver in
 batches of 1-5 minutes, and about 2% of records arrive up to 15 minutes late.
 
->>> from detectors.simulation import ALL_CLASSES, SimConfig
+>>> from testbed.simulation import ALL_CLASSES, SimConfig
 >>> day = simulate_world("hard", SimConfig.preset("small"), seed=7)
 >>> day.labels.meta["world"], sorted(set(day.labels.classes.values())) == sorted(ALL_CLASSES)
 ('hard', True)
@@ -76,7 +76,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors.simulation import (
+from testbed.simulation import (
     _BUSINESS_HOURS,
     _DIALER_WORDS,
     _INTERCONNECT_TRUNKS,
@@ -103,11 +103,11 @@ _EVENING_HOURS = (0, 0, 0, 0, 0, 0, 0, 0.2, 0.5, 0.8, 0.9, 0.9, 0.6, 0.7, 0.9, 0
 
 
 class HardDay(SimulatedDay):
-    """The hard world: a :class:`~detectors.simulation.SimulatedDay` with other generators.
+    """The hard world: a :class:`~testbed.simulation.SimulatedDay` with other generators.
 
     Build it with :func:`simulate_world` (``"hard"``).
 
-    >>> from detectors.simulation import SimConfig
+    >>> from testbed.simulation import SimConfig
     >>> day = HardDay(SimConfig.preset("small"), seed=3)
     >>> kinds = day.labels.meta["kinds"]
     >>> any(k == "enterprise/unregistered_cc" for k in kinds.values())
@@ -791,7 +791,7 @@ def kind_breakdown(alerted: dict[str, set[str]], labels: Any) -> dict[str, dict[
 
     ``alerted`` maps a detector name to the numbers it alerted.
 
-    >>> from detectors.simulation import Labels
+    >>> from testbed.simulation import Labels
     >>> lab = Labels(classes={"+1": "courier", "+2": "courier"}, campaigns=[], allowlist=[],
     ...              meta={"kinds": {"+1": "courier/food_rider"}})
     >>> kind_breakdown({"d": {"+1"}}, lab)["courier/food_rider"]
