@@ -5,7 +5,7 @@
 
 Three consumers read the same pre-produced topics, each in its own process:
 
-* ``ceiling``: raw aiokafka ``getmany`` + :func:`detectors.readers.decode_json_value`,
+* ``ceiling``: raw aiokafka ``getmany`` + :meth:`formats.json_lines.JsonLines.decode`,
   nothing else: the most any Python consumer of this data can do;
 * ``naive``: a Faust agent taking one event at a time, decoding it and calling
   :meth:`Detector.observe` per record (dict state, no table), sending alerts;
@@ -101,10 +101,10 @@ def run_ceiling(bootstrap: str, topic: str, expect: int) -> dict[str, float]:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     from detectors.numbers import NumberNormaliser
-    from detectors.readers import decode_json_value
+    from formats.json_lines import JsonLines
 
     async def main() -> dict[str, float]:
-        norm = NumberNormaliser("CN")
+        decode = JsonLines(NumberNormaliser("CN")).decode
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                                     enable_auto_commit=False, auto_offset_reset="earliest",
                                     max_partition_fetch_bytes=8 << 20, fetch_max_bytes=64 << 20)
@@ -121,7 +121,7 @@ def run_ceiling(bootstrap: str, topic: str, expect: int) -> dict[str, float]:
                     if first is None and messages:
                         first = time.perf_counter()
                     for m in messages:
-                        n += len(decode_json_value(m.value, norm))
+                        n += len(decode(m.value))
         finally:
             await consumer.stop()
         assert first is not None
@@ -164,8 +164,8 @@ def run_naive(bootstrap: str, topic: str, expect: int) -> dict[str, float]:
     from detectors.config import load_settings
     from detectors.engine import Detector
     from detectors.numbers import NumberNormaliser
-    from detectors.readers import decode_json_value
     from detectors.records import Call
+    from formats.json_lines import JsonLines
 
     app = faust.App(f"bench-naive-{uuid.uuid4().hex[:8]}", broker=f"kafka://{bootstrap}",
                     web_enabled=False, consumer_auto_offset_reset="earliest",
@@ -174,14 +174,14 @@ def run_naive(bootstrap: str, topic: str, expect: int) -> dict[str, float]:
     raw = app.topic(topic, value_type=bytes)
     alerts = app.topic(f"{topic}.naive-alerts", value_type=bytes)
     detector = Detector(load_settings())
-    norm = NumberNormaliser("CN")
+    decode = JsonLines(NumberNormaliser("CN")).decode
     count = {"n": 0}
     first: dict[str, float] = {}
 
     @app.agent(raw)
     async def naive(stream: faust.StreamT) -> None:
         async for value in stream:
-            for record in decode_json_value(value, norm):
+            for record in decode(value):
                 count["n"] += 1
                 if type(record) is Call:
                     for alert in detector.observe(record):

@@ -54,12 +54,21 @@ FEATURES: tuple[str, ...] = (
 #: Keys whose change would alter the layout of per-number state.
 FIXED_AT_START: frozenset[str] = frozenset(
     {"features.horizons_s", "features.recent_callees", "model.n_trees", "model.height",
-     "model.window_size", "model.seed", "input.region", "input.timezone"}
+     "model.window_size", "model.seed", "input.region", "input.timezone", "input.format",
+     "input.freeswitch_template", "input.csv_columns", "input.csv_time_format",
+     "input.min_year", "input.max_year", "input.max_call_s"}
 )
 
 
 class ConfigError(ValueError):
     """A settings file or override that cannot be used; the message names the key."""
+
+
+#: CONTRACT 1a fields a header-CSV column map may name (``input.csv_columns``)
+CSV_FIELDS: tuple[str, ...] = ("caller", "callee", "start", "duration", "answered", "ring", "id",
+                               "trunk", "src_ip", "disposition")
+#: formats a ``cdr.raw`` message may carry (``input.format``); see ``formats.registry``
+MESSAGE_FORMATS: tuple[str, ...] = ("json", "asterisk", "freeswitch", "csv")
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,14 @@ class InputSettings:
     timezone: str = "UTC"
     dedup_window_s: float = 3600.0
     max_clock_jump_s: float = 86400.0
+    format: str = "json"
+    freeswitch_template: str = ""
+    csv_columns: Mapping[str, str] = field(
+        default_factory=lambda: {name: name for name in CSV_FIELDS})
+    csv_time_format: str = ""
+    min_year: int = 1990
+    max_year: int = 2099
+    max_call_s: float = 86400.0
 
 
 @dataclass(frozen=True)
@@ -190,6 +207,47 @@ def _exact_keys(section: Mapping[str, Any], allowed: set[str], prefix: str) -> N
             raise ConfigError(f"unknown setting {prefix}.{key}")
 
 
+def _input_format_settings(i: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``[input]`` keys that say how CDRs are written and what values are possible."""
+    fmt = i["format"]
+    if fmt not in MESSAGE_FORMATS:
+        raise ConfigError(f"input.format must be one of {', '.join(MESSAGE_FORMATS)}, "
+                          f"got {fmt!r}")
+    for key in ("freeswitch_template", "csv_time_format"):
+        if not isinstance(i[key], str):
+            raise ConfigError(f"input.{key} must be text, got {i[key]!r}")
+    template = i["freeswitch_template"]
+    if template and not all(v in template for v in (
+            "${caller_id_number}", "${destination_number}", "${start_stamp}", "${billsec}")):
+        raise ConfigError("input.freeswitch_template must hold ${caller_id_number}, "
+                          "${destination_number}, ${start_stamp} and ${billsec}")
+    columns = i["csv_columns"]
+    if not isinstance(columns, Mapping) or not all(isinstance(v, str) for v in columns.values()):
+        raise ConfigError("input.csv_columns must be a table of field = \"column name\"")
+    unknown = set(columns) - set(CSV_FIELDS)
+    missing = [f for f in CSV_FIELDS[:4] if not columns.get(f)]
+    if unknown or missing:
+        raise ConfigError(f"input.csv_columns: fields are {', '.join(CSV_FIELDS)}; "
+                          f"unknown {sorted(unknown)}, missing {missing}")
+    years = []
+    for key in ("min_year", "max_year"):
+        value = i[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not 1970 <= value <= 9998:
+            raise ConfigError(f"input.{key} must be a year 1970..9998, got {value!r}")
+        years.append(value)
+    if years[0] > years[1]:
+        raise ConfigError(f"input.min_year {years[0]} is after input.max_year {years[1]}")
+    return {
+        "format": fmt,
+        "freeswitch_template": template,
+        "csv_columns": {k: v for k, v in columns.items() if v},
+        "csv_time_format": i["csv_time_format"],
+        "min_year": years[0],
+        "max_year": years[1],
+        "max_call_s": _number(i["max_call_s"], "input.max_call_s", minimum=1.0),
+    }
+
+
 def build_settings(raw: Mapping[str, Any]) -> Settings:
     """Validate a merged mapping and freeze it."""
     for section in ("input", "features", "alerts", "model", "rules"):
@@ -200,7 +258,7 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
         raise ConfigError(f"unknown setting {sorted(unknown)[0]}")
 
     i = raw["input"]
-    _exact_keys(i, {"region", "timezone", "dedup_window_s", "max_clock_jump_s"}, "input")
+    _exact_keys(i, {f.name for f in InputSettings.__dataclass_fields__.values()}, "input")
     region = i["region"]
     if not isinstance(region, str) or len(region) != 2:
         raise ConfigError(f"input.region must be a two-letter region code, got {region!r}")
@@ -213,6 +271,7 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
         timezone=str(i["timezone"]),
         dedup_window_s=_number(i["dedup_window_s"], "input.dedup_window_s"),
         max_clock_jump_s=_number(i["max_clock_jump_s"], "input.max_clock_jump_s", minimum=1.0),
+        **_input_format_settings(i),
     )
 
     f = raw["features"]

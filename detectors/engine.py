@@ -46,7 +46,7 @@ from detectors.config import FIXED_AT_START, ConfigError, Settings
 from detectors.dedup import Deduplicator
 from detectors.features import NumberState
 from detectors.model import CallingProfileModel
-from detectors.records import Call
+from detectors.records import WITHHELD, Call
 from detectors.rules import RuleMatch, evaluate
 
 _NO_ALERTS: tuple[Alert, ...] = ()
@@ -155,6 +155,8 @@ class Detector:
         elif t < self.watermark - fs.horizons_s[0]:
             self.stats.late += 1
         caller = call.caller
+        if caller == WITHHELD:  # no number to keep state for (CONTRACT 1a)
+            return None
         state = self.states.get(caller)
         if state is None:
             state = self._promote(caller, t)
@@ -204,7 +206,8 @@ class Detector:
         state = self.states.get(call.callee)
         if state is None:
             return
-        state.inbound(call.start, int(call.caller[1:]), self.settings.features)
+        caller = int(call.caller[1:]) if call.caller != WITHHELD else 0  # 0: never a callback
+        state.inbound(call.start, caller, self.settings.features)
         if self.touched is not None:
             self.touched.add(call.callee)
 

@@ -44,6 +44,7 @@ _STRIDE = 2 * N_COUNTERS  # current bucket, then previous bucket, per horizon
 _ZEROS = array("i", bytes(4 * N_COUNTERS))
 _GAP_ALPHA = 0.05  # weight of the newest inter-call gap in the decayed mean/variance
 _MAX_REFUSALS = 250
+_INT_MAX = 2**31 - 1  # counters are 32-bit: they saturate instead of overflowing
 _FINGERPRINT_MOD = 2_147_483_629  # largest prime below 2**31
 
 
@@ -288,7 +289,8 @@ class NumberState:
             counts[base] += 1
             if answered:
                 counts[base + ANSWERED] += 1
-                counts[base + TALK] += talk
+                total = counts[base + TALK] + talk
+                counts[base + TALK] = total if total <= _INT_MAX else _INT_MAX
             if outcome >= 0:
                 counts[base + outcome] += 1
             if novelty >= 0:
@@ -312,7 +314,7 @@ class NumberState:
         counts = self.counts
         recent = self.ring
         key = caller % _FINGERPRINT_MOD or 1
-        callback = key in recent
+        callback = caller != 0 and key in recent
         for base in range(len(fs.horizons_s), len(counts) - _N_INTS, _STRIDE):
             counts[base + INBOUND] += 1
             if callback:

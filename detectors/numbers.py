@@ -18,6 +18,19 @@ callees are mostly numbers seen once.
 Traceback (most recent call last):
 ...
 detectors.numbers.BadNumber: not a telephone number: 'hello'
+
+What a PBX writes that is not a subscriber number is told apart from garbage:
+a dialplan name (``s``, ``h``, ``t``), a feature code (``*97``) or an internal
+extension of at most four digits with no prefix (``100``, ``8001``) raises
+:class:`NotDialable`.  Five digits and more are service codes (``10086``,
+``95588``) and normalise like any national number.
+
+>>> n("8001")
+Traceback (most recent call last):
+...
+detectors.numbers.NotDialable: not a dialable number (internal extension): '8001'
+>>> n("10086")
+'+8610086'
 """
 
 from __future__ import annotations
@@ -30,10 +43,19 @@ import phonenumbers
 _SEPARATORS = str.maketrans("", "", " -().\t/")
 _MIN_DIGITS = 3  # short codes such as 110 or 12321 are real callers
 _MAX_DIGITS = 15  # E.164 limit
+#: A prefix-less digit string this short is a PBX extension, not a subscriber.
+MAX_EXTENSION_DIGITS = 4
+#: Asterisk's special extensions; a feature code is digits with ``*`` or ``#``.
+_DIALPLAN_NAMES = frozenset({"a", "e", "h", "i", "o", "s", "t", "T", "fax", "talk"})
+_FEATURE_CODE = re.compile(r"[0-9]*[*#][0-9*#]*")
 
 
 class BadNumber(ValueError):
     """A value that is not a telephone number in any accepted notation."""
+
+
+class NotDialable(BadNumber):
+    """A PBX dialplan name, feature code or internal extension: not garbage, not a number."""
 
 
 class NumberNormaliser:
@@ -78,6 +100,8 @@ class NumberNormaliser:
             raise BadNumber(f"not a telephone number: {raw!r}")
         else:
             text = raw.strip().translate(_SEPARATORS)
+            if not text.isascii():
+                raise _not_a_number(raw)
         if text.startswith("+"):
             digits = text[1:]
         else:
@@ -86,16 +110,28 @@ class NumberNormaliser:
             if match and match.end() < len(digits):
                 digits = digits[match.end() :]
             elif digits.isdigit():
+                if len(digits) <= MAX_EXTENSION_DIGITS:
+                    raise NotDialable(f"not a dialable number (internal extension): {raw!r}")
                 if self._national_prefix and digits.startswith(self._national_prefix):
                     digits = digits[len(self._national_prefix) :]
                 if len(digits) < _MIN_DIGITS:
                     raise BadNumber(f"not a telephone number: {raw!r}")
                 digits = self.country_code + digits
         if not digits.isdigit() or not digits.isascii():
-            raise BadNumber(f"not a telephone number: {raw!r}")
+            raise _not_a_number(raw)
         if not _MIN_DIGITS < len(digits) <= _MAX_DIGITS or digits[0] == "0":
             raise BadNumber(f"not a telephone number: {raw!r}")
         return "+" + digits
+
+
+def _not_a_number(raw: str) -> BadNumber:
+    """Why ``raw`` (which has something other than ASCII digits) is not a number."""
+    text = raw.strip()
+    if text in _DIALPLAN_NAMES or _FEATURE_CODE.fullmatch(text):
+        return NotDialable(f"not a dialable number (dialplan name or feature code): {raw!r}")
+    if any(ch.isdigit() and not ch.isascii() for ch in text):
+        return BadNumber(f"not a telephone number (digits must be ASCII 0-9): {raw!r}")
+    return BadNumber(f"not a telephone number: {raw!r}")
 
 
 def pseudonym(number: str, salt: str = "") -> str:

@@ -28,10 +28,15 @@ REJECT_REASONS: tuple[str, ...] = (
     "not_an_object",  # JSON value that is not an object
     "missing_field",  # a required field is absent
     "bad_number",  # caller or callee cannot be normalised
+    "not_dialable",  # a PBX dialplan name or internal extension (s, h, 100), not a subscriber
     "bad_time",  # start is not ISO-8601 with offset nor epoch seconds
     "bad_duration",  # duration not a non-negative integer
     "bad_field",  # an optional field has the wrong type
+    "truncated",  # the input ended inside a compressed stream: what followed is missing
 )
+
+#: ``Call.caller`` of a call whose caller withheld their number (CONTRACT 1a)
+WITHHELD = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +57,7 @@ class Rejected:
 class Call(msgspec.Struct, array_like=True, gc=False):
     """One normalised call attempt.
 
+    ``caller`` is :data:`WITHHELD` (empty) when the caller withheld their number.
     ``duration`` is billable talk seconds (0 when unanswered).  ``ring`` is the
     seconds from setup to answer or abandon, or ``None`` when the source did not
     say.  ``disposition`` is the switch's own word where it gave one
@@ -73,6 +79,15 @@ class Call(msgspec.Struct, array_like=True, gc=False):
     trunk: str | None = None
     src_ip: str | None = None
     disposition: str | None = None
+
+    @property
+    def withheld(self) -> bool:
+        """The caller withheld their number: the call has no caller to keep state for.
+
+        >>> Call(WITHHELD, "+8613900000002", 1.7e9, 0, False).withheld
+        True
+        """
+        return self.caller == WITHHELD
 
     @property
     def failed(self) -> bool:

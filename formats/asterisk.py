@@ -1,76 +1,332 @@
-"""Asterisk ``Master.csv`` (cdr_csv, CONTRACT 1b)."""
+"""Asterisk ``Master.csv`` (cdr_csv, CONTRACT 1b): reader and writer.
+
+What ``cdr_csv.c`` writes: no header; text fields quoted (a quote doubled),
+``duration``, ``billsec`` and ``sequence`` unquoted integers, an unset time an
+empty unquoted field.  Sixteen base columns, then as ``cdr.conf`` asks
+``uniqueid`` (``loguniqueid``), ``userfield`` (``loguserfield``) and
+``peeraccount, linkedid, sequence`` (``newcdrcolumns``): 16 to 21 columns, the
+count found from the first record of each file.  Asterisk 12 and later write one
+row per dialled leg, the legs sharing a uniqueid: rows that differ are separate
+calls, only a row delivered twice is a duplicate.
+
+>>> from detectors.numbers import NumberNormaliser
+>>> reader = Asterisk(NumberNormaliser("CN"))
+>>> line = ('"","13800000001","13900000002","default","","SIP/gw-cloud-0000001a","",'
+...         '"Dial","","2024-05-01 00:00:00",,"2024-05-01 00:00:09",9,4,"NO ANSWER",'
+...         '"DOCUMENTATION","1714521600.1",""')
+>>> [c] = reader.read([line])
+>>> c.trunk, c.ring, c.duration, c.answered, c.id.startswith("1714521600.1#")
+('gw-cloud', 9.0, 0, False, True)
+>>> [r.reason for r in reader.read([line.replace('"13900000002"', '"s"')])]
+['not_dialable']
+"""
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterable
-from datetime import UTC, datetime
+import hashlib
+import logging
+import re
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from typing import IO, Any
 
+from detectors.numbers import BadNumber
+from detectors.records import WITHHELD, Call
+from formats.csv_rows import csv_records, split_row
+from formats.fields import (
+    DEFAULT_LIMITS,
+    WITHHELD_NAMES,
+    Decoded,
+    Limits,
+    ascii_int,
+    number_reason,
+    record_start,
+    reject,
+)
+from formats.switch_time import LocalTimes, format_local
 
-def _asterisk_time(value: Any) -> tuple[str, float | None]:
-    """Master.csv start text (UTC) and epoch seconds, or the raw text if unparseable."""
-    t: float | None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        t = float(value)
-    elif isinstance(value, str):
-        try:
-            dt = datetime.fromisoformat(value)
-        except ValueError:
-            return value, None
-        if dt.tzinfo is None:
-            return value, None
-        t = dt.timestamp()
-    else:
-        return "", None
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S"), t
+log = logging.getLogger("dialguard.formats")
+
+BASE_COLUMNS = 16
+COLUMN_COUNTS = range(16, 22)
+SRC, DST, CHANNEL, START, ANSWER, DURATION, BILLSEC, DISPOSITION = 1, 2, 5, 9, 10, 12, 13, 14
+#: ``<epoch>.<n>`` or ``<system>-<epoch>.<n>``: what Asterisk writes as a uniqueid
+_UNIQUEID = re.compile(r"(?:.*-)?([0-9]{9,10})\.[0-9]+")
+#: a start this far from its uniqueid's clock means the time zone is wrong
+_ZONE_SUSPECT_S = 900
 
 
-def _fmt(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
+@dataclass(frozen=True)
+class Layout:
+    """Where the optional columns are in a file of ``columns`` columns.
 
+    17 and 20 columns hold uniqueid *or* userfield: a value shaped like a
+    uniqueid (``1714521600.12``) is taken for one.
 
-def asterisk_row(rec: dict[str, Any], channel_no: int) -> list[str]:
-    """One record as the 18 Master.csv columns (times in UTC).
-
-    >>> row = asterisk_row({"caller": "13800000001", "callee": "13900000002",
-    ...     "start": 1714521600.0, "duration": 12, "ring": 3.2, "answered": True,
-    ...     "trunk": "gw-cloud", "id": "x1", "disposition": "ANSWERED"}, 26)
-    >>> len(row), row[5], row[9], row[12], row[13], row[14]
-    (18, 'SIP/gw-cloud-0000001a', '2024-05-01 00:00:00', '15', '12', 'ANSWERED')
+    >>> Layout(21).uniqueid, Layout(21).sequence, Layout(19).linkedid, Layout(16).uniqueid
+    (16, 20, 17, None)
     """
-    src = str(rec.get("caller", "") or "")
-    dst = str(rec.get("callee", "") or "")
-    start_text, t = _asterisk_time(rec.get("start"))
-    duration = rec.get("duration", "")
-    ring = rec.get("ring") or 0.0
-    trunk = rec.get("trunk") or "unknown"
-    disposition = rec.get("disposition") or ("ANSWERED" if rec.get("answered") else "NO ANSWER")
-    answered = disposition == "ANSWERED"
-    if isinstance(duration, int) and not isinstance(duration, bool) and t is not None:
-        billsec = duration
-        total = int(round(ring)) + billsec
-        answer = _fmt(t + round(ring)) if answered else ""
-        end = _fmt(t + total)
-        total_text, bill_text = str(total), str(billsec)
-    else:  # a malformed record stays malformed
-        answer = end = ""
-        total_text = bill_text = str(duration)
-    uniqueid = rec.get("id") or (f"{int(t)}.{channel_no}" if t is not None else str(channel_no))
-    return [
-        "", src, dst, "from-trunk", f'"{src}" <{src}>', f"SIP/{trunk}-{channel_no:08x}",
-        f"SIP/core-out-{channel_no + 1:08x}" if disposition != "FAILED" else "",
-        "Dial", f"SIP/core-out/{dst},60", start_text, answer, end, total_text, bill_text,
-        disposition, "DOCUMENTATION", uniqueid, "",
-    ]
+
+    columns: int
+
+    @property
+    def uniqueid(self) -> int | None:
+        return BASE_COLUMNS if self.columns in (17, 18, 20, 21) else None
+
+    @property
+    def maybe_userfield(self) -> bool:
+        """The one optional column before the new ones may be the userfield instead."""
+        return self.columns in (17, 20)
+
+    @property
+    def linkedid(self) -> int | None:
+        return self.columns - 2 if self.columns >= 19 else None
+
+    @property
+    def sequence(self) -> int | None:
+        return self.columns - 1 if self.columns >= 19 else None
 
 
-def write_asterisk_csv(records: Iterable[dict[str, Any]], out: IO[str]) -> int:
-    """Asterisk Master.csv (CONTRACT 1b): no header, 18 quoted columns; returns rows written."""
-    writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
-    n = 0
-    for n, rec in enumerate(records, 1):
-        writer.writerow(asterisk_row(rec, 2 * n))
-    return n
+def asterisk_trunk(channel: str) -> str | None:
+    """The peer or endpoint name in an Asterisk channel name, without per-call suffixes.
+
+    A numbered channel (DAHDI span, a TDM card) keeps its technology so that
+    ``DAHDI/1`` and ``TELCHAN/1`` stay apart; a Local channel is internal, no trunk.
+
+    >>> [asterisk_trunk(c) for c in ("SIP/gw-cloud-0000001a", "PJSIP/trunk7-00000003",
+    ...     "TELCHAN/5/22", "DAHDI/1-1", "IAX2/branch-4711", "Local/100@from-internal;1", "")]
+    ['gw-cloud', 'trunk7', 'TELCHAN/5', 'DAHDI/1', 'branch', None, None]
+    """
+    tech, slash, name = channel.partition("/")
+    if not slash or not name:
+        return channel.strip() or None
+    if tech == "Local":
+        return None
+    name = name.partition("/")[0].partition(";")[0].partition("@")[0]
+    head, dash, tail = name.rpartition("-")
+    if dash and head and tail and not tail.strip(_HEX):
+        name = head
+    if not name:
+        return None
+    return f"{tech}/{name}" if name.isdigit() else name
 
 
+_HEX = "0123456789abcdefABCDEF"
+
+
+class Asterisk:
+    """Reader of Asterisk ``Master.csv``: files (the layout found per file) and CSV messages.
+
+    ``timezone`` is the zone the switch writes its times in (``input.timezone``).
+    """
+
+    name = "asterisk"
+
+    def __init__(self, normaliser: Callable[[str], str], timezone: str = "UTC",
+                 limits: Limits = DEFAULT_LIMITS) -> None:
+        self.normaliser = normaliser
+        self.timezone = timezone
+        self.limits = limits
+        self.times = LocalTimes(timezone)
+
+    def read(self, lines: Iterable[bytes | str], source: str = "") -> Iterator[Decoded]:
+        """Every record of one file, in file order."""
+        layout: Layout | None = None
+        zone_checked = False
+        for lineno, text in csv_records(lines):
+            where = f"{source}:{lineno}"
+            if text is None:
+                yield reject("malformed", "a quoted field is never closed", "", where)
+                continue
+            row = split_row(text, layout.columns if layout else text.count(",") + 1)
+            if layout is None:
+                if len(row) not in COLUMN_COUNTS:
+                    yield reject("malformed", f"expected 16 to 21 columns (Asterisk cdr_csv), "
+                                 f"got {len(row)}", text, where)
+                    continue
+                layout = Layout(len(row))
+            elif len(row) != layout.columns:
+                yield reject("malformed", f"expected {layout.columns} columns like the first "
+                             f"record, got {len(row)}", text, where)
+                continue
+            decoded = self._decode_row(row, text, where, layout)
+            if not zone_checked and type(decoded) is Call:
+                zone_checked = self._check_zone(decoded, row, layout, source)
+            yield decoded
+
+    def decode(self, data: bytes | str, source: str = "") -> list[Decoded]:
+        """A Kafka message holding one Master.csv line or a block of them."""
+        if isinstance(data, bytes):
+            return list(self.read(data.removeprefix(b"\xef\xbb\xbf").split(b"\n"), source))
+        return list(self.read(data.removeprefix("\ufeff").split("\n"), source))
+
+    def _decode_row(self, row: list[str], text: str, where: str, layout: Layout) -> Decoded:
+        started = self.times.epoch(row[START])
+        if started is None:
+            return reject("bad_time", f"start: not 'YYYY-MM-DD HH:MM:SS': {row[START]!r}",
+                          text, where)
+        problem = self.limits.check_start(started)
+        if problem is not None:
+            return reject("bad_time", f"start: {problem}", text, where)
+        total, talk = ascii_int(row[DURATION]), ascii_int(row[BILLSEC])
+        if total is None or talk is None:
+            return reject("bad_duration", f"duration/billsec not whole seconds: "
+                          f"{row[DURATION]!r}/{row[BILLSEC]!r}", text, where)
+        problem = self.limits.check_seconds(total, "duration")
+        if problem is not None or talk > total:
+            return reject("bad_duration", problem or f"billsec {talk} must be within "
+                          f"0..duration {total}", text, where)
+        src = row[SRC]
+        try:
+            caller = (WITHHELD if src.strip().lower() in WITHHELD_NAMES
+                      else self.normaliser(src))
+            callee = self.normaliser(row[DST])
+        except BadNumber as exc:
+            return reject(number_reason(exc), str(exc), text, where)
+        disposition = row[DISPOSITION].strip().upper()
+        answered = disposition == "ANSWERED"
+        if not answered:  # voicemail or a queue may count billsec, but nobody answered
+            talk = 0
+        return Call(caller, callee, started, talk, answered, float(total - talk),
+                    _record_id(row, text, layout), asterisk_trunk(row[CHANNEL]), None,
+                    disposition or None)
+
+    def _check_zone(self, call: Call, row: list[str], layout: Layout, source: str) -> bool:
+        """Warn once when the start is hours away from the clock in the uniqueid."""
+        where = layout.uniqueid if layout.uniqueid is not None else layout.linkedid
+        match = _UNIQUEID.fullmatch(row[where]) if where is not None else None
+        if match is None:
+            return where is None
+        offset = call.start - int(match.group(1))
+        if abs(offset) >= _ZONE_SUSPECT_S:
+            hours = round(offset / 900) / 4
+            log.warning("%s: start times are %+.2f h from the uniqueid clock; input.timezone "
+                        "is %r, so the switch probably writes local time at UTC%+.2f h",
+                        source or "Master.csv", hours, self.timezone,
+                        hours + _utc_offset_h(self.timezone, call.start))
+        return True
+
+
+def _utc_offset_h(timezone: str, t: float) -> float:
+    from zoneinfo import ZoneInfo
+
+    offset = datetime.fromtimestamp(t, ZoneInfo(timezone)).utcoffset()
+    return offset.total_seconds() / 3600 if offset is not None else 0.0
+
+
+def _record_id(row: list[str], text: str, layout: Layout) -> str:
+    """What tells this row apart: uniqueid and sequence, else uniqueid and the row itself."""
+    uniqueid = ""
+    if layout.uniqueid is not None:
+        uniqueid = row[layout.uniqueid]
+        if layout.maybe_userfield and not _UNIQUEID.fullmatch(uniqueid):
+            uniqueid = ""  # it was the userfield
+    if layout.sequence is not None:
+        call_id = uniqueid or row[layout.linkedid or 0]
+        if call_id:
+            return f"{call_id}#{row[layout.sequence]}"
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+    return f"{uniqueid}#{digest}"
+
+
+# ---------------------------------------------------------------------------- writer
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+class AsteriskWriter:
+    """Writes canonical record dicts as Asterisk's cdr_csv does, in a layout of ``columns``.
+
+    Records without an ``id`` from the same caller within ``leg_window_s`` become
+    legs of one call: one uniqueid, sequence numbers 0, 1, ... (19 columns and
+    more), as Asterisk 12 writes forked dials.  A record that is not a valid CDR
+    is written as it is, so it stays invalid.
+
+    >>> import io
+    >>> buf = io.StringIO()
+    >>> AsteriskWriter(21).write([{"caller": "13800000001", "callee": "13900000002",
+    ...     "start": 1714521600.0, "duration": 12, "ring": 3.2, "answered": True,
+    ...     "trunk": "gw-cloud", "disposition": "ANSWERED"}], buf)
+    1
+    >>> line = buf.getvalue()
+    >>> row = split_row(line.rstrip(), 21)
+    >>> row[5], row[12:15], line.split('00:00:15",')[1][:6]
+    ('PJSIP/gw-cloud-00000001', ['15', '12', 'ANSWERED'], '15,12,')
+    """
+
+    def __init__(self, columns: int = 18, timezone: str = "UTC", leg_window_s: float = 5.0,
+                 system_name: str = "") -> None:
+        if columns not in COLUMN_COUNTS:
+            raise ValueError(f"Asterisk writes 16 to 21 columns, not {columns}")
+        self.layout = Layout(columns)
+        self.timezone = timezone
+        self.leg_window_s = leg_window_s
+        self.system_name = system_name
+
+    def write(self, records: Iterable[dict[str, Any]], out: IO[str]) -> int:
+        """Write ``records``; returns the number of rows written."""
+        legs: dict[tuple[str, int], list[Any]] = {}  # (caller, window) -> [uniqueid, next seq]
+        n = 0
+        for n, rec in enumerate(records, 1):
+            out.write(self.row(rec, n, legs))
+            out.write("\n")
+            if len(legs) > 100_000:
+                legs.clear()
+        return n
+
+    def row(self, rec: dict[str, Any], n: int, legs: dict[tuple[str, int], list[Any]]) -> str:
+        """One record as a Master.csv line (without the line end)."""
+        src = str(rec.get("caller", "") or "")
+        dst = str(rec.get("callee", "") or "")
+        t = record_start(rec.get("start"))
+        start = rec.get("start")
+        start_text = format_local(t, self.timezone) if t is not None else (
+            start if isinstance(start, str) else "")
+        duration = rec.get("duration", "")
+        ring = rec.get("ring") or 0.0
+        trunk = rec.get("trunk") or "unknown"
+        disposition = rec.get("disposition") or ("ANSWERED" if rec.get("answered")
+                                                 else "NO ANSWER")
+        answered = disposition == "ANSWERED"
+        record_id = rec.get("id")
+        channel_no = zlib.crc32(str(record_id).encode()) & 0xFFFFFF if record_id else n
+        if isinstance(duration, int) and not isinstance(duration, bool) and t is not None:
+            total = int(round(ring)) + duration
+            answer = format_local(t + round(ring), self.timezone) if answered else None
+            end: str | None = format_local(t + total, self.timezone)
+            total_text, bill_text = str(total), str(duration)
+        else:  # a malformed record stays malformed
+            answer = end = None
+            total_text = bill_text = _quote(str(duration))
+        if record_id:
+            uniqueid, sequence = str(record_id), 0
+        else:
+            key = (src, int((t or 0.0) // self.leg_window_s))
+            leg = legs.get(key)
+            if leg is None:
+                prefix = f"{self.system_name}-" if self.system_name else ""
+                leg = legs[key] = [f"{prefix}{int(t or 0)}.{n}", 0]
+            uniqueid, sequence = leg[0], leg[1]
+            leg[1] += 1
+        tech = "PJSIP" if self.layout.columns >= 19 else "SIP"
+        fields = [
+            _quote(""), _quote(src), _quote(dst), _quote("from-trunk"),
+            _quote(f'"{src}" <{src}>'), _quote(f"{tech}/{trunk}-{channel_no:08x}"),
+            _quote(f"{tech}/core-out-{channel_no + 1:08x}" if disposition != "FAILED" else ""),
+            _quote("Dial"), _quote(f"{tech}/core-out/{dst},60"), _quote(start_text),
+            _quote(answer) if answer is not None else "",
+            _quote(end) if end is not None else "",
+            total_text, bill_text, _quote(disposition), _quote("DOCUMENTATION"),
+        ]
+        layout = self.layout
+        if layout.uniqueid is not None:
+            fields.append(_quote(uniqueid))
+        if layout.columns in (18, 21):
+            fields.append(_quote(""))  # userfield
+        if layout.sequence is not None:
+            fields += [_quote(""), _quote(uniqueid), str(sequence)]
+        return ",".join(fields)

@@ -1,11 +1,14 @@
 """The ingest stage: raw CDR messages in, calls repartitioned by number, rejects out.
 
 Ingest reads ``cdr.raw`` (one CDR, or a JSON array of CDRs, per message:
-CONTRACT 1a), decodes with :func:`detectors.readers.decode_json_value`, sends
+CONTRACT 1a; or a line or block of lines of the CSV format ``input.format`` names),
+decodes with that format's reader (:mod:`formats.registry`), sends
 rejections to ``cdr.rejected`` and groups the calls by the partition of
 ``dialguard.calls`` that owns the calling number (``OUT`` side) and the one that
 owns the called number (``IN`` side): one :class:`CallBatch` message per
-partition, calls in arrival order.  A number always maps to the same partition
+partition, calls in arrival order.  A withheld caller has no outbound side: its
+call goes to the callee's partition only (else every withheld call would land
+on the one partition of the empty number).  A number always maps to the same partition
 (:func:`partition_for`, a stable CRC-32).
 
 :class:`Ingest` is the stage; it sends through two injected coroutines, so the
@@ -39,8 +42,8 @@ import msgspec
 import orjson
 
 from detectors.numbers import NumberNormaliser
-from detectors.readers import decode_json_value
-from detectors.records import Call, Rejected
+from detectors.records import WITHHELD, Call, Rejected
+from formats.registry import make_reader
 from streams.metrics import sample_lag
 from streams.options import WorkerOptions, kafka_bootstrap
 
@@ -148,6 +151,10 @@ class Ingest:
         self.send_calls = send_calls
         self.send_rejected = send_rejected
         self.counts = counts if counts is not None else {}
+        settings = options.settings.input if options.settings is not None else None
+        #: ``decode(value)``: one message value to calls and rejections
+        self.decode = make_reader(settings.format if settings else "json", normaliser,
+                                  settings).decode
         for key in ("messages", "calls", "rejected"):
             self.counts.setdefault(key, 0)
 
@@ -157,7 +164,7 @@ class Ingest:
         Returns the send futures (awaiting them waits for delivery).
         """
         arrived = time.time()
-        normaliser = self.normaliser
+        decode = self.decode
         n = self.options.partitions
         batches: dict[int, tuple[bytearray, list[Call]]] = {}
 
@@ -165,18 +172,24 @@ class Ingest:
             return bytearray(), []
 
         rejected: list[Rejected] = []
-        calls = count = 0
+        calls = count = withheld = 0
         for value, topic, partition, offset in messages:
             count += 1
             if value is None:
                 rejected.append(Rejected("malformed", "empty message value", b"",
                                          f"{topic}/{partition}@{offset}"))
                 continue
-            for record in decode_json_value(value, normaliser):
+            for record in decode(value):
                 if type(record) is Call:
                     calls += 1
-                    out_p = partition_for(record.caller, n)
                     in_p = partition_for(record.callee, n)
+                    if record.caller == WITHHELD:
+                        withheld += 1
+                        flags, rows = batches.get(in_p) or batches.setdefault(in_p, new_batch())
+                        rows.append(record)
+                        flags.append(IN)
+                        continue
+                    out_p = partition_for(record.caller, n)
                     flags, rows = batches.get(out_p) or batches.setdefault(out_p, new_batch())
                     rows.append(record)
                     if out_p == in_p:
@@ -204,6 +217,8 @@ class Ingest:
         self.counts["calls"] += calls
         self.counts["rejected"] += len(rejected)
         self.metrics.record_read(calls + len(rejected), "kafka")
+        if withheld:
+            self.metrics.record_withheld(withheld)
         return futures
 
     async def run(self, ready: Callable[[], Awaitable[Any]] | None = None) -> None:
@@ -281,6 +296,7 @@ class ForwardedMetrics:
 
     def __init__(self) -> None:
         self.read = 0
+        self.withheld = 0
         self.rejected: Counter[str] = Counter()
         self.lag: dict[tuple[str, int], float] = {}
 
@@ -290,14 +306,20 @@ class ForwardedMetrics:
     def record_rejected(self, reason: str, n: int = 1) -> None:
         self.rejected[reason] += n
 
+    def record_withheld(self, n: int) -> None:
+        self.withheld += n
+
     def set_consumer_lag(self, topic: str, partition: int, lag: float) -> None:
         self.lag[(topic, partition)] = lag
 
     def take(self) -> dict[str, Any]:
         """The increments (and newest lag samples) since the last call, and reset."""
-        report = {"read": self.read, "rejected": dict(self.rejected),
+        report: dict[str, Any] = {"read": self.read, "rejected": dict(self.rejected),
                   "lag": [[t, p, lag] for (t, p), lag in self.lag.items()]}
+        if self.withheld:  # sent only when there were some: the report is increments
+            report["withheld"] = self.withheld
         self.read = 0
+        self.withheld = 0
         self.rejected.clear()
         self.lag.clear()
         return report
@@ -307,6 +329,8 @@ def apply_report(report: Mapping[str, Any], metrics: Any, counts: dict[str, int]
     """Add an ingest process's report (:func:`ingest_process_main`) to the worker's figures."""
     if report.get("read"):
         metrics.record_read(int(report["read"]), "kafka")
+    if report.get("withheld"):
+        metrics.record_withheld(int(report["withheld"]))
     for reason, n in report.get("rejected", {}).items():
         metrics.record_rejected(reason, int(n))
     for topic, partition, lag in report.get("lag", []):

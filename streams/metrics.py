@@ -182,6 +182,10 @@ class DialguardMetrics:
             "dialguard_numbers_tracked", "Calling numbers with live detection state.",
             registry=r,
         )
+        self.withheld = Counter(
+            "dialguard_withheld_callers", "Calls accepted whose caller withheld their number "
+            "(no per-number state; judged per callee and ingress).", registry=r,
+        )
         self.duplicates = Counter(
             "dialguard_duplicates", "Records dropped as duplicates (id seen within the "
             "dedup window).", registry=r,
@@ -256,6 +260,11 @@ class DialguardMetrics:
         """
         if n > 0:
             self.cdrs_read.labels(source=source if source in SOURCES else OTHER).inc(n)
+
+    def record_withheld(self, n: int) -> None:
+        """``n`` calls accepted with a withheld caller."""
+        if n > 0:
+            self.withheld.inc(n)
 
     def record_rejected(self, reason: str, n: int = 1) -> None:
         """``n`` records rejected for ``reason`` (one of ``REJECT_REASONS``)."""

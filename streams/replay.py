@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from detectors.alerts import Alert
 from detectors.engine import Detector
-from detectors.records import Call, Rejected
+from detectors.records import WITHHELD, Call, Rejected
 
 
 class ReplayMetrics(Protocol):
@@ -26,6 +26,7 @@ class ReplayMetrics(Protocol):
     def observe_batch(self, n: int, newest_event_time: float, now_wall: float) -> None: ...
     def set_tracked(self, n: int) -> None: ...
     def duplicate(self, n: int) -> None: ...
+    def record_withheld(self, n: int) -> None: ...
     def model_scored(self, score: float) -> None: ...
 
 
@@ -33,6 +34,8 @@ class ReplayMetrics(Protocol):
 class ReplaySummary:
     read: int = 0
     calls: int = 0
+    #: calls accepted whose caller withheld their number (CONTRACT 1a)
+    withheld: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0
     alerts: Counter[str] = field(default_factory=Counter)
@@ -46,6 +49,7 @@ class ReplaySummary:
         return {
             "read": self.read,
             "calls": self.calls,
+            "withheld": self.withheld,
             "rejected": dict(self.rejected),
             "duplicates": self.duplicates,
             "alerts": dict(self.alerts),
@@ -61,8 +65,8 @@ class ReplaySummary:
         rate = f"{self.read / self.seconds:,.0f} records/s" if self.seconds else "-"
         lines = [
             f"read {self.read:,} records in {self.seconds:.2f} s ({rate})",
-            f"calls {self.calls:,}, duplicates {self.duplicates:,}, "
-            f"rejected {sum(self.rejected.values()):,}",
+            f"calls {self.calls:,} (withheld caller {self.withheld:,}), "
+            f"duplicates {self.duplicates:,}, rejected {sum(self.rejected.values()):,}",
         ]
         for reason, n in sorted(self.rejected.items()):
             lines.append(f"  rejected {reason}: {n:,}")
@@ -100,6 +104,7 @@ def replay(
     observe = detector.observe
     read = 0
     in_batch = 0
+    withheld = batch_withheld = 0
     newest = -float("inf")
     first_event: float | None = None
     batch_wall = wall_clock()
@@ -108,6 +113,8 @@ def replay(
         read += 1
         in_batch += 1
         if type(record) is Call:
+            if record.caller == WITHHELD:
+                batch_withheld += 1
             start = record.start
             if start > newest:
                 newest = start
@@ -126,20 +133,25 @@ def replay(
             if metrics is not None:
                 metrics.record_rejected(record.reason)
         if in_batch >= _BATCH:
+            withheld += batch_withheld
             if metrics is not None:
+                metrics.record_withheld(batch_withheld)
                 _flush_metrics(metrics, detector, in_batch, newest, wall_clock(),
                                detector.stats.duplicates - duplicates_before)
                 duplicates_before = detector.stats.duplicates
             if progress is not None:
                 progress(in_batch)
-            in_batch = 0
+            in_batch = batch_withheld = 0
             batch_wall = wall_clock()
+    withheld += batch_withheld
     if metrics is not None and in_batch:
+        metrics.record_withheld(batch_withheld)
         _flush_metrics(metrics, detector, in_batch, newest, wall_clock(),
                        detector.stats.duplicates - duplicates_before)
     if progress is not None and in_batch:
         progress(in_batch)
     summary.read = read
+    summary.withheld = withheld
     summary.first_event = first_event
     summary.calls = detector.stats.calls
     summary.duplicates = detector.stats.duplicates

@@ -165,9 +165,11 @@ def calls_from_records(records: Iterable[dict[str, Any]], normaliser: Callable[[
                        rejected: dict[str, int] | None = None) -> Iterator[Call]:
     """CONTRACT 1a dicts (e.g. the simulator's) to calls in event-time order (as
     ``dialguard replay`` orders a file), counting rejections by reason."""
-    from detectors.readers import call_from_mapping, event_time_order
+    from formats.json_lines import JsonLines
+    from formats.ordering import event_time_order
 
-    decoded_all = (call_from_mapping(record, normaliser) for record in records)
+    from_mapping = JsonLines(normaliser).from_mapping
+    decoded_all = (from_mapping(record) for record in records)
     for decoded in event_time_order(decoded_all):
         if isinstance(decoded, Call):
             yield decoded
@@ -178,9 +180,10 @@ def calls_from_records(records: Iterable[dict[str, Any]], normaliser: Callable[[
 def calls_from_files(paths: Iterable[str], fmt: str, normaliser: Any, timezone: str = "UTC",
                      rejected: dict[str, int] | None = None) -> Iterator[Call]:
     """Calls read from CDR files (JSON lines or Asterisk, gzip or not) in event-time order."""
-    from detectors.readers import read_paths
+    from detectors.config import InputSettings
+    from formats.reading import read_paths
 
-    for decoded in read_paths(list(paths), fmt, normaliser, timezone):
+    for decoded in read_paths(list(paths), fmt, normaliser, InputSettings(timezone=timezone)):
         if isinstance(decoded, Call):
             yield decoded
         elif rejected is not None:

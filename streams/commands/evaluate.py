@@ -14,6 +14,7 @@ from detectors.alerts import Alert
 from detectors.config import ConfigError, load_settings
 from detectors.numbers import NumberNormaliser
 from detectors.records import Call
+from formats.registry import READ_CHOICES
 from streams.cli import main
 from testbed.evaluation import (
     Observer,
@@ -83,7 +84,7 @@ def _kind_table(breakdown: dict[str, dict[str, Any]], names: list[str]) -> Any:
               help="Evaluate CDR files instead (repeatable); needs --labels.")
 @click.option("--labels", "labels_path", type=click.Path(dir_okay=False),
               help="Labels written by `dialguard simulate` (OUT.labels.json).")
-@click.option("--format", "fmt", type=click.Choice(["auto", "json", "asterisk"]), default="auto",
+@click.option("--format", "fmt", type=click.Choice(READ_CHOICES), default="auto",
               show_default=True, help="Encoding of --input files.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Settings file (TOML) for dialguard's detector and the cool-down.")

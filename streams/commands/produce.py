@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
 import orjson
 
+from detectors.records import Rejected
+from formats.files import InputError
+from formats.registry import READ_CHOICES
 from streams.cli import main
 
 BROKER_ENV = "DIALGUARD_BROKER"
@@ -23,46 +28,61 @@ def bootstrap_servers(broker: str | None) -> list[str]:
     return kafka_bootstrap(broker or os.environ.get(BROKER_ENV) or "127.0.0.1:9092")
 
 
+class Outgoing(NamedTuple):
+    key: bytes | None
+    record: Any
+    size: int
+    #: not JSON at all: it must travel alone (inside a batch it would spoil the others)
+    alone: bool = False
+
+
 def cdr_messages(
-    path: str, fmt: str, normaliser: Any, timezone: str = "UTC"
-) -> Iterator[tuple[bytes | None, Any, int]]:
-    """``(key, record, bytes consumed)`` per CDR of a file.
+    path: str, fmt: str, normaliser: Any, settings: Any = None
+) -> Iterator[Outgoing]:
+    """One :class:`Outgoing` per CDR of a file (``size``: bytes consumed).
 
-    ``record`` is the original line (bytes) for JSON input, so bad records
-    reach the worker as they are and are rejected there; for Asterisk input it
-    is the CONTRACT 1a dict of a decoded row (rows that cannot be decoded are
-    yielded with ``record=None``).  The key is the normalised caller when there
-    is one.
+    For JSON input ``record`` is the original line (bytes), so bad records reach
+    the worker as they are and are rejected there (a line that is not JSON is
+    marked ``alone``); for the CSV formats it is the CONTRACT 1a dict of a decoded row, or the
+    :class:`~detectors.records.Rejected` of a row that cannot be converted.  The
+    key is the normalised caller when there is one (none for a withheld caller).
     """
-    from detectors.readers import open_binary, read_asterisk_csv, sniff_format
     from detectors.records import Call
+    from formats.fields import too_deep
+    from formats.files import lines_of, open_binary
+    from formats.registry import make_reader
+    from formats.sniff import sniff_stream
 
+    name = Path(path).name
     stream = open_binary(path)
     try:
         if fmt == "auto":
-            fmt = sniff_format(stream)
+            fmt = sniff_stream(stream, name)
         if fmt == "json":
-            for line in stream:
+            for line in lines_of(stream, name):
                 size = len(line)
                 line = line.strip()
                 if not line:
                     continue
                 key = None
                 try:
-                    value = orjson.loads(line)
+                    value = None if too_deep(line) else orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    value = None
+                if value is None:
+                    yield Outgoing(None, line, size, alone=True)
+                    continue
+                with contextlib.suppress(ValueError):  # bad numbers are the worker's to reject
                     if isinstance(value, dict) and isinstance(value.get("caller"), str | int):
                         key = normaliser(str(value["caller"])).encode()
-                except Exception:  # bad records are the worker's to reject
-                    pass
-                yield key, line, size
-        elif fmt == "asterisk":
-            for record in read_asterisk_csv(stream, normaliser, timezone, Path(path).name):
-                if isinstance(record, Call):
-                    yield record.caller.encode(), record.to_dict(), 180
-                else:
-                    yield None, None, 180
+                yield Outgoing(key or None, line, size)
         else:
-            raise click.UsageError(f"unknown format {fmt!r}")
+            reader = make_reader(fmt, normaliser, settings)
+            for record in reader.read(lines_of(stream, name), name):
+                if isinstance(record, Call):
+                    yield Outgoing(record.caller.encode() or None, record.to_dict(), 180)
+                else:
+                    yield Outgoing(None, record, 180)
     finally:
         if path != "-":
             stream.close()
@@ -74,8 +94,9 @@ def cdr_messages(
               "127.0.0.1:9092).")
 @click.option("--topic", default="cdr.raw", show_default=True)
 @click.option("--batch", type=int, default=1, show_default=True,
-              help="CDRs per message: 1 sends one object per message, N a JSON array of N.")
-@click.option("--format", "fmt", type=click.Choice(["auto", "json", "asterisk"]), default="auto",
+              help="CDRs per message: 1 sends one object per message, N a JSON array of N "
+              "(a line that is not JSON is sent in a message of its own).")
+@click.option("--format", "fmt", type=click.Choice(READ_CHOICES), default="auto",
               show_default=True)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Settings TOML (region and Asterisk time zone).")
@@ -90,10 +111,11 @@ def produce_command(
     config_path: str | None,
     progress: bool | None,
 ) -> None:
-    """Send CDR files (JSON lines or Asterisk Master.csv) to Kafka as CONTRACT 1a JSON.
+    """Send CDR files to Kafka as CONTRACT 1a JSON (rows of the CSV formats converted).
 
-    Messages are keyed by the calling number.  Asterisk rows are converted to
-    JSON objects.  A summary goes to stderr.
+    Messages are keyed by the calling number.  A JSON line that does not decode
+    is sent in a message of its own, so that it never spoils a batch; a CSV row
+    that cannot be converted is counted and skipped.  A summary goes to stderr.
     """
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
@@ -124,51 +146,94 @@ def produce_command(
     console = Console(stderr=True)
     show = console.is_terminal if progress is None else progress
     total = sum(Path(p).stat().st_size for p in paths if p != "-")
-    sent_cdrs = sent_messages = skipped = 0
+    batcher = Batcher(lambda key, value: producer.send(topic, key=key, value=value), batch)
     with Progress(TextColumn("[bold]produce"), BarColumn(), TextColumn("{task.fields[cdrs]} CDRs"),
                   TransferSpeedColumn(), console=console, disable=not show) as bar:
         task = bar.add_task("produce", total=total or None, cdrs=0)
-        pending: list[Any] = []
-        pending_key: bytes | None = None
         done = 0
-
-        def flush() -> None:
-            nonlocal pending, pending_key, sent_messages
-            if not pending:
-                return
-            parts = [p if isinstance(p, bytes) else orjson.dumps(p) for p in pending]
-            producer.send(topic, key=pending_key, value=b"[" + b",".join(parts) + b"]")
-            sent_messages += 1
-            pending, pending_key = [], None
-
         try:
             for path in paths:
-                for key, record, size in cdr_messages(path, fmt, normaliser,
-                                                      settings.input.timezone):
-                    done += size
-                    if record is None:
-                        skipped += 1
-                        continue
-                    sent_cdrs += 1
-                    if batch == 1:
-                        value = record if isinstance(record, bytes) else orjson.dumps(record)
-                        producer.send(topic, key=key, value=value)
-                        sent_messages += 1
-                    else:
-                        if not pending:
-                            pending_key = key
-                        pending.append(record)
-                        if len(pending) >= batch:
-                            flush()
-                    if sent_cdrs % 5000 == 0:
-                        bar.update(task, completed=done, cdrs=sent_cdrs)
-            flush()
+                for outgoing in cdr_messages(path, fmt, normaliser, settings.input):
+                    done += outgoing.size
+                    batcher.add(outgoing)
+                    if batcher.records % 5000 == 0:
+                        bar.update(task, completed=done, cdrs=batcher.records)
+            batcher.flush()
             producer.flush(timeout=60)
-            bar.update(task, completed=done, cdrs=sent_cdrs)
+            bar.update(task, completed=done, cdrs=batcher.records)
         except KafkaError as exc:
             raise click.ClickException(f"sending to {topic} failed: {exc}") from None
+        except InputError as exc:
+            raise click.ClickException(str(exc)) from None
         finally:
             producer.close(timeout=10)
-    note = f", {skipped} rows not convertible (skipped)" if skipped else ""
-    print(f"produced {sent_cdrs} CDRs in {sent_messages} messages to {topic}{note}",
-          file=sys.stderr)
+    print(batcher.report(topic), file=sys.stderr)
+
+
+class Batcher:
+    """Groups outgoing CDRs into messages of up to ``batch``; counts what it sent and skipped.
+
+    >>> sent = []
+    >>> b = Batcher(lambda key, value: sent.append(value), 10)
+    >>> for out in (Outgoing(None, b'{"a":1}', 8), Outgoing(None, b'{"a', 4, alone=True),
+    ...             Outgoing(None, b'{"b":2}', 8)):
+    ...     b.add(out)
+    >>> b.flush()
+    >>> sent
+    [b'{"a', b'[{"a":1},{"b":2}]']
+    >>> b.report("cdr.raw")  # doctest: +NORMALIZE_WHITESPACE
+    'produced 2 CDRs in 1 messages to cdr.raw, and 1 lines that are not JSON, each in a
+     message of its own (the worker rejects them)'
+    """
+
+    def __init__(self, send: Any, batch: int) -> None:
+        self.send = send
+        self.batch = batch
+        self.pending: list[Any] = []
+        self.pending_key: bytes | None = None
+        self.cdrs = self.alone = self.messages = 0
+        self.skipped: Counter[str] = Counter()
+
+    @property
+    def records(self) -> int:
+        """Lines and rows sent so far."""
+        return self.cdrs + self.alone
+
+    def add(self, out: Outgoing) -> None:
+        record = out.record
+        if isinstance(record, Rejected):
+            self.skipped[record.reason] += 1
+            return
+        if out.alone or self.batch == 1:
+            self.send(out.key, record if isinstance(record, bytes) else orjson.dumps(record))
+            if out.alone:
+                self.alone += 1
+            else:
+                self.cdrs += 1
+                self.messages += 1
+            return
+        if not self.pending:
+            self.pending_key = out.key
+        self.pending.append(record)
+        self.cdrs += 1
+        if len(self.pending) >= self.batch:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        parts = [p if isinstance(p, bytes) else orjson.dumps(p) for p in self.pending]
+        self.send(self.pending_key, b"[" + b",".join(parts) + b"]")
+        self.messages += 1
+        self.pending, self.pending_key = [], None
+
+    def report(self, topic: str) -> str:
+        """What was sent, in words: CDRs, lines sent alone, rows skipped, messages."""
+        text = f"produced {self.cdrs} CDRs in {self.messages} messages to {topic}"
+        if self.alone:
+            text += (f", and {self.alone} lines that are not JSON, each in a message of its "
+                     f"own (the worker rejects them)")
+        if self.skipped:
+            reasons = ", ".join(f"{r} {n}" for r, n in sorted(self.skipped.items()))
+            text += f"; {sum(self.skipped.values())} rows not convertible, skipped ({reasons})"
+        return text

@@ -11,7 +11,10 @@ import click
 import orjson
 
 from detectors.engine import Detector
-from detectors.readers import read_paths
+from detectors.records import Rejected
+from formats.files import InputError
+from formats.reading import read_paths
+from formats.registry import READ_CHOICES
 from streams.cli import load_detection_setup, main
 from streams.replay import replay, tune_gc
 
@@ -21,7 +24,7 @@ if TYPE_CHECKING:
 
 @main.command("replay")
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--format", "fmt", type=click.Choice(["auto", "json", "asterisk"]), default="auto",
+@click.option("--format", "fmt", type=click.Choice(READ_CHOICES), default="auto",
               show_default=True, help="Input encoding; auto looks at the first bytes of each file.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Settings file (TOML); keys left out keep their defaults.")
@@ -90,13 +93,15 @@ def replay_command(
         if alerts_path == "-":
             out.flush()
 
-    def on_reject(rejected: object) -> None:
+    def on_reject(rejected: Rejected) -> None:
+        if rejected.reason == "truncated":  # the rest of a file is missing: say so at once
+            click.echo(f"warning: {rejected.detail}", err=True)
         if rejects is not None:
-            rejects.write(orjson.dumps(rejected.to_dict()) + b"\n")  # type: ignore[attr-defined]
+            rejects.write(orjson.dumps(rejected.to_dict()) + b"\n")
 
     tune_gc()
     show_progress = sys.stderr.isatty() if progress is None else progress
-    records = read_paths(paths, fmt, normaliser, settings.input.timezone, slack)
+    records = read_paths(paths, fmt, normaliser, settings.input, slack)
     try:
         if show_progress:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -109,6 +114,8 @@ def replay_command(
                                  progress=lambda n: bar.advance(task, n))
         else:
             summary = replay(records, detector, on_alert, on_reject, metrics)
+    except InputError as exc:
+        raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"reading input failed: {exc}") from None
     finally:

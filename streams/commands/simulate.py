@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import click
 
+from formats.registry import WRITE_CHOICES
 from streams.cli import main
 from testbed.simulation import SimConfig, write_day
 from testbed.worlds import WORLDS, simulate_world
@@ -22,8 +23,10 @@ from testbed.worlds import WORLDS, simulate_world
 @click.option("--world", type=click.Choice(WORLDS), default="standard", show_default=True,
               help="standard, or hard: wider, overlapping legitimate and abuse behaviour "
                    "(see testbed.worlds).")
-@click.option("--format", "fmt", type=click.Choice(["json", "asterisk"]), default="json",
-              show_default=True, help="JSON lines (CONTRACT 1a) or Asterisk Master.csv (1b).")
+@click.option("--format", "fmt", type=click.Choice(WRITE_CHOICES), default="json",
+              show_default=True, help="json (CONTRACT 1a), asterisk (Master.csv, 18 columns; "
+              "asterisk16..asterisk21 for the other layouts), freeswitch (example template), "
+              "freeswitch-default, csv.")
 @click.option("--size", type=click.Choice(["small", "day"]), default="day", show_default=True,
               help="small: ~3k subscribers over 4 h (tests); day: ~38k subscribers over 24 h.")
 @click.option("--hours", type=click.FloatRange(min=0.1, max=168), help="Override the length.")

@@ -41,7 +41,7 @@ from detectors.alerts import Alert
 from detectors.config import load_settings
 from detectors.engine import Detector
 from detectors.numbers import NumberNormaliser
-from detectors.readers import read_paths
+from formats.reading import read_paths
 from streams.metrics import DialguardMetrics
 from streams.replay import replay
 from testbed.simulation import SimConfig, simulate, write_day
@@ -279,7 +279,7 @@ def campaign(workdir: Path, prometheus: Server,
     assert {c.cls for c in day.campaigns} == {"cloud_dialer"}
     settings = load_settings()
     records = read_paths([str(files["records"])], "json",
-                         NumberNormaliser(settings.input.region), settings.input.timezone, 300.0)
+                         NumberNormaliser(settings.input.region), settings.input, 300.0)
     alerts: list[Alert] = []
     summary = replay(records, Detector(settings), alerts.append, None, m)
     assert summary.calls > 1000

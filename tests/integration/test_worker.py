@@ -27,9 +27,8 @@ from detectors.alerts import Alert
 from detectors.config import Settings, load_settings, with_override
 from detectors.engine import Detector
 from detectors.numbers import NumberNormaliser
-from detectors.readers import read_json_lines
 from detectors.records import Call, Rejected
-from formats.json_lines import write_json_lines
+from formats.json_lines import JsonLines, write_json_lines
 from streams.app import alert_rows
 from testbed.simulation import SimConfig, simulate
 
@@ -76,7 +75,7 @@ def test_worker_matches_replay(kafka_broker: Any, tmp_path: Path,
     expected_alerts: list[Alert] = []
     expected_rejects: Counter[str] = Counter()
     with data.open("rb") as lines:
-        for record in read_json_lines(lines, NumberNormaliser(settings.input.region)):
+        for record in JsonLines(NumberNormaliser(settings.input.region)).read(lines):
             if isinstance(record, Call):
                 expected_alerts.extend(detector.observe(record))
             else:

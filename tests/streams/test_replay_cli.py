@@ -115,6 +115,9 @@ def test_bad_invocations_fail_with_a_clear_message(tmp_path: Path) -> None:
 
 
 def test_garbage_input_is_rejected_not_fatal() -> None:
-    code, alerts, summary = replay("-", input=b"\x00\xff garbage\n{\"caller\": 1}\n[]\n")
+    data = b"\x00\xff garbage\n{\"caller\": 1}\n[]\n"
+    code, alerts, summary = replay("-", "--format", "json", input=data)
     assert code == 0 and alerts == []
     assert "rejected 2" in summary
+    code, alerts, err = replay("-", input=data)  # auto cannot tell: it asks, it does not guess
+    assert code == 1 and alerts == [] and "give --format" in err

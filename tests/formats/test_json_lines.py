@@ -1,6 +1,5 @@
 import gzip
 import io
-import re
 from pathlib import Path
 
 import orjson
@@ -9,20 +8,25 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detectors.numbers import NumberNormaliser
-from detectors.readers import (
-    asterisk_trunk,
-    call_from_mapping,
-    decode_json_value,
-    event_time_order,
-    parse_time,
-    read_asterisk_csv,
-    read_json_lines,
-    read_path,
-    read_paths,
-)
 from detectors.records import REJECT_REASONS, Call, Rejected
+from formats.json_lines import JsonLines, parse_time
+from formats.ordering import event_time_order
+from formats.reading import read_path, read_paths
 
 NORM = NumberNormaliser("CN")
+READER = JsonLines(NORM)
+
+
+def read_json_lines(lines, _norm=None, source=""):
+    return READER.read(lines, source)
+
+
+def decode_json_value(data, _norm=None, source=""):
+    return READER.decode(data, source)
+
+
+def call_from_mapping(record, _norm=None):
+    return READER.from_mapping(record, "", orjson.dumps(record))
 GOOD = {"caller": "13800000001", "callee": "13900000002", "start": 1714521600, "duration": 12}
 
 
@@ -34,15 +38,6 @@ def line(**changes: object) -> bytes:
         else:
             record[key] = value
     return orjson.dumps(record)
-
-
-def asterisk_row(src: str = "13800000001", dst: str = "13900000002",
-                 start: str = "2024-05-01 08:00:00", duration: str = "20", billsec: str = "12",
-                 disposition: str = "ANSWERED", channel: str = "SIP/gw-cloud-0000001a",
-                 uniqueid: str = "1714521600.7") -> str:
-    cols = ["", src, dst, "default", f'"x" <{src}>', channel, "SIP/peer-00000002", "Dial", "",
-            start, start, start, duration, billsec, disposition, "DOCUMENTATION", uniqueid, ""]
-    return ",".join('"' + c.replace('"', '""') + '"' for c in cols)
 
 
 def test_good_record_decodes_with_defaults() -> None:
@@ -117,43 +112,13 @@ def test_iso_times_with_offsets() -> None:
     assert parse_time(1714521600.25) == 1714521600.25
 
 
-def test_asterisk_mapping_matches_the_contract() -> None:
-    [call] = read_asterisk_csv([asterisk_row()], NORM, "Asia/Shanghai", "Master.csv")
-    assert isinstance(call, Call)
-    assert call.start == 1714521600.0  # 08:00 in Shanghai is 00:00 UTC
-    assert (call.duration, call.ring, call.answered, call.trunk, call.id) == (
-        12, 8.0, True, "gw-cloud", "1714521600.7")
-    [call] = read_asterisk_csv([asterisk_row(disposition="NO ANSWER", billsec="0")], NORM)
-    assert isinstance(call, Call) and not call.answered and call.ring == 20.0
-    [call] = read_asterisk_csv([asterisk_row(disposition="FAILED", billsec="0", duration="0")],
-                               NORM)
-    assert isinstance(call, Call) and call.failed
-
-
-@pytest.mark.parametrize(
-    ("channel", "trunk"),
-    [("SIP/gw-cloud-0000001a", "gw-cloud"), ("PJSIP/trunk7-00000003", "trunk7"),
-     ("DAHDI/1-1", "1"), ("SIP/plainpeer", "plainpeer"), ("", None)],
-)
-def test_trunk_from_channel(channel: str, trunk: str | None) -> None:
-    assert asterisk_trunk(channel) == trunk
-
-
-def test_asterisk_bad_rows_are_rejected() -> None:
-    rows = ['"too","few"', asterisk_row(start="01/05/2024"), asterisk_row(billsec="x"),
-            asterisk_row(billsec="30", duration="20"), asterisk_row(src="anonymous"),
-            asterisk_row()]
-    out = list(read_asterisk_csv(rows, NORM, source="m.csv"))
-    assert [r.reason for r in out if isinstance(r, Rejected)] == [
-        "malformed", "bad_time", "bad_duration", "bad_duration", "bad_number"]
-    assert isinstance(out[-1], Call)
-
-
 def test_files_gzip_and_format_sniffing(tmp_path: Path) -> None:
     plain = tmp_path / "a.jsonl"
     plain.write_bytes(line() + b"\n" + line(start=1714521700) + b"\n")
     packed = tmp_path / "b.csv.gz"
-    packed.write_bytes(gzip.compress((asterisk_row(start="2024-05-01 00:00:30") + "\n").encode()))
+    row = ('"","13800000001","13900000002","default","","SIP/gw-00000001","","Dial","",'
+           '"2024-05-01 00:00:30",,"2024-05-01 00:00:40",10,0,"NO ANSWER","DOCUMENTATION"')
+    packed.write_bytes(gzip.compress((row + "\n").encode()))
     out = list(read_paths([plain, packed], "auto", NORM))
     assert [c.start for c in out if isinstance(c, Call)] == [1714521600.0, 1714521630.0,
                                                              1714521700.0]
@@ -178,15 +143,6 @@ def test_event_time_order_reorders_within_slack_and_keeps_everything() -> None:
 @given(st.binary(max_size=400))
 def test_random_bytes_never_crash_json_reader(data: bytes) -> None:
     for record in read_json_lines(data.split(b"\n"), NORM):
-        assert isinstance(record, Call | Rejected)
-        if isinstance(record, Rejected):
-            assert record.reason in REJECT_REASONS
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=400))
-def test_random_bytes_never_crash_asterisk_reader(data: bytes) -> None:
-    for record in read_asterisk_csv(data.split(b"\n"), NORM):
         assert isinstance(record, Call | Rejected)
         if isinstance(record, Rejected):
             assert record.reason in REJECT_REASONS
@@ -221,11 +177,9 @@ def test_random_json_values_never_crash(value: object) -> None:
     max_size=11))
 def test_fast_and_careful_decoding_agree(record: dict) -> None:
     """The C fast path and the careful dict path give the same call or the same rejection."""
-    from detectors.readers import _fast_call
-
     data = orjson.dumps(record)
-    careful = call_from_mapping(orjson.loads(data), NORM)
-    fast = _fast_call(data, NORM)
+    careful = READER.from_mapping(orjson.loads(data), "", data)
+    fast = READER._fast_call(data)
     if fast is not None:
         assert careful == fast
     [decoded] = decode_json_value(data, NORM)
@@ -248,11 +202,3 @@ def test_one_bad_element_does_not_change_its_neighbours() -> None:
     assert out[1].source == "cdr.raw/0@1[1]"
 
 
-_CHANNEL_CHARS = st.sampled_from(list("SIPJ/-0123456789abcdefxyz@.AF"))
-
-
-@settings(max_examples=500, deadline=None)
-@given(st.lists(_CHANNEL_CHARS, max_size=24).map("".join))
-def test_asterisk_trunk_fast_path_agrees_with_the_pattern(channel: str) -> None:
-    match = re.match(r"(?:[^/]*/)?(.+?)(?:-[0-9A-Fa-f]+)?$", channel)
-    assert asterisk_trunk(channel) == (match.group(1) if match else None)
