@@ -38,6 +38,7 @@ RAW_LIMIT = 2048
 WITHHELD_NAMES = frozenset({"", "anonymous", "unknown", "restricted", "private", "unavailable"})
 
 _BRACKETS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+_ELEMENT_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},]')
 
 
 def reject(reason: str, detail: str, raw: bytes | str, source: str) -> Rejected:
@@ -64,6 +65,40 @@ def too_deep(data: bytes | str, limit: int = MAX_DEPTH) -> bool:
         elif token in (b"]", b"}"):
             depth -= 1
     return False
+
+
+def array_elements(data: bytes) -> list[bytes] | None:
+    """The raw elements of a top-level JSON array, found without decoding (any depth).
+
+    For an array too deep to decode whole: each element is then judged alone.
+    None when ``data`` is not an array with balanced brackets.
+
+    >>> array_elements(b'[{"a": [1, 2]}, "x,y", [[[]]]]')
+    [b'{"a": [1, 2]}', b'"x,y"', b'[[[]]]']
+    """
+    body = data.strip()
+    if body[:1] != b"[" or body[-1:] != b"]":
+        return None
+    elements: list[bytes] = []
+    depth, begin = 0, 1
+    for match in _ELEMENT_TOKENS.finditer(body):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+        elif token in (b"]", b"}"):
+            depth -= 1
+            if depth == 0:
+                if match.end() != len(body):
+                    return None
+                last = body[begin:match.start()].strip()
+                if last:
+                    elements.append(last)
+        elif token == b"," and depth == 1:
+            elements.append(body[begin:match.start()].strip())
+            begin = match.end()
+        if depth < 0:
+            return None
+    return elements if depth == 0 else None
 
 
 def number_text(value: Any) -> str | None:

@@ -38,6 +38,7 @@ from formats.fields import (
     WITHHELD_NAMES,
     Decoded,
     Limits,
+    array_elements,
     caller_text,
     number_reason,
     number_text,
@@ -144,7 +145,7 @@ class JsonLines:
         if fast is not None:
             return [fast]
         if too_deep(data):
-            return [reject("malformed", "JSON nested too deeply to be a CDR", data, source)]
+            return self._deep(data, source)
         if data[:1] in (b"[", "[") or data.lstrip()[:1] in (b"[", "["):
             many = self._fast_calls(data)
             if many is not None:
@@ -229,6 +230,15 @@ class JsonLines:
                     texts[1][1], texts[2][1])
 
     # ---------------------------------------------------------------- decoding paths
+
+    def _deep(self, data: bytes | str, source: str) -> list[Decoded]:
+        """A value nested too deeply to decode: an array is judged element by element."""
+        raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+        elements = array_elements(raw)
+        if not elements:
+            return [reject("malformed", "JSON nested too deeply to be a CDR", data, source)]
+        return [self._careful(element, f"{source}[{i}]", element=True)
+                for i, element in enumerate(elements)]
 
     def _careful(self, data: bytes | str, source: str, element: bool = False) -> Decoded:
         """One JSON value decoded field by field: a call, or a rejection that says why."""

@@ -64,7 +64,8 @@ def replay_command(
 
     PATH may be - for stdin; gzip files are read as they are.  Alerts go to
     --alerts (default stdout), a summary to stderr.  Exit status 0 when the
-    input was read, even if some records were rejected.
+    input was read, even if some records were rejected; 1 (after the summary)
+    when a compressed file ended early.
     """
     settings, normaliser, allowlist = load_detection_setup(config_path, allowlist_path)
     for path in paths:
@@ -131,6 +132,8 @@ def replay_command(
     if metrics is not None and linger > 0:
         click.echo(f"input done; serving metrics for {linger:.0f} s more", err=True)
         time.sleep(linger)
+    if summary.rejected.get("truncated"):  # records are missing: scripts must notice
+        raise click.exceptions.Exit(1)
 
 
 def _stderr_console() -> Console:
