@@ -1,9 +1,12 @@
-"""Replay throughput, metrics overhead and state size per tracked number.
+"""Replay throughput of every input format, metrics overhead and state size per number.
 
-Prints figures and ratios measured in one run on this machine, against a
-baseline measured in the same run (decoding alone); it asserts nothing, because
-shared machines are noisy.  Targets (issue 2 and 4): >= 100k CDR/s per core end
-to end, <= 1 KB of state per tracked number, metrics cost <= 5 %.
+Prints figures and ratios measured in one run on this machine, against
+baselines measured in the same run: decoding alone (orjson / the csv module),
+and the Asterisk reader as it was before the formats package (loaded from git,
+reading the all-quoted Master.csv the old simulator wrote).  It asserts
+nothing, because shared machines are noisy.  Targets (issues 2, 4 and 10):
+>= 100k CDR/s per core end to end, <= 1 KB of state per tracked number, metrics
+cost <= 5 %, no format slower than 0.9x the old Asterisk replay.
 
     python benchmarks/bench_replay.py [--seed 7] [--repeat 3] [--size day]
 """
@@ -18,8 +21,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -27,18 +32,56 @@ from detectors.config import load_settings
 from detectors.engine import Detector
 from detectors.features import NumberState
 from detectors.numbers import NumberNormaliser
-from detectors.readers import read_paths
+from formats.reading import read_paths
+from formats.registry import writer
 from streams.replay import replay, tune_gc
 
+#: (label, writer variant, reader format); every one written from the same simulated day
+FORMATS = [("json", "json", "json"), ("asterisk", "asterisk", "asterisk"),
+           ("asterisk16", "asterisk16", "asterisk"), ("asterisk21", "asterisk21", "asterisk"),
+           ("freeswitch", "freeswitch", "freeswitch"),
+           ("fs-default", "freeswitch-default", "freeswitch"), ("csv", "csv", "csv")]
 
-def simulate(directory: Path, seed: int, size: str, fmt: str) -> Path:
-    out = directory / f"day-{seed}.{'jsonl' if fmt == 'json' else 'csv'}"
+
+def simulate(directory: Path, seed: int, size: str) -> Path:
+    out = directory / f"day-{seed}.jsonl"
     subprocess.run(
         [sys.executable, "-m", "streams", "simulate", str(out), "--seed", str(seed),
-         "--size", size, "--format", fmt, "--no-progress"],
+         "--size", size, "--format", "json", "--no-progress"],
         check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     return out
+
+
+def write_formats(json_path: Path) -> dict[str, Path]:
+    """The day in every format, and in the all-quoted Asterisk style of the old simulator."""
+    records = [orjson.loads(line) for line in json_path.read_bytes().splitlines()]
+    files = {"json": json_path}
+    for label, variant, _ in FORMATS[1:]:
+        files[label] = json_path.with_suffix(f".{label}.csv")
+        with open(files[label], "w", encoding="utf-8", newline="") as out:
+            writer(variant)(records, out)
+    quoted = json_path.with_suffix(".quoted.csv")
+    with open(files["asterisk"], newline="") as src, open(quoted, "w", newline="") as out:
+        csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(csv.reader(src))
+    files["asterisk-old"] = quoted
+    return files
+
+
+def old_reader() -> Any | None:
+    """``detectors/readers.py`` as it was before the formats package (from git), or None."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        gone = subprocess.run(["git", "rev-list", "-n", "1", "HEAD", "--",
+                               "detectors/readers.py"], cwd=root, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        source = subprocess.run(["git", "show", f"{gone}^:detectors/readers.py"], cwd=root,
+                                capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    module = types.ModuleType("readers_before_formats")
+    exec(compile(source, "readers_before_formats.py", "exec"), module.__dict__)  # noqa: S102
+    return module
 
 
 def best_of(repeat: int, run: Callable[[], int]) -> tuple[float, int]:
@@ -53,6 +96,7 @@ def best_of(repeat: int, run: Callable[[], int]) -> tuple[float, int]:
 
 
 def decode_only(path: Path, fmt: str) -> int:
+    """Records parsed by orjson or the csv module alone: the ceiling of any reader."""
     n = 0
     with open(path, "rb") as f:
         if fmt == "json":
@@ -65,7 +109,8 @@ def decode_only(path: Path, fmt: str) -> int:
     return n
 
 
-def replay_run(path: Path, fmt: str, with_metrics: bool = False) -> tuple[int, Detector]:
+def replay_run(path: Path, fmt: str, with_metrics: bool = False, reader: Any = None
+               ) -> tuple[int, Detector]:
     settings = load_settings()
     detector = Detector(settings)
     metrics = None
@@ -76,8 +121,12 @@ def replay_run(path: Path, fmt: str, with_metrics: bool = False) -> tuple[int, D
 
         metrics = DialguardMetrics(CollectorRegistry())
     sink = io.BytesIO()
-    records = read_paths([path], fmt, NumberNormaliser(settings.input.region),
-                         settings.input.timezone)
+    if reader is not None:  # the reader of before, for the baseline
+        records = reader.read_paths([path], fmt, NumberNormaliser(settings.input.region),
+                                    settings.input.timezone)
+    else:
+        records = read_paths([path], fmt, NumberNormaliser(settings.input.region),
+                             settings.input)
     summary = replay(records, detector, lambda a: sink.write(a.to_json() + b"\n"),
                      metrics=metrics)
     return summary.read, detector
@@ -140,22 +189,35 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        print(f"simulating seed {args.seed} ({args.size}) in both encodings ...", flush=True)
-        files = {fmt: simulate(directory, args.seed, args.size, fmt)
-                 for fmt in ("json", "asterisk")}
-        print(f"{'input':<10} {'decode only':>14} {'replay':>14} {'replay+metrics':>16} "
-              f"{'replay/decode':>14} {'metrics cost':>13}")
+        print(f"simulating seed {args.seed} ({args.size}), writing it in every format ...",
+              flush=True)
+        files = write_formats(simulate(directory, args.seed, args.size))
+        before = old_reader()
+        baseline = None
+        if before is not None:
+            baseline, n = best_of(args.repeat, lambda: replay_run(
+                files["asterisk-old"], "asterisk", reader=before)[0])
+            print(f"baseline: the Asterisk reader before the formats package, all-quoted "
+                  f"18 columns: replay {baseline:,.0f} r/s ({n:,} records)")
+        else:
+            print("baseline: not measured (no git history here)")
+        print(f"{'input':<13} {'decode only':>14} {'replay':>14} {'replay+metrics':>16} "
+              f"{'replay/decode':>14} {'metrics cost':>13} {'vs before':>10}")
         detector = None
-        for fmt, path in files.items():
-            ceiling, n = best_of(args.repeat, lambda p=path, f=fmt: decode_only(p, f))
+        rows = [(label, fmt) for label, _, fmt in FORMATS] + [("asterisk-old", "asterisk")]
+        for label, fmt in rows:
+            path = files[label]
+            kind = "json" if fmt == "json" else "csv"
+            ceiling, n = best_of(args.repeat, lambda p=path, k=kind: decode_only(p, k))
             plain, _ = best_of(args.repeat, lambda p=path, f=fmt: replay_run(p, f)[0])
             metered, _ = best_of(args.repeat, lambda p=path, f=fmt: replay_run(p, f, True)[0])
-            print(f"{fmt:<10} {ceiling:>10,.0f} r/s {plain:>10,.0f} r/s {metered:>12,.0f} r/s "
-                  f"{plain / ceiling:>14.2f} {100 * (plain - metered) / plain:>12.1f}%")
-            print(f"           ({n:,} records; target replay >= 100,000 CDR/s per core, "
-                  f"metrics cost <= 5 %)")
+            versus = f"{plain / baseline:>9.2f}x" if baseline else f"{'-':>10}"
+            print(f"{label:<13} {ceiling:>10,.0f} r/s {plain:>10,.0f} r/s {metered:>12,.0f} r/s "
+                  f"{plain / ceiling:>14.2f} {100 * (plain - metered) / plain:>12.1f}% {versus}")
             if fmt == "json":
                 _, detector = replay_run(path, fmt)
+        print(f"({n:,} records each; targets: replay >= 100,000 CDR/s per core, metrics cost "
+              f"<= 5 %, every format >= 0.90x before)")
         assert detector is not None
         sizes = state_bytes(detector)
         print("state per tracked number at the end of the day "

@@ -28,19 +28,17 @@ import logging
 import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
 
 from detectors.numbers import BadNumber
 from detectors.records import WITHHELD, Call
-from formats.csv_rows import csv_records, split_row
+from formats.csv_rows import RowSplitter, csv_records
 from formats.fields import (
     DEFAULT_LIMITS,
     WITHHELD_NAMES,
     Decoded,
     Limits,
-    ascii_int,
     number_reason,
     record_start,
     reject,
@@ -58,9 +56,8 @@ _UNIQUEID = re.compile(r"(?:.*-)?([0-9]{9,10})\.[0-9]+")
 _ZONE_SUSPECT_S = 900
 
 
-@dataclass(frozen=True)
 class Layout:
-    """Where the optional columns are in a file of ``columns`` columns.
+    """Where the optional columns are in a file of ``columns`` columns (None: absent).
 
     17 and 20 columns hold uniqueid *or* userfield: a value shaped like a
     uniqueid (``1714521600.12``) is taken for one.
@@ -69,24 +66,15 @@ class Layout:
     (16, 20, 17, None)
     """
 
-    columns: int
+    __slots__ = ("columns", "uniqueid", "maybe_userfield", "linkedid", "sequence")
 
-    @property
-    def uniqueid(self) -> int | None:
-        return BASE_COLUMNS if self.columns in (17, 18, 20, 21) else None
-
-    @property
-    def maybe_userfield(self) -> bool:
-        """The one optional column before the new ones may be the userfield instead."""
-        return self.columns in (17, 20)
-
-    @property
-    def linkedid(self) -> int | None:
-        return self.columns - 2 if self.columns >= 19 else None
-
-    @property
-    def sequence(self) -> int | None:
-        return self.columns - 1 if self.columns >= 19 else None
+    def __init__(self, columns: int) -> None:
+        self.columns = columns
+        self.uniqueid = BASE_COLUMNS if columns in (17, 18, 20, 21) else None
+        #: the one optional column before the new ones may be the userfield instead
+        self.maybe_userfield = columns in (17, 20)
+        self.linkedid = columns - 2 if columns >= 19 else None
+        self.sequence = columns - 1 if columns >= 19 else None
 
 
 def asterisk_trunk(channel: str) -> str | None:
@@ -135,24 +123,30 @@ class Asterisk:
         """Every record of one file, in file order."""
         layout: Layout | None = None
         zone_checked = False
+        split = RowSplitter()
+        decode_row = self._decode_row
         for lineno, text in csv_records(lines):
-            where = f"{source}:{lineno}"
             if text is None:
-                yield reject("malformed", "a quoted field is never closed", "", where)
+                yield reject("malformed", "a quoted field is never closed", "",
+                             f"{source}:{lineno}")
                 continue
-            row = split_row(text, layout.columns if layout else text.count(",") + 1)
+            row = split(text)
             if layout is None:
                 if len(row) not in COLUMN_COUNTS:
                     yield reject("malformed", f"expected 16 to 21 columns (Asterisk cdr_csv), "
-                                 f"got {len(row)}", text, where)
+                                 f"got {len(row)}", text, f"{source}:{lineno}")
                     continue
                 layout = Layout(len(row))
             elif len(row) != layout.columns:
                 yield reject("malformed", f"expected {layout.columns} columns like the first "
-                             f"record, got {len(row)}", text, where)
+                             f"record, got {len(row)}", text, f"{source}:{lineno}")
                 continue
-            decoded = self._decode_row(row, text, where, layout)
-            if not zone_checked and type(decoded) is Call:
+            decoded = decode_row(row, text, layout)
+            if isinstance(decoded, tuple):
+                reason, detail = decoded
+                yield reject(reason, detail, text, f"{source}:{lineno}")
+                continue
+            if not zone_checked:
                 zone_checked = self._check_zone(decoded, row, layout, source)
             yield decoded
 
@@ -162,30 +156,37 @@ class Asterisk:
             return list(self.read(data.removeprefix(b"\xef\xbb\xbf").split(b"\n"), source))
         return list(self.read(data.removeprefix("\ufeff").split("\n"), source))
 
-    def _decode_row(self, row: list[str], text: str, where: str, layout: Layout) -> Decoded:
+    def _decode_row(self, row: list[str], text: str, layout: Layout) -> Call | tuple[str, str]:
+        """The call of one row, or the reason and detail of its rejection."""
         started = self.times.epoch(row[START])
         if started is None:
-            return reject("bad_time", f"start: not 'YYYY-MM-DD HH:MM:SS': {row[START]!r}",
-                          text, where)
-        problem = self.limits.check_start(started)
-        if problem is not None:
-            return reject("bad_time", f"start: {problem}", text, where)
-        total, talk = ascii_int(row[DURATION]), ascii_int(row[BILLSEC])
-        if total is None or talk is None:
-            return reject("bad_duration", f"duration/billsec not whole seconds: "
-                          f"{row[DURATION]!r}/{row[BILLSEC]!r}", text, where)
-        problem = self.limits.check_seconds(total, "duration")
-        if problem is not None or talk > total:
-            return reject("bad_duration", problem or f"billsec {talk} must be within "
-                          f"0..duration {total}", text, where)
+            return "bad_time", f"start: not 'YYYY-MM-DD HH:MM:SS': {row[START]!r}"
+        limits = self.limits
+        if not limits.earliest <= started < limits.latest:
+            return "bad_time", f"start: {limits.check_start(started)}"
+        duration, billsec = row[DURATION], row[BILLSEC]
+        if not (duration.isdigit() and billsec.isdigit() and duration.isascii()
+                and billsec.isascii() and len(duration) <= 9 and len(billsec) <= 9):
+            return "bad_duration", f"duration/billsec not whole seconds: {duration!r}/{billsec!r}"
+        total, talk = int(duration), int(billsec)
+        if total > limits.max_call_s or talk > total:
+            return "bad_duration", (limits.check_seconds(total, "duration")
+                                    or f"billsec {talk} must be within 0..duration {total}")
+        normaliser = self.normaliser
+        try:
+            callee = normaliser(row[DST])
+        except BadNumber as exc:
+            return number_reason(exc), str(exc)
         src = row[SRC]
         try:
-            caller = (WITHHELD if src.strip().lower() in WITHHELD_NAMES
-                      else self.normaliser(src))
-            callee = self.normaliser(row[DST])
+            caller = normaliser(src)
         except BadNumber as exc:
-            return reject(number_reason(exc), str(exc), text, where)
-        disposition = row[DISPOSITION].strip().upper()
+            if src.strip().lower() not in WITHHELD_NAMES:
+                return number_reason(exc), str(exc)
+            caller = WITHHELD
+        disposition = row[DISPOSITION]
+        if disposition != "ANSWERED":
+            disposition = disposition.strip().upper()
         answered = disposition == "ANSWERED"
         if not answered:  # voicemail or a queue may count billsec, but nobody answered
             talk = 0
@@ -253,7 +254,7 @@ class AsteriskWriter:
     ...     "trunk": "gw-cloud", "disposition": "ANSWERED"}], buf)
     1
     >>> line = buf.getvalue()
-    >>> row = split_row(line.rstrip(), 21)
+    >>> row = RowSplitter()(line.rstrip())
     >>> row[5], row[12:15], line.split('00:00:15",')[1][:6]
     ('PJSIP/gw-cloud-00000001', ['15', '12', 'ANSWERED'], '15,12,')
     """
