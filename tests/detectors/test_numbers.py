@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from detectors.numbers import BadNumber, NumberNormaliser, pseudonym
+from detectors.numbers import BadNumber, NotDialable, NumberNormaliser, pseudonym
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +69,23 @@ def test_pseudonyms_are_stable_salted_and_hide_the_number() -> None:
     assert p != pseudonym("+8613812345679")
     assert p != pseudonym("+8613812345678", salt="carrier-a")
     assert "13812345678" not in p
+
+
+@pytest.mark.parametrize("raw", ["s", "h", "t", "i", "fax", "*97", "#8", "100", "8001", "0100",
+                                 "  200 "])
+def test_dialplan_names_and_extensions_are_not_dialable(raw: str) -> None:
+    with pytest.raises(NotDialable):
+        NumberNormaliser("CN")(raw)
+
+
+@pytest.mark.parametrize("raw", ["hello", "", "13900-hello", "１３８００００００００１",
+                                 "١٣٨٠٠٠٠٠٠٠١", "¹³⁸"])
+def test_garbage_and_non_ascii_digits_are_bad_numbers_not_dialplan(raw: str) -> None:
+    with pytest.raises(BadNumber) as caught:
+        NumberNormaliser("CN")(raw)
+    assert not isinstance(caught.value, NotDialable)
+
+
+def test_five_digit_service_codes_stay_numbers() -> None:
+    n = NumberNormaliser("CN")
+    assert (n("10086"), n("95588"), n("12345")) == ("+8610086", "+8695588", "+8612345")
