@@ -89,3 +89,24 @@ def test_deployed_config_is_valid() -> None:
     path = Path(__file__).resolve().parents[2] / "deploy" / "dialguard.toml"
     if path.exists():
         load_settings(path)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('[input]\nformat = "xml"\n', "input.format"),
+    ("[input]\nmin_year = 2030\nmax_year = 2020\n", "after input.max_year"),
+    ("[input]\nmax_year = 10000\n", "input.max_year"),
+    ("[input]\nmax_call_s = 0\n", "input.max_call_s"),
+    ('[input.csv_columns]\ncaller = ""\n', "missing ['caller']"),
+    ('[input.csv_columns]\nimsi = "x"\n', "unknown setting input.csv_columns.imsi"),
+])
+def test_input_format_settings_are_checked(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_settings(write(tmp_path, text))
+
+
+def test_a_column_map_overrides_only_what_it_names_and_empty_unmaps(tmp_path: Path) -> None:
+    s = load_settings(write(tmp_path, '[input.csv_columns]\ncaller = "a_number"\nid = ""\n'))
+    assert s.input.csv_columns["caller"] == "a_number" and "id" not in s.input.csv_columns
+    assert s.input.csv_columns["callee"] == "callee"
+    with pytest.raises(ConfigError, match="fixed at start"):
+        with_override(s, "input.format", "asterisk")
