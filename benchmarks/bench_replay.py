@@ -223,6 +223,8 @@ def main() -> None:
             kind = "json" if fmt == "json" else "csv"
             ceiling, n = best_of(args.repeat, lambda p=path, k=kind: decode_only(p, k))
             read, _ = best_of(args.repeat, lambda p=path, f=fmt: read_only(p, f))
+            if before is not None:  # measured next to each row: the machine's load moves
+                base_read, _ = best_of(args.repeat, lambda: read_only(old, "asterisk", before))
             plain, _ = best_of(args.repeat, lambda p=path, f=fmt: replay_run(p, f)[0])
             cost = "-"
             if label in ("json", "asterisk"):  # the metrics do not depend on the format

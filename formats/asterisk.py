@@ -130,7 +130,16 @@ class Asterisk:
                 yield reject("malformed", "a quoted field is never closed", "",
                              f"{source}:{lineno}")
                 continue
-            row = split(text)
+            if layout is None:
+                row = split(text)
+            elif text.count('","') == layout.columns - 1 and text[0] == text[-1] == '"':
+                # every field quoted (older writers): '","' separates them even with commas
+                # inside.  A doubled quote stays doubled: only in fields never read (clid)
+                row = text[1:-1].split('","')
+            elif '""' not in text and text.count(",") == layout.columns - 1:
+                row = text.replace('"', "").split(",")  # no comma, no quote inside a field
+            else:
+                row = split(text)
             if layout is None:
                 if len(row) not in COLUMN_COUNTS:
                     yield reject("malformed", f"expected 16 to 21 columns (Asterisk cdr_csv), "
@@ -228,8 +237,10 @@ def _record_id(row: list[str], text: str, layout: Layout) -> str:
         call_id = uniqueid or row[layout.linkedid or 0]
         if call_id:
             return f"{call_id}#{row[layout.sequence]}"
+    if uniqueid:  # legs of one call: few rows share a uniqueid, a 32-bit digest tells them apart
+        return f"{uniqueid}#{zlib.crc32(text.encode('utf-8', 'surrogatepass')):08x}"
     digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
-    return f"{uniqueid}#{digest}"
+    return f"#{digest}"
 
 
 # ---------------------------------------------------------------------------- writer
