@@ -39,7 +39,7 @@ def csv_records(lines: Iterable[bytes | str]) -> Iterator[tuple[int, str | None]
     lineno = 0
     for line in source:  # the usual case, one record per line, costs one count per line
         lineno += 1
-        text = (line.decode("utf-8", "replace") if type(line) is bytes else line).rstrip("\r\n")
+        text = (line.decode("utf-8", "replace") if isinstance(line, bytes) else line).rstrip("\r\n")
         if text.count('"') % 2 == 0:
             if text and not text.isspace():
                 yield lineno, text
