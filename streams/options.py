@@ -81,4 +81,7 @@ class WorkerOptions:
     control_consumer: bool = True
     #: seconds between consumer-lag samples for the metrics (0: never)
     lag_interval: float = 5.0
+    #: seconds without a heartbeat after which Kafka gives a worker's partitions (detect
+    #: and ingest groups) to the others: how long a crashed worker's share waits
+    session_timeout: float = 10.0
     faust_conf: dict[str, Any] = field(default_factory=dict)

@@ -15,10 +15,11 @@ from detectors.config import load_settings
 from detectors.engine import Detector
 from detectors.features import NumberState
 from detectors.records import Call
-from streams.app import Pipeline, StateCodec, alert_rows, create_pipeline
+from streams.app import Pipeline, alert_rows, create_pipeline
 from streams.ingest import BATCH_DECODER, BATCH_ENCODER, IN, OUT, encode_batch, partition_for
 from streams.metrics import DialguardMetrics
 from streams.options import WorkerOptions
+from streams.state import StateCodec
 
 Sent = list[tuple[str, dict[str, Any]]]
 
@@ -180,7 +181,7 @@ def test_detect_raises_the_alerts_replay_raises(
     # the touched states were written to the table, and a re-assigned partition resumes them
     state = pipeline.table["+8617000000001"]
     assert isinstance(state, NumberState)
-    live = pipeline.parts[0].detector.states
+    live = pipeline.parts[0].states
     assert set(pipeline.table.keys()) == set(live)
     # ... and to the changelog, in the table's codec: the newest record per key is the state
     codec = StateCodec()
@@ -190,7 +191,7 @@ def test_detect_raises_the_alerts_replay_raises(
     assert set(newest) == set(live)
     assert all(codec.loads(v).to_bytes() == live[k].to_bytes() for k, v in newest.items())
     pipeline.parts.clear()
-    resumed = pipeline.partition_state(0).detector
+    resumed = pipeline.detection.detector(0)
     assert set(resumed.states) == set(live) and resumed.states["+8617000000001"] is state
 
 
@@ -210,7 +211,7 @@ def test_inbound_side_reaches_the_callee_partition(
         (p_caller, encode_batch([(IN, firsts[0]), (OUT, back)], 1.0)),
         (p_callee, encode_batch([(IN, back), (IN, back)], 1.0)),
     ]))
-    states = pipeline.parts[p_callee].detector.states
+    states = pipeline.parts[p_callee].states
     assert callee in states and caller not in states
     # the duplicate delivery of ``back`` on the callee side is counted once
     assert states[callee].features(600, 1.7e9 + 60, load_settings().features)["inbound"] == 1
@@ -227,7 +228,7 @@ def test_control_messages_applied_and_refused(
     assert not pipeline.apply_control(b'{"op": "set", "key": "rules.cloud_dialer.min_attempts"}')
     assert not pipeline.apply_control(b'{"op": "set", "key": "model.seed", "value": 3}')
     asyncio.run(_put_batches(pipeline, [(0, encode_batch(rows[:60], 1.0))]))
-    det = pipeline.parts[0].detector
+    det = pipeline.parts[0]
     assert det.settings.rules["cloud_dialer"].min["attempts"] == 500
     # the threshold now needs 500 calls: the burst that alerts by default does not
     assert of(sent, "dialguard.alerts") == []
@@ -248,12 +249,12 @@ def test_control_messages_applied_and_refused(
 
 def test_partitions_seed_their_own_models(make_pipeline: Callable[..., Pipeline]) -> None:
     pipeline = make_pipeline(partitions=3)
-    seeds = [pipeline.partition_state(p).detector.settings.model.seed for p in range(3)]
+    seeds = [pipeline.detection.detector(p).settings.model.seed for p in range(3)]
     base = load_settings().model.seed
     assert seeds == [base, base + 1, base + 2]
     assert pipeline.apply_control(b'{"op": "set", "key": "model.weight", "value": 0.5}')
-    assert [pipeline.parts[p].detector.settings.model.weight for p in range(3)] == [0.5] * 3
-    assert pipeline.parts[2].detector.settings.model.seed == base + 2
+    assert [pipeline.parts[p].settings.model.weight for p in range(3)] == [0.5] * 3
+    assert pipeline.parts[2].settings.model.seed == base + 2
 
 
 def test_undecodable_repartition_message_is_skipped(
