@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from detectors.alerts import Alert
@@ -81,7 +81,7 @@ class Pipeline:
         self.changelog = ChangelogWriter(app, self.table)
         self.detection = PartitionDetectors(self.tuning, options.partitions, self.table,
                                             self.changelog, TopicAlertSink(topo.alerts),
-                                            self.metrics, self.counts)
+                                            self.metrics, self.counts, self._send_rejected)
 
         # ------------------------------------------------------------ ingest
         self.ingest = Ingest(options, NumberNormaliser(settings.input.region), self.metrics,
@@ -180,10 +180,21 @@ class Pipeline:
         """The detectors of this worker's calls partitions, by partition."""
         return self.detection.detectors
 
-    async def detect_events(self, events: Iterable[Any]) -> None:
+    async def detect_events(self, events: Sequence[Any]) -> None:
         """Process a buffer of repartitioned batches (events of ``dialguard.calls``)."""
         await self.control_ready.wait()
-        await self.detection.process(events)
+        try:
+            await self.detection.process(events)
+        except Exception as exc:
+            # Faust acknowledges a buffer however its processing ended, and commits what
+            # was acknowledged on the way down: hold these events so that no offset past
+            # work not done is committed, and stop; whoever takes over re-reads them.
+            for event in events:
+                event.message.incref()
+            log.error("detect: a buffer of %d batches failed (%s); stopping without "
+                      "committing it", len(events), type(exc).__name__)
+            await self.app.crash(exc)
+            await asyncio.get_running_loop().create_future()  # held until the stop cancels it
 
     def _on_assigned(self, sender: Any, assigned: set[Any], **kwargs: Any) -> None:
         self.shorten_fetch_wait()

@@ -21,17 +21,22 @@ from collections.abc import Iterable
 from typing import Any
 
 import msgspec
+import orjson
 
 from detectors.alerts import Alert
 from detectors.config import Settings, build_settings
 from detectors.engine import Detector
+from detectors.records import Call, Rejected
 from streams.control import Tuning
-from streams.ingest import BATCH_DECODER, IN, OUT
+from streams.ingest import BATCH_DECODER, IN, OUT, Send
 from streams.metrics import PipelineMetrics
 from streams.sinks import AlertSink
 from streams.state import ChangelogWriter, partition_states
 
 log = logging.getLogger("dialguard.worker")
+
+#: reason of a call rejected because its detection raised (see :class:`PartitionDetectors`)
+DETECT_ERROR = "detect_error"
 
 
 def seeded(settings: Settings, partition: int) -> Settings:
@@ -51,15 +56,19 @@ class PartitionDetectors:
     """
 
     def __init__(self, tuning: Tuning, partitions: int, table: Any, changelog: ChangelogWriter,
-                 alerts: AlertSink, metrics: PipelineMetrics, counts: dict[str, int]) -> None:
+                 alerts: AlertSink, metrics: PipelineMetrics, counts: dict[str, int],
+                 reject: Send | None = None) -> None:
         self.tuning = tuning
+        #: sends one rejection (CONTRACT-shaped JSON) to ``cdr.rejected``
+        self.reject = reject
         self.partitions = partitions
         self.table = table
         self.changelog = changelog
         self.alerts = alerts
         self.metrics = metrics
         self.counts = counts
-        for key in ("batches", "detected", "duplicates", "alerts", "bad_batches"):
+        for key in ("batches", "detected", "duplicates", "alerts", "bad_batches",
+                    "detect_rejected", "inbound_errors"):
             counts.setdefault(key, 0)
         #: the detectors of the partitions this worker owns
         self.detectors: dict[int, Detector] = {}
@@ -93,13 +102,16 @@ class PartitionDetectors:
         touched by several batches is written once) and before the buffer is acked.
         """
         alerts: list[tuple[Alert, float]] = []
+        rejected: list[Rejected] = []
         flushed: set[int] = set()
         n_calls = 0
         newest = -math.inf
         for event in events:
-            partition = event.message.partition
+            message = event.message
+            partition = message.partition
+            where = f"{message.topic}/{partition}@{message.offset}"
             try:
-                found, arrived, n, latest = self.run_batch(partition, event.value)
+                found, arrived, n, latest = self.run_batch(partition, event.value, rejected, where)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 # Only ingest writes this topic; anything else there is skipped, not fatal.
                 log.error("%s/%d@%d: not a batch of calls, skipped: %s",
@@ -113,6 +125,8 @@ class PartitionDetectors:
             self.counts["batches"] += 1
         for partition in flushed:
             await self.changelog.flush(partition, self.detectors[partition])
+        if rejected:
+            await self._send_rejected(rejected)
         now = time.time()
         for alert, arrived in alerts:
             await self.alerts.emit(alert)
@@ -124,8 +138,21 @@ class PartitionDetectors:
             self.metrics.observe_batch(n_calls, newest, now)
         self.metrics.set_tracked(sum(d.tracked_numbers for d in self.detectors.values()))
 
-    def run_batch(self, partition: int, value: bytes) -> tuple[list[Alert], float, int, float]:
-        """Run one batch through the partition's detector: alerts, arrival, calls, newest time."""
+    async def _send_rejected(self, rejected: list[Rejected]) -> None:
+        for rej in rejected:
+            self.metrics.record_rejected(rej.reason)
+            if self.reject is not None:
+                await self.reject(orjson.dumps(rej.to_dict()), None)
+        self.counts["detect_rejected"] += len(rejected)
+
+    def run_batch(self, partition: int, value: bytes, rejected: list[Rejected] | None = None,
+                  source: str = "") -> tuple[list[Alert], float, int, float]:
+        """Run one batch through the partition's detector: alerts, arrival, calls, newest time.
+
+        A call whose detection raises is rejected (``detect_error``, appended to
+        ``rejected``) on its caller side, and only counted on its callee side: the
+        batch's other calls go on.
+        """
         det = self.detector(partition)
         batch = BATCH_DECODER.decode(value)
         if len(batch.flags) != len(batch.calls):
@@ -139,11 +166,27 @@ class PartitionDetectors:
             if call.start > newest:
                 newest = call.start
             out = flags & OUT != 0
+            try:
+                alerts.extend(observe_sides(call, out, flags & IN != 0))
+            except Exception as exc:  # one call's error must never fail its neighbours
+                self._failed(call, out, exc, source, rejected)
+                continue
             outbound += out
-            alerts.extend(observe_sides(call, out, flags & IN != 0))
         self.counts["detected"] += outbound
         duplicates = det.stats.duplicates - duplicates_before
         if duplicates:
             self.counts["duplicates"] += duplicates
             self.metrics.duplicate(duplicates)
         return alerts, batch.arrived, len(batch.calls), newest
+
+    def _failed(self, call: Call, outbound: bool, exc: Exception, source: str,
+                rejected: list[Rejected] | None) -> None:
+        side = "outbound" if outbound else "inbound"
+        self.metrics.detect_error(side)
+        # the type only: an exception's text may quote a number
+        log.error("%s: detection of a call raised %s (%s side)", source, type(exc).__name__, side)
+        if not outbound:
+            self.counts["inbound_errors"] += 1
+        elif rejected is not None:
+            rejected.append(Rejected(DETECT_ERROR, f"detection raised {type(exc).__name__}",
+                                     orjson.dumps(call.to_dict()), source))

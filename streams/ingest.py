@@ -46,6 +46,9 @@ from streams.options import WorkerOptions, kafka_bootstrap
 
 log = logging.getLogger("dialguard.ingest")
 
+#: bytes of an undecodable message kept in its rejection
+RAW_KEPT = 4096
+
 OUT, IN = 1, 2  # flags of a call in a repartitioned batch: caller side, callee side
 
 #: ``send(value, partition)``: queue one message, return its delivery future
@@ -172,7 +175,13 @@ class Ingest:
                 rejected.append(Rejected("malformed", "empty message value", b"",
                                          f"{topic}/{partition}@{offset}"))
                 continue
-            for record in decode_json_value(value, normaliser):
+            try:
+                records = decode_json_value(value, normaliser)
+            except Exception as exc:  # a decoder error rejects this message, never the stage
+                rejected.append(Rejected("malformed", f"undecodable ({type(exc).__name__})",
+                                         value[:RAW_KEPT], f"{topic}/{partition}@{offset}"))
+                continue
+            for record in records:
                 if type(record) is Call:
                     calls += 1
                     out_p = partition_for(record.caller, n)

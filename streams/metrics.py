@@ -55,6 +55,8 @@ SOURCES: tuple[str, ...] = ("file", "kafka")
 KINDS: tuple[str, ...] = ("number", "ring")
 CONFIG_RESULTS: tuple[str, ...] = ("applied", "rejected")
 SIDES: tuple[str, ...] = ("outbound", "inbound")
+#: rejection reasons: the readers' and ``detect_error`` (a call whose detection raised)
+REASONS: tuple[str, ...] = (*REJECT_REASONS, "detect_error")
 #: Profiles known before any configuration is read (the shipped defaults plus the model).
 DEFAULT_PROFILES: tuple[str, ...] = (
     "cloud_dialer",
@@ -246,7 +248,7 @@ class DialguardMetrics:
         # appears already at 1 is invisible to increase()/rate().
         for source in SOURCES:
             self.cdrs_read.labels(source=source)
-        for reason in (*REJECT_REASONS, OTHER):
+        for reason in (*REASONS, OTHER):
             self.cdrs_rejected.labels(reason=reason)
         for result in CONFIG_RESULTS:
             self.config_changes.labels(result=result)
@@ -278,9 +280,9 @@ class DialguardMetrics:
             self.cdrs_read.labels(source=source if source in SOURCES else OTHER).inc(n)
 
     def record_rejected(self, reason: str, n: int = 1) -> None:
-        """``n`` records rejected for ``reason`` (one of ``REJECT_REASONS``)."""
+        """``n`` records rejected for ``reason`` (one of :data:`REASONS`)."""
         if n > 0:
-            self.cdrs_rejected.labels(reason=reason if reason in REJECT_REASONS else OTHER).inc(n)
+            self.cdrs_rejected.labels(reason=reason if reason in REASONS else OTHER).inc(n)
 
     def alert_raised(self, alert: Alert, arrival_wall_time: float, now_wall: float) -> None:
         """Count one alert; ``arrival_wall_time`` is when its record arrived (wall clock)."""

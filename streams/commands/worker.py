@@ -130,4 +130,5 @@ def worker_command(
         metrics.close()
         c = pipeline.counts
         print(f"dialguard worker: stopped; {c['messages']} messages, {c['calls']} calls, "
-              f"{c['rejected']} rejected, {c['alerts']} alerts", file=sys.stderr)
+              f"{c['rejected']} rejected, {c['alerts']} alerts, "
+              f"{c.get('detect_rejected', 0)} rejected by detection", file=sys.stderr)

@@ -284,3 +284,73 @@ def test_state_codec_reads_its_own_form_and_earlier_pickles_only() -> None:
     assert codec.loads(legacy).to_bytes() == state.to_bytes()
     with pytest.raises(pickle.UnpicklingError, match="refusing"):
         codec.loads(pickle.dumps(SimpleNamespace(x=1), protocol=5))
+
+
+def test_a_call_whose_detection_raises_is_rejected_and_its_neighbours_go_on(
+    make_pipeline: Callable[..., Pipeline], sent: Sent
+) -> None:
+    pipeline = make_pipeline()
+    calls = campaign()
+    # a talk time past the 32-bit counters (readers may let one through): detection raises
+    poison = Call("+8613800000002", "+8613900000010", 1.7e9 + 100, 4_294_967_295, True, 1.0)
+    first = Call("+8613800000002", "+8613900000011", 1.7e9 + 99, 30, True, 1.0)
+    promote = [Call("+8613800000002", f"+8613900000{20 + i}", 1.7e9 + 90 + i, 30, True, 1.0)
+               for i in range(load_settings().features.promote_after)]
+    rows = sorted([*calls, *promote, first, poison], key=lambda c: c.start)
+    detector = Detector(load_settings())
+    with pytest.raises(OverflowError):
+        for c in rows:
+            detector.observe(c)
+    batch = encode_batch([(OUT | IN, c) for c in rows], 1.0)
+    asyncio.run(_put_batches(pipeline, [(0, batch)]))
+
+    replayed = Detector(load_settings())
+    expected = [a for c in rows if c is not poison for a in replayed.observe(c)]
+    alerts = [orjson.loads(kw["value"]) for kw in of(sent, "dialguard.alerts")]
+    assert expected and alert_rows(alerts) == alert_rows(expected)
+    rejected = [orjson.loads(kw["value"]) for kw in of(sent, "cdr.rejected")]
+    assert [r["reason"] for r in rejected] == ["detect_error"]
+    assert rejected[0]["detail"] == "detection raised OverflowError"
+    assert rejected[0]["source"] == "dialguard.calls/0@0"
+    assert orjson.loads(rejected[0]["raw"])["duration"] == 4_294_967_295
+    assert pipeline.counts["detect_rejected"] == 1
+    assert pipeline.counts["detected"] == len(rows) - 1
+    m = pipeline.metrics
+    assert m.value("dialguard_cdrs_rejected_total", reason="detect_error") == 1
+    assert m.value("dialguard_detect_errors_total", side="outbound") == 1
+
+
+def test_a_failed_buffer_is_held_unacknowledged_and_stops_the_worker(
+    make_pipeline: Callable[..., Pipeline], sent: Sent
+) -> None:
+    pipeline = make_pipeline()
+    crashed: list[BaseException] = []
+
+    async def crash(exc: BaseException) -> None:
+        crashed.append(exc)
+
+    async def broken(*args: Any) -> None:
+        raise ConnectionError("changelog not delivered")
+
+    pipeline.app.crash = crash  # type: ignore[method-assign]
+    pipeline.changelog.flush = broken  # type: ignore[method-assign]
+    messages = [SimpleNamespace(topic="dialguard.calls", partition=0, offset=i, refcount=1,
+                                incref=lambda n=1, i=i: refs.__setitem__(i, refs[i] + n))
+                for i in range(2)]
+    refs = [1, 1]
+    events = [SimpleNamespace(message=m, value=encode_batch([(OUT | IN, c)], 1.0))
+              for m, c in zip(messages, campaign(n=2), strict=True)]
+
+    async def run() -> None:
+        task = asyncio.ensure_future(pipeline.detect_events(events))
+        for _ in range(1000):  # bounded: the task reaches its hold at once
+            if crashed:
+                break
+            await asyncio.sleep(0.001)
+        assert not task.done()  # held, never returning to Faust (which would ack)
+        task.cancel()
+
+    asyncio.run(run())
+    assert [type(e) for e in crashed] == [ConnectionError]
+    assert refs == [2, 2]  # one more reference each: Faust's ack after the buffer is not final
+    assert of(sent, "dialguard.alerts") == []

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import unittest.mock
 from typing import Any
 
 import orjson
 
 from detectors.numbers import NumberNormaliser
+from detectors.records import Call
 from streams.ingest import (
     BATCH_DECODER,
     OUT,
@@ -19,6 +21,7 @@ from streams.ingest import (
 from streams.metrics import DialguardMetrics
 from streams.options import WorkerOptions
 
+call = Call("+8613800000001", "+8613900000002", 1.7e9, 0, False)
 GOOD = {"caller": "13800000001", "callee": "13900000002", "start": 1.7e9, "duration": 0}
 
 
@@ -66,3 +69,19 @@ def test_ingest_splits_batches_and_reports_what_a_worker_adds_up() -> None:
     assert metrics.value("dialguard_cdrs_rejected_total", reason="missing_field") == 1
     assert metrics.value("dialguard_cdrs_rejected_total", reason="malformed") == 1
     assert metrics.value("dialguard_consumer_lag_messages", topic="cdr.raw", partition="1") == 25
+
+
+def test_a_message_the_decoder_fails_on_is_rejected_and_the_others_go_on() -> None:
+    ingest, sent = _ingest(ForwardedMetrics())
+    deep = b"[" * 100_000 + b"]" * 100_000  # the decoder may raise RecursionError on it
+    with unittest.mock.patch("streams.ingest.decode_json_value",
+                             side_effect=[RecursionError("deep"), *[
+                                 [c] for c in ([call] * 2)]]):
+        asyncio.run(ingest.ingest_messages([(deep, "cdr.raw", 0, 1),
+                                            (orjson.dumps(GOOD), "cdr.raw", 0, 2),
+                                            (orjson.dumps(GOOD), "cdr.raw", 0, 3)]))
+    rejected = [orjson.loads(v) for t, v, _ in sent if t == "rejected"]
+    assert [(r["reason"], r["detail"], r["source"]) for r in rejected] == [
+        ("malformed", "undecodable (RecursionError)", "cdr.raw/0@1")]
+    assert len(rejected[0]["raw"]) == 4096  # a bounded excerpt, never re-serialised
+    assert ingest.counts == {"messages": 3, "calls": 2, "rejected": 1}
