@@ -46,7 +46,7 @@ from streams.replay import tune_gc
 from streams.sinks import TopicAlertSink
 from streams.state import ChangelogWriter
 from streams.supervision import IngestSupervisor
-from streams.topology import declare_topology
+from streams.topology import declare_topology, prepare_topics
 
 log = logging.getLogger("dialguard.worker")
 
@@ -74,6 +74,9 @@ class Pipeline:
             self.control_ready.set()
         #: set once this worker has joined the detect group (its first assignment, even empty)
         self.joined = asyncio.Event()
+        #: partitions of the calls topic this worker detects on (since its last assignment)
+        self.detect_owned = 0
+        self._messages_seen = 0
 
         self.topology = topo = declare_topology(options)
         self.app = app = topo.app
@@ -138,6 +141,14 @@ class Pipeline:
             if logger.getEffectiveLevel() < logging.INFO:
                 logger.setLevel(logging.INFO)
 
+    def prepare(self, timeout: float = 60.0) -> None:
+        """Create the internal topics and wait for their metadata, before the worker starts.
+
+        Run before the Faust worker: a detect group formed before ``dialguard.calls``
+        was visible stays without its partitions until a metadata refresh.
+        """
+        prepare_topics(self.options, self.topology, timeout)
+
     # ------------------------------------------------------------------ ingest
 
     async def ingest_events(self, events: Iterable[Any]) -> None:
@@ -198,7 +209,30 @@ class Pipeline:
 
     def _on_assigned(self, sender: Any, assigned: set[Any], **kwargs: Any) -> None:
         self.shorten_fetch_wait()
+        calls = self.options.topics.calls
+        owned = sorted(tp.partition for tp in assigned if tp.topic == calls)
+        self.detect_owned = len(owned)
+        self.metrics.set_detect_partitions(len(owned), self.options.partitions)
+        if owned:
+            log.info("detect: partitions %s of %s", owned, calls)
+        else:
+            log.warning("detect: this worker owns no partition of %s", calls)
         self.joined.set()
+
+    def check_detect_owned(self) -> bool:
+        """Warn when calls flow through this worker's ingest while it detects on no partition.
+
+        (More workers than partitions leave some idle by design; a lone worker in this
+        state is the start-up race of a topic assigned before it existed.)  True if it warned.
+        """
+        messages = self.counts["messages"]
+        flowing = messages > self._messages_seen
+        self._messages_seen = messages
+        if self.joined.is_set() and self.detect_owned == 0 and flowing:
+            log.warning("detect: calls are flowing (%d raw messages read) but this worker "
+                        "owns no partition of %s", messages, self.options.topics.calls)
+            return True
+        return False
 
     def shorten_fetch_wait(self) -> bool:
         """Give Faust's consumer the short fetch wait of ``options.detect_fetch_wait_ms``.
@@ -244,6 +278,7 @@ class Pipeline:
     # ------------------------------------------------------------------ metrics
 
     async def _sample_lag(self) -> None:
+        self.check_detect_owned()
         consumer = getattr(self.app, "_consumer", None)
         if consumer is not None:
             await sample_lag(consumer, (self.options.topics.raw, self.options.topics.calls),

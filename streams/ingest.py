@@ -230,7 +230,8 @@ class Ingest:
             options.topics.raw, bootstrap_servers=kafka_bootstrap(options.broker),
             group_id=f"{options.app_id}-ingest", enable_auto_commit=False,
             auto_offset_reset="earliest", max_partition_fetch_bytes=8 << 20,
-            fetch_max_bytes=64 << 20,
+            fetch_max_bytes=64 << 20, session_timeout_ms=int(options.session_timeout * 1000),
+            heartbeat_interval_ms=int(options.session_timeout * 250),
         )
         await consumer.start()
         done: dict[TopicPartition, int] = {}

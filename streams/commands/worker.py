@@ -50,6 +50,10 @@ def broker_url(value: str | None) -> str:
 @click.option("--ingest-processes", type=int, default=1, show_default=True,
               help="Run kafka ingest (decoding, repartitioning) in this many processes of its "
                    "own beside detection; 0: inside the worker process.")
+@click.option("--session-timeout", type=click.FloatRange(min=6.0), default=10.0,
+              show_default=True,
+              help="Seconds without a heartbeat before Kafka gives a stopped worker's "
+                   "partitions to the others (the broker allows 6 s and up by default).")
 @click.option("--duration", type=float, default=None,
               help="Stop by itself after this many seconds (tests, demos).")
 @click.option("--log-level", default="warning", show_default=True,
@@ -71,6 +75,7 @@ def worker_command(
     ingest_batch: int,
     ingest: str,
     ingest_processes: int,
+    session_timeout: float,
     duration: float | None,
     log_level: str,
 ) -> None:
@@ -117,8 +122,14 @@ def worker_command(
         ingest_batch=ingest_batch,
         ingest=ingest,
         ingest_processes=ingest_processes,
+        session_timeout=session_timeout,
     )
     pipeline = create_pipeline(options, metrics)
+    try:
+        pipeline.prepare()
+    except Exception as exc:
+        metrics.close()
+        raise click.ClickException(f"internal topics on {url}: {exc}") from None
     click.echo(f"dialguard worker: {app_id} on {url}, reading {topic_in}", err=True)
     worker = faust.Worker(pipeline.app, loglevel=log_level.upper(), quiet=True,
                           redirect_stdouts=False)

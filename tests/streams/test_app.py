@@ -354,3 +354,24 @@ def test_a_failed_buffer_is_held_unacknowledged_and_stops_the_worker(
     assert [type(e) for e in crashed] == [ConnectionError]
     assert refs == [2, 2]  # one more reference each: Faust's ack after the buffer is not final
     assert of(sent, "dialguard.alerts") == []
+
+
+def test_a_worker_owning_no_detect_partition_while_calls_flow_says_so(
+    make_pipeline: Callable[..., Pipeline], caplog: pytest.LogCaptureFixture
+) -> None:
+    pipeline = make_pipeline(partitions=4)
+    from faust.types import TP as tp
+
+    caplog.set_level("INFO", logger="dialguard.worker")
+    pipeline.counts["messages"] = 10
+    pipeline._on_assigned(None, {tp(topic="cdr.raw", partition=0)})
+    assert pipeline.metrics.value("dialguard_detect_partitions") == 0
+    assert pipeline.metrics.value("dialguard_calls_partitions") == 4
+    assert pipeline.check_detect_owned()  # ingest read 10 messages, detect owns nothing
+    assert not pipeline.check_detect_owned()  # nothing more read since: no calls waiting
+    assert "owns no partition of dialguard.calls" in caplog.text
+    pipeline._on_assigned(None, {tp(topic="dialguard.calls", partition=p) for p in (1, 3)})
+    pipeline.counts["messages"] += 5
+    assert not pipeline.check_detect_owned()
+    assert pipeline.metrics.value("dialguard_detect_partitions") == 2
+    assert "detect: partitions [1, 3] of dialguard.calls" in caplog.text
