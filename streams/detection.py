@@ -159,7 +159,7 @@ class PartitionDetectors:
             raise msgspec.ValidationError("flags and calls differ in length")
         observe_sides = det.observe_sides
         alerts: list[Alert] = []
-        duplicates_before = det.stats.duplicates
+        duplicates_before, late_before = det.stats.duplicates, det.stats.late
         outbound = 0
         newest = -math.inf
         for flags, call in zip(batch.flags, batch.calls, strict=True):
@@ -173,6 +173,7 @@ class PartitionDetectors:
                 continue
             outbound += out
         self.counts["detected"] += outbound
+        self.metrics.late(det.stats.late - late_before)
         duplicates = det.stats.duplicates - duplicates_before
         if duplicates:
             self.counts["duplicates"] += duplicates

@@ -41,6 +41,7 @@ import orjson
 from detectors.numbers import NumberNormaliser
 from detectors.readers import decode_json_value
 from detectors.records import Call, Rejected
+from streams.alignment import EventTimeAligner, in_event_time_order
 from streams.metrics import sample_lag
 from streams.options import WorkerOptions, kafka_bootstrap
 
@@ -153,6 +154,8 @@ class Ingest:
         self.counts = counts if counts is not None else {}
         for key in ("messages", "calls", "rejected"):
             self.counts.setdefault(key, 0)
+        #: newest event time per raw partition; which to hold back (``align_slack``)
+        self.aligner: EventTimeAligner[tuple[str, int]] = EventTimeAligner(options.align_slack)
 
     async def ingest_messages(self, messages: Iterable[Item]) -> list[asyncio.Future[Any]]:
         """Decode raw messages ``(value, topic, partition, offset)``; reject, repartition.
@@ -169,8 +172,15 @@ class Ingest:
 
         rejected: list[Rejected] = []
         calls = count = 0
+        source: tuple[str, int] | None = None
+        newest = -math.inf  # newest event time read from ``source``
+        saw = self.aligner.saw
         for value, topic, partition, offset in messages:
             count += 1
+            if source != (topic, partition):
+                if source is not None and newest > -math.inf:
+                    saw(source, newest)
+                source, newest = (topic, partition), -math.inf
             if value is None:
                 rejected.append(Rejected("malformed", "empty message value", b"",
                                          f"{topic}/{partition}@{offset}"))
@@ -184,6 +194,8 @@ class Ingest:
             for record in records:
                 if type(record) is Call:
                     calls += 1
+                    if record.start > newest:
+                        newest = record.start
                     out_p = partition_for(record.caller, n)
                     in_p = partition_for(record.callee, n)
                     flags, rows = batches.get(out_p) or batches.setdefault(out_p, new_batch())
@@ -199,12 +211,15 @@ class Ingest:
                     assert isinstance(record, Rejected)
                     where = f"{topic}/{partition}@{offset}{record.source}"
                     rejected.append(replace(record, source=where))
+        if source is not None and newest > -math.inf:
+            saw(source, newest)
         futures = []
         step = self.options.max_batch_rows
         encode = BATCH_ENCODER.encode
-        for part, (flags, rows) in batches.items():
+        for part, (unordered_flags, unordered_rows) in batches.items():
+            ordered_flags, rows = in_event_time_order(unordered_flags, unordered_rows)
             for i in range(0, len(rows), step):
-                value = encode(CallBatch(arrived, bytes(flags[i:i + step]), rows[i:i + step]))
+                value = encode(CallBatch(arrived, ordered_flags[i:i + step], rows[i:i + step]))
                 futures.append(await self.send_calls(value, part))
         for rej in rejected:
             futures.append(await self.send_rejected(orjson.dumps(rej.to_dict()), None))
@@ -235,6 +250,7 @@ class Ingest:
         )
         await consumer.start()
         done: dict[TopicPartition, int] = {}
+        read_to: dict[TopicPartition, int] = {}  # offset after the last message read
         # Batches sent on but not yet known delivered, oldest first, with the offsets they
         # cover: decoding the next batch overlaps with delivering the previous ones.
         in_flight: deque[tuple[list[asyncio.Future[Any]], dict[TopicPartition, int]]] = deque()
@@ -253,6 +269,7 @@ class Ingest:
                 for piece in fetch_slices(batch, options.ingest_slice_bytes) if batch else [None]:
                     if piece is not None:
                         items, covered = piece
+                        read_to.update(covered)
                         in_flight.append((await self.ingest_messages(items), covered))
                     while in_flight and (piece is None
                                          or len(in_flight) > options.ingest_in_flight
@@ -279,8 +296,31 @@ class Ingest:
                             except Exception as exc:  # a rebalance: the next owner re-reads
                                 log.warning("ingest commit failed: %s", type(exc).__name__)
                     await asyncio.sleep(0)
+                if options.align_slack > 0:
+                    self._align(consumer, read_to)
         finally:
             await consumer.stop()
+
+    def _align(self, consumer: Any, read_to: dict[Any, int]) -> None:
+        """Pause the raw partitions that run too far ahead (event time), resume the others."""
+        from aiokafka import TopicPartition
+
+        assigned = consumer.assignment()
+        for key in [k for k in self.aligner.newest if TopicPartition(*k) not in assigned]:
+            self.aligner.forget(key)
+        backlog: dict[Any, int] = {}
+        for key in self.aligner.newest:
+            tp = TopicPartition(*key)
+            highwater = consumer.highwater(tp)
+            if highwater is not None and tp in read_to:
+                backlog[key] = highwater - read_to[tp]
+        to_pause, to_resume = self.aligner.decide(backlog)
+        if to_pause:
+            consumer.pause(*(TopicPartition(*k) for k in to_pause))
+            log.info("ingest: %d partition(s) ahead by more than %.0f s of event time, held "
+                     "back", len(to_pause), self.aligner.slack_s)
+        if to_resume:
+            consumer.resume(*(TopicPartition(*k) for k in to_resume))
 
 
 # ---------------------------------------------------------------------- own processes

@@ -54,6 +54,10 @@ def broker_url(value: str | None) -> str:
               show_default=True,
               help="Seconds without a heartbeat before Kafka gives a stopped worker's "
                    "partitions to the others (the broker allows 6 s and up by default).")
+@click.option("--align-slack", type=click.FloatRange(min=0.0), default=300.0,
+              show_default=True,
+              help="Seconds of event time a cdr.raw partition may run ahead of the slowest one "
+                   "with a backlog before ingest holds it back (0: never).")
 @click.option("--duration", type=float, default=None,
               help="Stop by itself after this many seconds (tests, demos).")
 @click.option("--log-level", default="warning", show_default=True,
@@ -76,6 +80,7 @@ def worker_command(
     ingest: str,
     ingest_processes: int,
     session_timeout: float,
+    align_slack: float,
     duration: float | None,
     log_level: str,
 ) -> None:
@@ -123,6 +128,7 @@ def worker_command(
         ingest=ingest,
         ingest_processes=ingest_processes,
         session_timeout=session_timeout,
+        align_slack=align_slack,
     )
     pipeline = create_pipeline(options, metrics)
     try:
