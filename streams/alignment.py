@@ -23,12 +23,14 @@ event-time order (:func:`in_event_time_order`).
 (set(), {'p0'})
 >>> aligner.decide(backlog={"p0": 50, "p1": 0})  # p1 read to its end: nobody waits for it
 (set(), set())
+>>> aligner.decide(backlog={"p0": 50, "p1": 0, "p2": 9}, unread=["p2"])  # p2 not read yet
+({'p0'}, set())
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from typing import Generic, TypeVar
 
 from detectors.records import Call
@@ -56,11 +58,18 @@ class EventTimeAligner(Generic[P]):
         self.newest.pop(partition, None)
         self.paused.discard(partition)
 
-    def decide(self, backlog: Mapping[P, int]) -> tuple[set[P], set[P]]:
-        """``(to_pause, to_resume)`` given each partition's messages still to read."""
+    def decide(self, backlog: Mapping[P, int],
+               unread: Iterable[P] = ()) -> tuple[set[P], set[P]]:
+        """``(to_pause, to_resume)`` given each partition's messages still to read.
+
+        ``unread``: partitions with a backlog not read from at all yet; until they
+        are, every other partition with a backlog waits (nothing is known of theirs).
+        """
         behind = {p: t for p, t in self.newest.items() if backlog.get(p, 0) > 0}
         hold: set[P] = set()
-        if behind:
+        if any(p not in self.newest for p in unread):
+            hold = set(behind)
+        elif behind:
             floor = min(behind.values()) + self.slack_s
             hold = {p for p, t in behind.items() if t > floor}
         to_pause, to_resume = hold - self.paused, self.paused - hold

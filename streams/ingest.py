@@ -260,7 +260,11 @@ class Ingest:
             if ready is not None:
                 await ready()
             while True:
-                batch = await consumer.getmany(timeout_ms=200, max_records=options.ingest_batch)
+                # While partitions are held back (catching up), read in small steps: one
+                # step's span of event time adds to the skew the slack allows.
+                step = options.ingest_batch if not self.aligner.paused else max(
+                    1, options.ingest_batch // 10)
+                batch = await consumer.getmany(timeout_ms=200, max_records=step)
                 if options.lag_interval > 0 and time.monotonic() - last_lag >= options.lag_interval:
                     last_lag = time.monotonic()
                     await sample_lag(consumer, (options.topics.raw,), self.metrics)
@@ -297,24 +301,32 @@ class Ingest:
                                 log.warning("ingest commit failed: %s", type(exc).__name__)
                     await asyncio.sleep(0)
                 if options.align_slack > 0:
-                    self._align(consumer, read_to)
+                    await self._align(consumer, read_to)
         finally:
             await consumer.stop()
 
-    def _align(self, consumer: Any, read_to: dict[Any, int]) -> None:
+    async def _align(self, consumer: Any, read_to: dict[Any, int]) -> None:
         """Pause the raw partitions that run too far ahead (event time), resume the others."""
         from aiokafka import TopicPartition
 
         assigned = consumer.assignment()
         for key in [k for k in self.aligner.newest if TopicPartition(*k) not in assigned]:
             self.aligner.forget(key)
-        backlog: dict[Any, int] = {}
-        for key in self.aligner.newest:
-            tp = TopicPartition(*key)
+        backlog: dict[tuple[str, int], int] = {}
+        unread = []
+        for tp in assigned:
             highwater = consumer.highwater(tp)
-            if highwater is not None and tp in read_to:
+            if highwater is None:
+                continue
+            key = (tp.topic, tp.partition)
+            if tp in read_to:
                 backlog[key] = highwater - read_to[tp]
-        to_pause, to_resume = self.aligner.decide(backlog)
+            else:
+                with contextlib.suppress(Exception):  # position() waits while an offset resets
+                    backlog[key] = highwater - await asyncio.wait_for(consumer.position(tp), 1.0)
+                    if backlog[key] > 0:
+                        unread.append(key)
+        to_pause, to_resume = self.aligner.decide(backlog, unread)
         if to_pause:
             consumer.pause(*(TopicPartition(*k) for k in to_pause))
             log.info("ingest: %d partition(s) ahead by more than %.0f s of event time, held "
