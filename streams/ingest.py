@@ -49,6 +49,7 @@ log = logging.getLogger("dialguard.ingest")
 
 #: bytes of an undecodable message kept in its rejection
 RAW_KEPT = 4096
+_INT64 = 1 << 63
 
 OUT, IN = 1, 2  # flags of a call in a repartitioned batch: caller side, callee side
 
@@ -192,6 +193,9 @@ class Ingest:
                                          value[:RAW_KEPT], f"{topic}/{partition}@{offset}"))
                 continue
             for record in records:
+                if type(record) is Call and not -_INT64 <= record.duration < _INT64:
+                    # the repartition encoding (MessagePack) carries 64-bit integers only
+                    record = Rejected("bad_duration", "duration out of range", value[:RAW_KEPT])
                 if type(record) is Call:
                     calls += 1
                     if record.start > newest:

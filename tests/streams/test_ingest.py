@@ -85,3 +85,16 @@ def test_a_message_the_decoder_fails_on_is_rejected_and_the_others_go_on() -> No
         ("malformed", "undecodable (RecursionError)", "cdr.raw/0@1")]
     assert len(rejected[0]["raw"]) == 4096  # a bounded excerpt, never re-serialised
     assert ingest.counts == {"messages": 3, "calls": 2, "rejected": 1}
+
+
+def test_a_duration_the_repartition_encoding_cannot_carry_is_rejected() -> None:
+    ingest, sent = _ingest(ForwardedMetrics())
+    huge = orjson.dumps({k: v for k, v in GOOD.items() if k != "duration"})[:-1] + (
+        b', "duration": ' + b"9" * 100 + b"}")
+    asyncio.run(ingest.ingest_messages([(huge, "cdr.raw", 0, 1),
+                                        (orjson.dumps(GOOD), "cdr.raw", 0, 2)]))
+    rejected = [orjson.loads(v) for t, v, _ in sent if t == "rejected"]
+    assert [(r["reason"], r["source"]) for r in rejected] == [("bad_duration", "cdr.raw/0@1")]
+    batches = [BATCH_DECODER.decode(v) for t, v, _ in sent if t == "calls"]
+    assert sum(f & OUT != 0 for b in batches for f in b.flags) == 1
+    assert ingest.counts["calls"] == 1
