@@ -87,6 +87,8 @@ class Reconciliation:
             lines.append("not settled: workers have not finished what was produced")
         elif self.balanced:
             lines.append("balanced: produced = processed + rejected")
+        elif not self.lost:
+            lines.append("no record lost: produced = processed + rejected - redelivered")
         else:
             lines.append(f"NOT balanced: {self.lost:,} record(s) lost")
         return "\n".join(lines)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import random
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +19,8 @@ from detectors.alerts import Alert
 from detectors.config import load_settings
 from detectors.engine import Detector
 from detectors.numbers import NumberNormaliser
-from detectors.readers import decode_json_value
-from detectors.records import Call
+from detectors.readers import decode_json_value, event_time_order
+from detectors.records import Call, Rejected
 from streams.options import Topics, kafka_bootstrap
 from streams.reconcile import Reconciliation, read_topic, reconcile
 from testbed.simulation import SimConfig, simulate, write_json_lines
@@ -62,22 +63,22 @@ def make_day(seed: int = 21, hours: float = 6.0) -> Day:
 
 
 def replay_alerts(lines: Iterable[bytes]) -> list[Alert]:
-    """The detector over the lines in order, each decoded as ingest decodes a message: a
-    line the decoder fails on, or a call whose detection raises, is rejected (skipped)."""
+    """What ``dialguard replay`` alerts: the detector over the calls in event-time order
+    (within its 300 s slack), each line decoded as ingest decodes a message; a line the
+    decoder fails on, or a call whose detection raises, is rejected (skipped)."""
     detector = Detector(load_settings())
     normaliser = NumberNormaliser("CN")
+
+    def decoded() -> Iterator[Call | Rejected]:
+        for line in lines:
+            with contextlib.suppress(Exception):
+                yield from decode_json_value(line, normaliser)
+
     alerts: list[Alert] = []
-    for line in lines:
-        try:
-            records = decode_json_value(line, normaliser)
-        except Exception:
-            continue
-        for record in records:
-            if type(record) is Call:
-                try:
-                    alerts.extend(detector.observe(record))
-                except Exception:
-                    continue
+    for record in event_time_order(decoded(), slack_s=300.0):
+        if type(record) is Call:
+            with contextlib.suppress(Exception):
+                alerts.extend(detector.observe(record))
     return alerts
 
 
