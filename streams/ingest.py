@@ -255,6 +255,7 @@ class Ingest:
         await consumer.start()
         done: dict[TopicPartition, int] = {}
         read_to: dict[TopicPartition, int] = {}  # offset after the last message read
+        holding = options.align_slack > 0  # until every partition was read from once
         # Batches sent on but not yet known delivered, oldest first, with the offsets they
         # cover: decoding the next batch overlaps with delivering the previous ones.
         in_flight: deque[tuple[list[asyncio.Future[Any]], dict[TopicPartition, int]]] = deque()
@@ -266,7 +267,7 @@ class Ingest:
             while True:
                 # While partitions are held back (catching up), read in small steps: one
                 # step's span of event time adds to the skew the slack allows.
-                step = options.ingest_batch if not self.aligner.paused else max(
+                step = options.ingest_batch if not (self.aligner.paused or holding) else max(
                     1, options.ingest_batch // 10)
                 batch = await consumer.getmany(timeout_ms=200, max_records=step)
                 if options.lag_interval > 0 and time.monotonic() - last_lag >= options.lag_interval:
@@ -305,12 +306,15 @@ class Ingest:
                                 log.warning("ingest commit failed: %s", type(exc).__name__)
                     await asyncio.sleep(0)
                 if options.align_slack > 0:
-                    await self._align(consumer, read_to)
+                    holding = await self._align(consumer, read_to)
         finally:
             await consumer.stop()
 
-    async def _align(self, consumer: Any, read_to: dict[Any, int]) -> None:
-        """Pause the raw partitions that run too far ahead (event time), resume the others."""
+    async def _align(self, consumer: Any, read_to: dict[Any, int]) -> bool:
+        """Pause the raw partitions that run too far ahead (event time), resume the others.
+
+        True while partitions are held back or some with a backlog are still unread.
+        """
         from aiokafka import TopicPartition
 
         assigned = consumer.assignment()
@@ -337,6 +341,7 @@ class Ingest:
                      "back", len(to_pause), self.aligner.slack_s)
         if to_resume:
             consumer.resume(*(TopicPartition(*k) for k in to_resume))
+        return bool(self.aligner.paused or unread)
 
 
 # ---------------------------------------------------------------------- own processes
