@@ -141,13 +141,13 @@ class Pipeline:
             if logger.getEffectiveLevel() < logging.INFO:
                 logger.setLevel(logging.INFO)
 
-    def prepare(self, timeout: float = 60.0) -> None:
+    def prepare(self, timeout: float = 60.0) -> dict[str, int]:
         """Create the internal topics and wait for their metadata, before the worker starts.
 
         Run before the Faust worker: a detect group formed before ``dialguard.calls``
         was visible stays without its partitions until a metadata refresh.
         """
-        prepare_topics(self.options, self.topology, timeout)
+        return prepare_topics(self.options, self.topology, timeout)
 
     # ------------------------------------------------------------------ ingest
 

@@ -158,12 +158,12 @@ def declare_topology(options: WorkerOptions) -> Topology:
     return Topology(app, raw, rejected, alerts, control, calls, state)
 
 
-def prepare_topics(options: WorkerOptions, topology: Topology, timeout: float = 60.0) -> None:
+def prepare_topics(options: WorkerOptions, topology: Topology,
+                   timeout: float = 60.0) -> dict[str, int]:
     """:func:`ensure_topics` of the internal topics, on a loop of its own (before the worker's)."""
     loop = asyncio.new_event_loop()
     try:
-        found = loop.run_until_complete(
+        return loop.run_until_complete(
             ensure_topics(kafka_bootstrap(options.broker), topology.internal_topics(), timeout))
     finally:
         loop.close()
-    log.info("internal topics ready: %s", ", ".join(f"{k} ({v})" for k, v in found.items()))

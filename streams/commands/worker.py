@@ -132,10 +132,12 @@ def worker_command(
     )
     pipeline = create_pipeline(options, metrics)
     try:
-        pipeline.prepare()
+        ready = pipeline.prepare()
     except Exception as exc:
         metrics.close()
         raise click.ClickException(f"internal topics on {url}: {exc}") from None
+    click.echo("dialguard worker: internal topics ready: "
+               + ", ".join(f"{name} ({n} partitions)" for name, n in ready.items()), err=True)
     click.echo(f"dialguard worker: {app_id} on {url}, reading {topic_in}", err=True)
     worker = faust.Worker(pipeline.app, loglevel=log_level.upper(), quiet=True,
                           redirect_stdouts=False)

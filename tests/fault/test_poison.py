@@ -72,6 +72,10 @@ def test_poison_messages_are_rejected_and_the_others_alert(
     rejected = read_json(kafka_broker, names["rejected"])
 
     assert proc.poll() is None, log.read_text()[-3000:]  # still running
+    # a fresh app id: the internal topics existed before the detect group formed
+    text = log.read_text(errors="replace")
+    assert text.index("internal topics ready") < text.index("detect: partitions [0, 1]")
+    assert "Ignoring missing topic" not in text
     assert alert_rows(alerts) == alert_rows(expected)
     reasons = Counter(r["reason"] for r in rejected)
     print(f"poison: rejected {dict(reasons)}; {counts.render()}")
