@@ -33,7 +33,7 @@ import zlib
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import orjson
@@ -131,6 +131,15 @@ def fetch_slices(
         yield items, covered
 
 
+class IngestMetrics(Protocol):
+    """What the ingest stage reports (:class:`~streams.metrics.DialguardMetrics` in a worker,
+    :class:`ForwardedMetrics` in an ingest process of its own)."""
+
+    def record_read(self, n: int, source: str) -> None: ...
+    def record_rejected(self, reason: str, n: int = 1) -> None: ...
+    def set_consumer_lag(self, topic: str, partition: int, lag: float) -> None: ...
+
+
 class IngestNotDelivered(RuntimeError):
     """Repartitioned calls could not be delivered: nothing after them may be committed."""
 
@@ -139,12 +148,13 @@ class Ingest:
     """Decode raw CDR messages, reject with reasons, repartition calls by number.
 
     ``send_calls(value, partition)`` and ``send_rejected(value, None)`` queue one
-    message each and return its delivery future; ``metrics`` needs
-    ``record_read`` and ``record_rejected``.  ``counts`` (``messages``, ``calls``,
+    message each and return its delivery future; ``metrics`` is an
+    :class:`IngestMetrics`.  ``counts`` (``messages``, ``calls``,
     ``rejected``) is updated in place.
     """
 
-    def __init__(self, options: WorkerOptions, normaliser: Callable[[str], str], metrics: Any,
+    def __init__(self, options: WorkerOptions, normaliser: Callable[[str], str],
+                 metrics: IngestMetrics,
                  send_calls: Send, send_rejected: Send,
                  counts: dict[str, int] | None = None) -> None:
         self.options = options
@@ -374,7 +384,8 @@ class ForwardedMetrics:
         return report
 
 
-def apply_report(report: Mapping[str, Any], metrics: Any, counts: dict[str, int]) -> None:
+def apply_report(report: Mapping[str, Any], metrics: IngestMetrics,
+                 counts: dict[str, int]) -> None:
     """Add an ingest process's report (:func:`ingest_process_main`) to the worker's figures."""
     if report.get("read"):
         metrics.record_read(int(report["read"]), "kafka")
