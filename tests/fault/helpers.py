@@ -85,27 +85,39 @@ def replay_alerts(lines: Iterable[bytes]) -> list[Alert]:
 def skewed_partitions(lines: list[bytes], partitions: int = 4, seed: int = 5,
                       weights: tuple[float, ...] = (0.55, 0.25, 0.15, 0.05)) -> list[list[bytes]]:
     """Each line to a partition drawn with ``weights`` (switches of very different sizes)."""
-    rng = random.Random(seed)
     parts: list[list[bytes]] = [[] for _ in range(partitions)]
-    for line in lines:
-        parts[rng.choices(range(partitions), weights[:partitions])[0]].append(line)
+    for partition, line in skewed_pairs(lines, partitions, seed, weights):
+        parts[partition].append(line)
     return parts
 
 
 def produce(broker: Any, topic: str, by_partition: list[list[bytes]]) -> int:
     """Send partition after partition (the first all before the second: maximal skew)."""
+    return produce_pairs(broker, topic, ((p, line) for p, lines in enumerate(by_partition)
+                                         for line in lines))
+
+
+def produce_pairs(broker: Any, topic: str, pairs: Iterable[tuple[int, bytes]]) -> int:
+    """Send ``(partition, line)`` pairs in the order given."""
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=5,
                              batch_size=1 << 18)
     n = 0
     try:
-        for partition, lines in enumerate(by_partition):
-            for line in lines:
-                producer.send(topic, value=line, partition=partition)
-                n += 1
+        for partition, line in pairs:
+            producer.send(topic, value=line, partition=partition)
+            n += 1
         producer.flush(timeout=WAIT_S)
     finally:
         producer.close(timeout=10)
     return n
+
+
+def skewed_pairs(lines: list[bytes], partitions: int = 4, seed: int = 5,
+                 weights: tuple[float, ...] = (0.55, 0.25, 0.15, 0.05)) -> list[tuple[int, bytes]]:
+    """Each line (in the day's order) to a partition drawn with ``weights``: switches of very
+    different sizes sending side by side."""
+    rng = random.Random(seed)
+    return [(rng.choices(range(partitions), weights[:partitions])[0], line) for line in lines]
 
 
 def settle(broker: Any, app_id: str, names: dict[str, str], produced: int,

@@ -1,12 +1,14 @@
-"""Worker vs replay on 4 raw partitions fed in skewed order: as a backlog, and live.
+"""Worker vs replay on 4 raw partitions fed by skewed producers: as a backlog, and live.
 
 One day of CDRs is spread over 4 partitions of ``cdr.raw`` with weights 0.55 /
-0.25 / 0.15 / 0.05 and sent partition after partition, so that a consumer reading
-them side by side meets the first partition's whole day before the others'.
-Without event-time alignment (``--align-slack 0``) numbers were alerted twice
-within their cool-down and the alerted set drifted from replay's; with it the
-worker must alert the numbers replay alerts (Jaccard >= 0.98), none twice within
-its cool-down, and its counts must reconcile.
+0.25 / 0.15 / 0.05.  Backlog: sent partition after partition before the worker
+starts, so that a consumer reading them side by side meets the first partition's
+whole day before the others'.  Live: the worker runs while the four are sent side
+by side in the day's order.  Without event-time alignment (``--align-slack 0``)
+numbers were alerted twice within their cool-down; with it the worker must alert
+the numbers replay alerts (Jaccard >= 0.98), none twice within its cool-down, and
+its counts must reconcile.  (Data that reaches Kafka hours late, after the others'
+newest, is late data: counted as ``dialguard_late_calls_total``, not aligned.)
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from .helpers import (
     jaccard,
     make_day,
     produce,
+    produce_pairs,
     read_json,
     settle,
+    skewed_pairs,
     skewed_partitions,
     topic_names,
     wait_for_text,
@@ -57,7 +61,7 @@ def test_skewed_partitions_give_replays_alerts(kafka_broker: Any, tmp_path: Path
     else:
         _, log = start_worker(kafka_broker, names, app_id, tmp_path, "w", 2, *WORKER_ARGS)
         wait_for_text(log, "detect: partitions [0, 1]")
-        produced = produce(kafka_broker, names["raw"], parts)
+        produced = produce_pairs(kafka_broker, names["raw"], skewed_pairs(day.lines))
     counts = settle(kafka_broker, app_id, names, produced)
     alerts = read_json(kafka_broker, names["alerts"])
 
