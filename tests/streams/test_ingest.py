@@ -98,3 +98,55 @@ def test_a_duration_the_repartition_encoding_cannot_carry_is_rejected() -> None:
     batches = [BATCH_DECODER.decode(v) for t, v, _ in sent if t == "calls"]
     assert sum(f & OUT != 0 for b in batches for f in b.flags) == 1
     assert ingest.counts["calls"] == 1
+
+
+class _FakeConsumer:
+    """The parts of an aiokafka consumer that alignment uses."""
+
+    def __init__(self, highwater: dict[Any, int], positions: dict[Any, int]) -> None:
+        self._highwater, self._positions = highwater, positions
+        self.paused: set[Any] = set()
+
+    def assignment(self) -> set[Any]:
+        return set(self._highwater)
+
+    def highwater(self, tp: Any) -> int:
+        return self._highwater[tp]
+
+    async def position(self, tp: Any) -> int:
+        return self._positions[tp]
+
+    def pause(self, *tps: Any) -> None:
+        self.paused.update(tps)
+
+    def resume(self, *tps: Any) -> None:
+        self.paused.difference_update(tps)
+
+
+def test_ingest_holds_back_the_raw_partition_that_runs_ahead() -> None:
+    from aiokafka import TopicPartition
+
+    ingest, _ = _ingest(ForwardedMetrics())
+    p0, p1 = TopicPartition("cdr.raw", 0), TopicPartition("cdr.raw", 1)
+    consumer = _FakeConsumer({p0: 100, p1: 100}, {p0: 0, p1: 0})
+
+    def message(partition: int, offset: int, start: float) -> Any:
+        return (orjson.dumps({**GOOD, "start": start}), "cdr.raw", partition, offset)
+
+    async def run() -> list[set[Any]]:
+        seen = []
+        # p0 read first: p1, with a backlog, is unread yet, so p0 waits for it
+        await ingest.ingest_messages([message(0, 0, 1.7e9 + 3600)])
+        assert await ingest._align(consumer, {p0: 1})
+        seen.append(set(consumer.paused))
+        # p1 read, an hour behind: p0 stays held (beyond the 300 s slack)
+        await ingest.ingest_messages([message(1, 0, 1.7e9)])
+        assert await ingest._align(consumer, {p0: 1, p1: 1})
+        seen.append(set(consumer.paused))
+        # p1 catches up to within the slack: p0 goes on
+        await ingest.ingest_messages([message(1, 1, 1.7e9 + 3500)])
+        assert not await ingest._align(consumer, {p0: 1, p1: 2})
+        seen.append(set(consumer.paused))
+        return seen
+
+    assert asyncio.run(run()) == [{p0}, {p0}, set()]
