@@ -205,6 +205,7 @@ def run_dialguard(bootstrap: str, topic: str, expect: int,
         lag_interval=0, ingest_processes=ingest_processes,
     )
     pipeline = create_pipeline(options)
+    pipeline.prepare()  # internal topics first, as `dialguard worker` does
     c = pipeline.counts
     first: dict[str, float] = {}
     return _run_faust(pipeline.app, lambda: c["detected"] + c["rejected"], expect, first,

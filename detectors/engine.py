@@ -85,6 +85,8 @@ class Detector:
         ms = settings.model
         self.model = CallingProfileModel(ms.n_trees, ms.height, ms.window_size, ms.seed)
         self.dedup = Deduplicator(settings.input.dedup_window_s)
+        #: ids of calls seen on their callee side only (:meth:`observe_sides`)
+        self.inbound_dedup = Deduplicator(settings.input.dedup_window_s)
         self.stats = DetectorStats()
         #: newest event time seen (what idle expiry is measured against)
         self.watermark = -math.inf
@@ -127,11 +129,26 @@ class Detector:
 
     def observe(self, call: Call) -> Sequence[Alert]:
         """One call, both sides: the caller's outbound state and the callee's inbound state."""
-        if call.id is not None and self.dedup.seen(call.id, call.start):
-            self.stats.duplicates += 1
-            return _NO_ALERTS
-        alert = self.observe_outbound(call)
-        self.observe_inbound(call)
+        return self.observe_sides(call, True, True)
+
+    def observe_sides(self, call: Call, outbound: bool, inbound: bool) -> Sequence[Alert]:
+        """One call as a partition of the stream workers sees it: caller side, callee side or both.
+
+        The per-call path :meth:`observe` (both sides) and the workers share: deduplicate
+        by id, account the sides, expire now and then.  A call seen on its callee side
+        only is deduplicated apart from outbound ones (its caller side, and the
+        duplicate count, belong to the partition of its caller).
+        """
+        if call.id is not None:
+            if outbound:
+                if self.dedup.seen(call.id, call.start):
+                    self.stats.duplicates += 1
+                    return _NO_ALERTS
+            elif self.inbound_dedup.seen(call.id, call.start):
+                return _NO_ALERTS
+        alert = self.observe_outbound(call) if outbound else None
+        if inbound:
+            self.observe_inbound(call)
         if self.watermark - self._last_sweep >= self._sweep_interval:
             self.maybe_expire()
         return _NO_ALERTS if alert is None else (alert,)

@@ -34,7 +34,7 @@ def load_detection_setup(
     return settings, normaliser, allowlist
 
 
-_COMMAND_MODULES = ("replay", "simulate", "evaluate", "worker", "produce", "demo")
+_COMMAND_MODULES = ("replay", "simulate", "evaluate", "worker", "produce", "demo", "reconcile")
 
 for _name in _COMMAND_MODULES:
     try:

@@ -30,7 +30,11 @@ streams.control.ControlError: alerts.min_attempts must be a number, got '<number
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -38,6 +42,8 @@ import orjson
 from detectors.allowlist import Allowlist
 from detectors.config import ConfigError, Settings, with_override
 from detectors.numbers import BadNumber, NumberNormaliser
+
+log = logging.getLogger("dialguard.worker")
 
 #: Most numbers one allow/disallow message may carry (a bigger list is a mistake).
 MAX_NUMBERS = 100_000
@@ -135,3 +141,66 @@ class Tuning:
             raise
         self.applied += 1
         return description
+
+
+class ControlReader:
+    """Reads every partition of the control topic from the start, for the life of a worker.
+
+    A group-less aiokafka consumer, so every worker sees every message; ``apply`` is
+    called with each message value, and ``ready`` is set once the messages that were
+    there at start have been applied (a restarted worker re-applies earlier tuning
+    before it processes calls).  ``declare`` creates the topic if it is missing.
+    """
+
+    def __init__(self, bootstrap: list[str], topic: str, apply: Callable[[bytes], Any],
+                 ready: asyncio.Event,
+                 declare: Callable[[], Awaitable[Any]] | None = None) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.apply = apply
+        self.ready = ready
+        self.declare = declare
+
+    async def run(self) -> None:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
+                                    enable_auto_commit=False, auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            if self.declare is not None:
+                with contextlib.suppress(Exception):
+                    await self.declare()
+            partitions = await self._partitions(consumer)
+            tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            ends = await consumer.end_offsets(tps)
+            positions = {tp: 0 for tp in tps}
+            applied = 0
+            while True:
+                if not self.ready.is_set() and all(positions[tp] >= ends[tp] for tp in tps):
+                    log.info("control: %d earlier message(s) replayed", applied)
+                    self.ready.set()
+                batch = await consumer.getmany(timeout_ms=200)
+                for tp, messages in batch.items():
+                    for msg in messages:
+                        positions[tp] = msg.offset + 1
+                        if msg.value is not None:
+                            self.apply(msg.value)
+                            applied += 1
+                for tp in tps:
+                    with contextlib.suppress(Exception):
+                        positions[tp] = max(positions[tp], await consumer.position(tp))
+        finally:
+            await consumer.stop()
+
+    async def _partitions(self, consumer: Any) -> set[int]:
+        while True:
+            partitions = consumer.partitions_for_topic(self.topic)
+            if not partitions:
+                await consumer._client.force_metadata_update()
+                partitions = consumer.partitions_for_topic(self.topic)
+            if partitions:
+                return set(partitions)
+            await asyncio.sleep(0.5)

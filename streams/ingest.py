@@ -36,7 +36,7 @@ import zlib
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import orjson
@@ -44,10 +44,15 @@ import orjson
 from detectors.numbers import NumberNormaliser
 from detectors.records import WITHHELD, Call, Rejected
 from formats.registry import make_reader
+from streams.alignment import EventTimeAligner, in_event_time_order
 from streams.metrics import sample_lag
 from streams.options import WorkerOptions, kafka_bootstrap
 
 log = logging.getLogger("dialguard.ingest")
+
+#: bytes of an undecodable message kept in its rejection
+RAW_KEPT = 4096
+_INT64 = 1 << 63
 
 OUT, IN = 1, 2  # flags of a call in a repartitioned batch: caller side, callee side
 
@@ -129,6 +134,16 @@ def fetch_slices(
         yield items, covered
 
 
+class IngestMetrics(Protocol):
+    """What the ingest stage reports (:class:`~streams.metrics.DialguardMetrics` in a worker,
+    :class:`ForwardedMetrics` in an ingest process of its own)."""
+
+    def record_read(self, n: int, source: str) -> None: ...
+    def record_withheld(self, n: int) -> None: ...
+    def record_rejected(self, reason: str, n: int = 1) -> None: ...
+    def set_consumer_lag(self, topic: str, partition: int, lag: float) -> None: ...
+
+
 class IngestNotDelivered(RuntimeError):
     """Repartitioned calls could not be delivered: nothing after them may be committed."""
 
@@ -137,12 +152,13 @@ class Ingest:
     """Decode raw CDR messages, reject with reasons, repartition calls by number.
 
     ``send_calls(value, partition)`` and ``send_rejected(value, None)`` queue one
-    message each and return its delivery future; ``metrics`` needs
-    ``record_read`` and ``record_rejected``.  ``counts`` (``messages``, ``calls``,
+    message each and return its delivery future; ``metrics`` is an
+    :class:`IngestMetrics`.  ``counts`` (``messages``, ``calls``,
     ``rejected``) is updated in place.
     """
 
-    def __init__(self, options: WorkerOptions, normaliser: Callable[[str], str], metrics: Any,
+    def __init__(self, options: WorkerOptions, normaliser: Callable[[str], str],
+                 metrics: IngestMetrics,
                  send_calls: Send, send_rejected: Send,
                  counts: dict[str, int] | None = None) -> None:
         self.options = options
@@ -157,6 +173,8 @@ class Ingest:
                                   settings).decode
         for key in ("messages", "calls", "rejected"):
             self.counts.setdefault(key, 0)
+        #: newest event time per raw partition; which to hold back (``align_slack``)
+        self.aligner: EventTimeAligner[tuple[str, int]] = EventTimeAligner(options.align_slack)
 
     async def ingest_messages(self, messages: Iterable[Item]) -> list[asyncio.Future[Any]]:
         """Decode raw messages ``(value, topic, partition, offset)``; reject, repartition.
@@ -173,15 +191,33 @@ class Ingest:
 
         rejected: list[Rejected] = []
         calls = count = withheld = 0
+        source: tuple[str, int] | None = None
+        newest = -math.inf  # newest event time read from ``source``
+        saw = self.aligner.saw
         for value, topic, partition, offset in messages:
             count += 1
+            if source != (topic, partition):
+                if source is not None and newest > -math.inf:
+                    saw(source, newest)
+                source, newest = (topic, partition), -math.inf
             if value is None:
                 rejected.append(Rejected("malformed", "empty message value", b"",
                                          f"{topic}/{partition}@{offset}"))
                 continue
-            for record in decode(value):
+            try:
+                records = decode(value)
+            except Exception as exc:  # a decoder error rejects this message, never the stage
+                rejected.append(Rejected("malformed", f"undecodable ({type(exc).__name__})",
+                                         value[:RAW_KEPT], f"{topic}/{partition}@{offset}"))
+                continue
+            for record in records:
+                if type(record) is Call and not -_INT64 <= record.duration < _INT64:
+                    # the repartition encoding (MessagePack) carries 64-bit integers only
+                    record = Rejected("bad_duration", "duration out of range", value[:RAW_KEPT])
                 if type(record) is Call:
                     calls += 1
+                    if record.start > newest:
+                        newest = record.start
                     in_p = partition_for(record.callee, n)
                     if record.caller == WITHHELD:
                         withheld += 1
@@ -203,12 +239,15 @@ class Ingest:
                     assert isinstance(record, Rejected)
                     where = f"{topic}/{partition}@{offset}{record.source}"
                     rejected.append(replace(record, source=where))
+        if source is not None and newest > -math.inf:
+            saw(source, newest)
         futures = []
         step = self.options.max_batch_rows
         encode = BATCH_ENCODER.encode
-        for part, (flags, rows) in batches.items():
+        for part, (unordered_flags, unordered_rows) in batches.items():
+            ordered_flags, rows = in_event_time_order(unordered_flags, unordered_rows)
             for i in range(0, len(rows), step):
-                value = encode(CallBatch(arrived, bytes(flags[i:i + step]), rows[i:i + step]))
+                value = encode(CallBatch(arrived, ordered_flags[i:i + step], rows[i:i + step]))
                 futures.append(await self.send_calls(value, part))
         for rej in rejected:
             futures.append(await self.send_rejected(orjson.dumps(rej.to_dict()), None))
@@ -236,10 +275,13 @@ class Ingest:
             options.topics.raw, bootstrap_servers=kafka_bootstrap(options.broker),
             group_id=f"{options.app_id}-ingest", enable_auto_commit=False,
             auto_offset_reset="earliest", max_partition_fetch_bytes=8 << 20,
-            fetch_max_bytes=64 << 20,
+            fetch_max_bytes=64 << 20, session_timeout_ms=int(options.session_timeout * 1000),
+            heartbeat_interval_ms=int(options.session_timeout * 250),
         )
         await consumer.start()
         done: dict[TopicPartition, int] = {}
+        read_to: dict[TopicPartition, int] = {}  # offset after the last message read
+        holding = options.align_slack > 0  # until every partition was read from once
         # Batches sent on but not yet known delivered, oldest first, with the offsets they
         # cover: decoding the next batch overlaps with delivering the previous ones.
         in_flight: deque[tuple[list[asyncio.Future[Any]], dict[TopicPartition, int]]] = deque()
@@ -249,7 +291,11 @@ class Ingest:
             if ready is not None:
                 await ready()
             while True:
-                batch = await consumer.getmany(timeout_ms=200, max_records=options.ingest_batch)
+                # While partitions are held back (catching up), read in small steps: one
+                # step's span of event time adds to the skew the slack allows.
+                step = options.ingest_batch if not (self.aligner.paused or holding) else max(
+                    1, options.ingest_batch // 10)
+                batch = await consumer.getmany(timeout_ms=200, max_records=step)
                 if options.lag_interval > 0 and time.monotonic() - last_lag >= options.lag_interval:
                     last_lag = time.monotonic()
                     await sample_lag(consumer, (options.topics.raw,), self.metrics)
@@ -258,6 +304,7 @@ class Ingest:
                 for piece in fetch_slices(batch, options.ingest_slice_bytes) if batch else [None]:
                     if piece is not None:
                         items, covered = piece
+                        read_to.update(covered)
                         in_flight.append((await self.ingest_messages(items), covered))
                     while in_flight and (piece is None
                                          or len(in_flight) > options.ingest_in_flight
@@ -284,8 +331,43 @@ class Ingest:
                             except Exception as exc:  # a rebalance: the next owner re-reads
                                 log.warning("ingest commit failed: %s", type(exc).__name__)
                     await asyncio.sleep(0)
+                if options.align_slack > 0:
+                    holding = await self._align(consumer, read_to)
         finally:
             await consumer.stop()
+
+    async def _align(self, consumer: Any, read_to: dict[Any, int]) -> bool:
+        """Pause the raw partitions that run too far ahead (event time), resume the others.
+
+        True while partitions are held back or some with a backlog are still unread.
+        """
+        from aiokafka import TopicPartition
+
+        assigned = consumer.assignment()
+        for key in [k for k in self.aligner.newest if TopicPartition(*k) not in assigned]:
+            self.aligner.forget(key)
+        backlog: dict[tuple[str, int], int] = {}
+        unread = []
+        for tp in assigned:
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            key = (tp.topic, tp.partition)
+            if tp in read_to:
+                backlog[key] = highwater - read_to[tp]
+            else:
+                with contextlib.suppress(Exception):  # position() waits while an offset resets
+                    backlog[key] = highwater - await asyncio.wait_for(consumer.position(tp), 1.0)
+                    if backlog[key] > 0:
+                        unread.append(key)
+        to_pause, to_resume = self.aligner.decide(backlog, unread)
+        if to_pause:
+            consumer.pause(*(TopicPartition(*k) for k in to_pause))
+            log.info("ingest: %d partition(s) ahead by more than %.0f s of event time, held "
+                     "back", len(to_pause), self.aligner.slack_s)
+        if to_resume:
+            consumer.resume(*(TopicPartition(*k) for k in to_resume))
+        return bool(self.aligner.paused or unread)
 
 
 # ---------------------------------------------------------------------- own processes
@@ -325,7 +407,8 @@ class ForwardedMetrics:
         return report
 
 
-def apply_report(report: Mapping[str, Any], metrics: Any, counts: dict[str, int]) -> None:
+def apply_report(report: Mapping[str, Any], metrics: IngestMetrics,
+                 counts: dict[str, int]) -> None:
     """Add an ingest process's report (:func:`ingest_process_main`) to the worker's figures."""
     if report.get("read"):
         metrics.record_read(int(report["read"]), "kafka")

@@ -31,7 +31,7 @@ import logging
 import re
 import threading
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.exposition import generate_latest
@@ -54,6 +54,9 @@ MAX_PARTITIONS = 1024
 SOURCES: tuple[str, ...] = ("file", "kafka")
 KINDS: tuple[str, ...] = ("number", "ring")
 CONFIG_RESULTS: tuple[str, ...] = ("applied", "rejected")
+SIDES: tuple[str, ...] = ("outbound", "inbound")
+#: rejection reasons: the readers' and ``detect_error`` (a call whose detection raised)
+REASONS: tuple[str, ...] = (*REJECT_REASONS, "detect_error")
 #: Profiles known before any configuration is read (the shipped defaults plus the model).
 DEFAULT_PROFILES: tuple[str, ...] = (
     "cloud_dialer",
@@ -222,6 +225,23 @@ class DialguardMetrics:
             "dialguard_config_changes", "Live configuration changes, by result (applied, "
             "rejected).", ["result"], registry=r,
         )
+        self.detect_partitions = Gauge(
+            "dialguard_detect_partitions", "Partitions of the internal calls topic this worker "
+            "detects on (0 while it owns none: its share of the calls waits).", registry=r,
+        )
+        self.calls_partitions = Gauge(
+            "dialguard_calls_partitions", "Partitions of the internal calls topic (configured); "
+            "summed over workers, dialguard_detect_partitions should reach it.", registry=r,
+        )
+        self.detect_errors = Counter(
+            "dialguard_detect_errors", "Calls whose detection raised an error, by side "
+            "(outbound calls are rejected to cdr.rejected as detect_error).", ["side"],
+            registry=r,
+        )
+        self.late_calls = Counter(
+            "dialguard_late_calls", "Calls older than the partition's event-time watermark "
+            "minus the allowed lateness when they reached detection.", registry=r,
+        )
 
         self._trunks = _BoundedLabels(MAX_TRUNKS, reserved=(NO_TRUNK,))
         self._profiles = _BoundedLabels(MAX_PROFILES, reserved=("model",))
@@ -232,10 +252,12 @@ class DialguardMetrics:
         # appears already at 1 is invisible to increase()/rate().
         for source in SOURCES:
             self.cdrs_read.labels(source=source)
-        for reason in (*REJECT_REASONS, OTHER):
+        for reason in (*REASONS, OTHER):
             self.cdrs_rejected.labels(reason=reason)
         for result in CONFIG_RESULTS:
             self.config_changes.labels(result=result)
+        for side in SIDES:
+            self.detect_errors.labels(side=side)
         self.set_profiles(DEFAULT_PROFILES if profiles is None else profiles)
 
     # -- set-up ---------------------------------------------------------------
@@ -267,9 +289,9 @@ class DialguardMetrics:
             self.withheld.inc(n)
 
     def record_rejected(self, reason: str, n: int = 1) -> None:
-        """``n`` records rejected for ``reason`` (one of ``REJECT_REASONS``)."""
+        """``n`` records rejected for ``reason`` (one of :data:`REASONS`)."""
         if n > 0:
-            self.cdrs_rejected.labels(reason=reason if reason in REJECT_REASONS else OTHER).inc(n)
+            self.cdrs_rejected.labels(reason=reason if reason in REASONS else OTHER).inc(n)
 
     def alert_raised(self, alert: Alert, arrival_wall_time: float, now_wall: float) -> None:
         """Count one alert; ``arrival_wall_time`` is when its record arrived (wall clock)."""
@@ -322,6 +344,21 @@ class DialguardMetrics:
     def config_change(self, ok: bool) -> None:
         """A live configuration change was applied (``ok``) or rejected."""
         self.config_changes.labels(result="applied" if ok else "rejected").inc()
+
+    def set_detect_partitions(self, owned: int, total: int) -> None:
+        """This worker detects on ``owned`` of the ``total`` calls partitions."""
+        self.detect_partitions.set(owned)
+        self.calls_partitions.set(total)
+
+    def detect_error(self, side: str, n: int = 1) -> None:
+        """``n`` calls whose detection raised, on their ``outbound`` or ``inbound`` side."""
+        if n > 0:
+            self.detect_errors.labels(side=side if side in SIDES else OTHER).inc(n)
+
+    def late(self, n: int = 1) -> None:
+        """``n`` calls arrived later than the allowed lateness."""
+        if n > 0:
+            self.late_calls.inc(n)
 
     def model_scored(self, score: float) -> None:
         """The anomaly model scored a number (feeds ``dialguard_model_score``).
@@ -382,6 +419,82 @@ class DialguardMetrics:
                 names.add(family.name + suffix)
             names.update(sample.name for sample in family.samples)
         return names
+
+
+class PipelineMetrics(Protocol):
+    """What the stream stages report (:class:`DialguardMetrics`, or :class:`NullMetrics`)."""
+
+    def record_read(self, n: int, source: str) -> None: ...
+    def record_withheld(self, n: int) -> None: ...
+    def record_rejected(self, reason: str, n: int = 1) -> None: ...
+    def alert_raised(self, alert: Alert, arrival_wall_time: float, now_wall: float) -> None: ...
+    def observe_batch(self, n_records: int, newest_event_time: float | None,
+                      now_wall: float) -> None: ...
+    def set_tracked(self, n: int) -> None: ...
+    def duplicate(self, n: int = 1) -> None: ...
+    def set_consumer_lag(self, topic: str, partition: int | str, lag: float) -> None: ...
+    def config_change(self, ok: bool) -> None: ...
+    def set_profiles(self, names: Iterable[str]) -> None: ...
+    def set_detect_partitions(self, owned: int, total: int) -> None: ...
+    def detect_error(self, side: str, n: int = 1) -> None: ...
+    def late(self, n: int = 1) -> None: ...
+    def model_scored(self, score: float) -> None: ...
+
+
+class NullMetrics:
+    """Reports nothing: a :class:`PipelineMetrics` for pipelines built without metrics.
+
+    Every method is written out (a misspelt call is an ``AttributeError``, not a no-op).
+
+    >>> NullMetrics().record_read(3, "kafka")
+    >>> NullMetrics().record_raed(3, "kafka")
+    Traceback (most recent call last):
+    ...
+    AttributeError: 'NullMetrics' object has no attribute 'record_raed'
+    """
+
+    def record_read(self, n: int, source: str) -> None:
+        pass
+
+    def record_withheld(self, n: int) -> None:
+        pass
+
+    def record_rejected(self, reason: str, n: int = 1) -> None:
+        pass
+
+    def alert_raised(self, alert: Alert, arrival_wall_time: float, now_wall: float) -> None:
+        pass
+
+    def observe_batch(self, n_records: int, newest_event_time: float | None,
+                      now_wall: float) -> None:
+        pass
+
+    def set_tracked(self, n: int) -> None:
+        pass
+
+    def duplicate(self, n: int = 1) -> None:
+        pass
+
+    def set_consumer_lag(self, topic: str, partition: int | str, lag: float) -> None:
+        pass
+
+    def config_change(self, ok: bool) -> None:
+        pass
+
+    def set_profiles(self, names: Iterable[str]) -> None:
+        pass
+
+    def set_detect_partitions(self, owned: int, total: int) -> None:
+        pass
+
+    def detect_error(self, side: str, n: int = 1) -> None:
+        pass
+
+    def late(self, n: int = 1) -> None:
+        pass
+
+    def model_scored(self, score: float) -> None:
+        pass
 
 
 async def sample_lag(consumer: Any, topics: Iterable[str], metrics: Any) -> None:

@@ -50,6 +50,14 @@ def broker_url(value: str | None) -> str:
 @click.option("--ingest-processes", type=int, default=1, show_default=True,
               help="Run kafka ingest (decoding, repartitioning) in this many processes of its "
                    "own beside detection; 0: inside the worker process.")
+@click.option("--session-timeout", type=click.FloatRange(min=6.0), default=10.0,
+              show_default=True,
+              help="Seconds without a heartbeat before Kafka gives a stopped worker's "
+                   "partitions to the others (the broker allows 6 s and up by default).")
+@click.option("--align-slack", type=click.FloatRange(min=0.0), default=300.0,
+              show_default=True,
+              help="Seconds of event time a cdr.raw partition may run ahead of the slowest one "
+                   "with a backlog before ingest holds it back (0: never).")
 @click.option("--duration", type=float, default=None,
               help="Stop by itself after this many seconds (tests, demos).")
 @click.option("--log-level", default="warning", show_default=True,
@@ -71,6 +79,8 @@ def worker_command(
     ingest_batch: int,
     ingest: str,
     ingest_processes: int,
+    session_timeout: float,
+    align_slack: float,
     duration: float | None,
     log_level: str,
 ) -> None:
@@ -117,8 +127,17 @@ def worker_command(
         ingest_batch=ingest_batch,
         ingest=ingest,
         ingest_processes=ingest_processes,
+        session_timeout=session_timeout,
+        align_slack=align_slack,
     )
     pipeline = create_pipeline(options, metrics)
+    try:
+        ready = pipeline.prepare()
+    except Exception as exc:
+        metrics.close()
+        raise click.ClickException(f"internal topics on {url}: {exc}") from None
+    click.echo("dialguard worker: internal topics ready: "
+               + ", ".join(f"{name} ({n} partitions)" for name, n in ready.items()), err=True)
     click.echo(f"dialguard worker: {app_id} on {url}, reading {topic_in}", err=True)
     worker = faust.Worker(pipeline.app, loglevel=log_level.upper(), quiet=True,
                           redirect_stdouts=False)
@@ -130,4 +149,5 @@ def worker_command(
         metrics.close()
         c = pipeline.counts
         print(f"dialguard worker: stopped; {c['messages']} messages, {c['calls']} calls, "
-              f"{c['rejected']} rejected, {c['alerts']} alerts", file=sys.stderr)
+              f"{c['rejected']} rejected, {c['alerts']} alerts, "
+              f"{c.get('detect_rejected', 0)} rejected by detection", file=sys.stderr)

@@ -31,8 +31,8 @@ from detectors.config import load_settings
 from detectors.engine import Detector
 from detectors.features import NumberState
 from detectors.records import Call
-from streams.app import StateCodec
 from streams.ingest import partition_for
+from streams.state import StateCodec
 
 pytestmark = pytest.mark.integration
 

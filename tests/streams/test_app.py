@@ -15,10 +15,11 @@ from detectors.config import load_settings
 from detectors.engine import Detector
 from detectors.features import NumberState
 from detectors.records import Call
-from streams.app import Pipeline, StateCodec, alert_rows, create_pipeline
+from streams.app import Pipeline, alert_rows, create_pipeline
 from streams.ingest import BATCH_DECODER, BATCH_ENCODER, IN, OUT, encode_batch, partition_for
 from streams.metrics import DialguardMetrics
 from streams.options import WorkerOptions
+from streams.state import StateCodec
 
 Sent = list[tuple[str, dict[str, Any]]]
 
@@ -180,7 +181,7 @@ def test_detect_raises_the_alerts_replay_raises(
     # the touched states were written to the table, and a re-assigned partition resumes them
     state = pipeline.table["+8617000000001"]
     assert isinstance(state, NumberState)
-    live = pipeline.parts[0].detector.states
+    live = pipeline.parts[0].states
     assert set(pipeline.table.keys()) == set(live)
     # ... and to the changelog, in the table's codec: the newest record per key is the state
     codec = StateCodec()
@@ -190,7 +191,7 @@ def test_detect_raises_the_alerts_replay_raises(
     assert set(newest) == set(live)
     assert all(codec.loads(v).to_bytes() == live[k].to_bytes() for k, v in newest.items())
     pipeline.parts.clear()
-    resumed = pipeline.partition_state(0).detector
+    resumed = pipeline.detection.detector(0)
     assert set(resumed.states) == set(live) and resumed.states["+8617000000001"] is state
 
 
@@ -210,7 +211,7 @@ def test_inbound_side_reaches_the_callee_partition(
         (p_caller, encode_batch([(IN, firsts[0]), (OUT, back)], 1.0)),
         (p_callee, encode_batch([(IN, back), (IN, back)], 1.0)),
     ]))
-    states = pipeline.parts[p_callee].detector.states
+    states = pipeline.parts[p_callee].states
     assert callee in states and caller not in states
     # the duplicate delivery of ``back`` on the callee side is counted once
     assert states[callee].features(600, 1.7e9 + 60, load_settings().features)["inbound"] == 1
@@ -227,7 +228,7 @@ def test_control_messages_applied_and_refused(
     assert not pipeline.apply_control(b'{"op": "set", "key": "rules.cloud_dialer.min_attempts"}')
     assert not pipeline.apply_control(b'{"op": "set", "key": "model.seed", "value": 3}')
     asyncio.run(_put_batches(pipeline, [(0, encode_batch(rows[:60], 1.0))]))
-    det = pipeline.parts[0].detector
+    det = pipeline.parts[0]
     assert det.settings.rules["cloud_dialer"].min["attempts"] == 500
     # the threshold now needs 500 calls: the burst that alerts by default does not
     assert of(sent, "dialguard.alerts") == []
@@ -248,12 +249,12 @@ def test_control_messages_applied_and_refused(
 
 def test_partitions_seed_their_own_models(make_pipeline: Callable[..., Pipeline]) -> None:
     pipeline = make_pipeline(partitions=3)
-    seeds = [pipeline.partition_state(p).detector.settings.model.seed for p in range(3)]
+    seeds = [pipeline.detection.detector(p).settings.model.seed for p in range(3)]
     base = load_settings().model.seed
     assert seeds == [base, base + 1, base + 2]
     assert pipeline.apply_control(b'{"op": "set", "key": "model.weight", "value": 0.5}')
-    assert [pipeline.parts[p].detector.settings.model.weight for p in range(3)] == [0.5] * 3
-    assert pipeline.parts[2].detector.settings.model.seed == base + 2
+    assert [pipeline.parts[p].settings.model.weight for p in range(3)] == [0.5] * 3
+    assert pipeline.parts[2].settings.model.seed == base + 2
 
 
 def test_undecodable_repartition_message_is_skipped(
@@ -283,3 +284,94 @@ def test_state_codec_reads_its_own_form_and_earlier_pickles_only() -> None:
     assert codec.loads(legacy).to_bytes() == state.to_bytes()
     with pytest.raises(pickle.UnpicklingError, match="refusing"):
         codec.loads(pickle.dumps(SimpleNamespace(x=1), protocol=5))
+
+
+def test_a_call_whose_detection_raises_is_rejected_and_its_neighbours_go_on(
+    make_pipeline: Callable[..., Pipeline], sent: Sent
+) -> None:
+    pipeline = make_pipeline()
+    calls = campaign()
+    # a talk time past the 32-bit counters (readers may let one through): detection raises
+    poison = Call("+8613800000002", "+8613900000010", 1.7e9 + 100, 4_294_967_295, True, 1.0)
+    first = Call("+8613800000002", "+8613900000011", 1.7e9 + 99, 30, True, 1.0)
+    promote = [Call("+8613800000002", f"+8613900000{20 + i}", 1.7e9 + 90 + i, 30, True, 1.0)
+               for i in range(load_settings().features.promote_after)]
+    rows = sorted([*calls, *promote, first, poison], key=lambda c: c.start)
+    detector = Detector(load_settings())
+    with pytest.raises(OverflowError):
+        for c in rows:
+            detector.observe(c)
+    batch = encode_batch([(OUT | IN, c) for c in rows], 1.0)
+    asyncio.run(_put_batches(pipeline, [(0, batch)]))
+
+    replayed = Detector(load_settings())
+    expected = [a for c in rows if c is not poison for a in replayed.observe(c)]
+    alerts = [orjson.loads(kw["value"]) for kw in of(sent, "dialguard.alerts")]
+    assert expected and alert_rows(alerts) == alert_rows(expected)
+    rejected = [orjson.loads(kw["value"]) for kw in of(sent, "cdr.rejected")]
+    assert [r["reason"] for r in rejected] == ["detect_error"]
+    assert rejected[0]["detail"] == "detection raised OverflowError"
+    assert rejected[0]["source"] == "dialguard.calls/0@0"
+    assert orjson.loads(rejected[0]["raw"])["duration"] == 4_294_967_295
+    assert pipeline.counts["detect_rejected"] == 1
+    assert pipeline.counts["detected"] == len(rows) - 1
+    m = pipeline.metrics
+    assert m.value("dialguard_cdrs_rejected_total", reason="detect_error") == 1
+    assert m.value("dialguard_detect_errors_total", side="outbound") == 1
+
+
+def test_a_failed_buffer_is_held_unacknowledged_and_stops_the_worker(
+    make_pipeline: Callable[..., Pipeline], sent: Sent
+) -> None:
+    pipeline = make_pipeline()
+    crashed: list[BaseException] = []
+
+    async def crash(exc: BaseException) -> None:
+        crashed.append(exc)
+
+    async def broken(*args: Any) -> None:
+        raise ConnectionError("changelog not delivered")
+
+    pipeline.app.crash = crash  # type: ignore[method-assign]
+    pipeline.changelog.flush = broken  # type: ignore[method-assign]
+    messages = [SimpleNamespace(topic="dialguard.calls", partition=0, offset=i, refcount=1,
+                                incref=lambda n=1, i=i: refs.__setitem__(i, refs[i] + n))
+                for i in range(2)]
+    refs = [1, 1]
+    events = [SimpleNamespace(message=m, value=encode_batch([(OUT | IN, c)], 1.0))
+              for m, c in zip(messages, campaign(n=2), strict=True)]
+
+    async def run() -> None:
+        task = asyncio.ensure_future(pipeline.detect_events(events))
+        for _ in range(1000):  # bounded: the task reaches its hold at once
+            if crashed:
+                break
+            await asyncio.sleep(0.001)
+        assert not task.done()  # held, never returning to Faust (which would ack)
+        task.cancel()
+
+    asyncio.run(run())
+    assert [type(e) for e in crashed] == [ConnectionError]
+    assert refs == [2, 2]  # one more reference each: Faust's ack after the buffer is not final
+    assert of(sent, "dialguard.alerts") == []
+
+
+def test_a_worker_owning_no_detect_partition_while_calls_flow_says_so(
+    make_pipeline: Callable[..., Pipeline], caplog: pytest.LogCaptureFixture
+) -> None:
+    pipeline = make_pipeline(partitions=4)
+    from faust.types import TP as tp
+
+    caplog.set_level("INFO", logger="dialguard.worker")
+    pipeline.counts["messages"] = 10
+    pipeline._on_assigned(None, {tp(topic="cdr.raw", partition=0)})
+    assert pipeline.metrics.value("dialguard_detect_partitions") == 0
+    assert pipeline.metrics.value("dialguard_calls_partitions") == 4
+    assert pipeline.check_detect_owned()  # ingest read 10 messages, detect owns nothing
+    assert not pipeline.check_detect_owned()  # nothing more read since: no calls waiting
+    assert "owns no partition of dialguard.calls" in caplog.text
+    pipeline._on_assigned(None, {tp(topic="dialguard.calls", partition=p) for p in (1, 3)})
+    pipeline.counts["messages"] += 5
+    assert not pipeline.check_detect_owned()
+    assert pipeline.metrics.value("dialguard_detect_partitions") == 2
+    assert "detect: partitions [1, 3] of dialguard.calls" in caplog.text

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import unittest.mock
 from typing import Any
 
 import orjson
 
 from detectors.numbers import NumberNormaliser
+from detectors.records import Call
 from streams.ingest import (
     BATCH_DECODER,
     OUT,
@@ -19,6 +21,7 @@ from streams.ingest import (
 from streams.metrics import DialguardMetrics
 from streams.options import WorkerOptions
 
+call = Call("+8613800000001", "+8613900000002", 1.7e9, 0, False)
 GOOD = {"caller": "13800000001", "callee": "13900000002", "start": 1.7e9, "duration": 0}
 
 
@@ -66,3 +69,84 @@ def test_ingest_splits_batches_and_reports_what_a_worker_adds_up() -> None:
     assert metrics.value("dialguard_cdrs_rejected_total", reason="missing_field") == 1
     assert metrics.value("dialguard_cdrs_rejected_total", reason="malformed") == 1
     assert metrics.value("dialguard_consumer_lag_messages", topic="cdr.raw", partition="1") == 25
+
+
+def test_a_message_the_decoder_fails_on_is_rejected_and_the_others_go_on() -> None:
+    ingest, sent = _ingest(ForwardedMetrics())
+    deep = b"[" * 100_000 + b"]" * 100_000  # the decoder may raise RecursionError on it
+    with unittest.mock.patch("streams.ingest.decode_json_value",
+                             side_effect=[RecursionError("deep"), *[
+                                 [c] for c in ([call] * 2)]]):
+        asyncio.run(ingest.ingest_messages([(deep, "cdr.raw", 0, 1),
+                                            (orjson.dumps(GOOD), "cdr.raw", 0, 2),
+                                            (orjson.dumps(GOOD), "cdr.raw", 0, 3)]))
+    rejected = [orjson.loads(v) for t, v, _ in sent if t == "rejected"]
+    assert [(r["reason"], r["detail"], r["source"]) for r in rejected] == [
+        ("malformed", "undecodable (RecursionError)", "cdr.raw/0@1")]
+    assert len(rejected[0]["raw"]) == 4096  # a bounded excerpt, never re-serialised
+    assert ingest.counts == {"messages": 3, "calls": 2, "rejected": 1}
+
+
+def test_a_duration_the_repartition_encoding_cannot_carry_is_rejected() -> None:
+    ingest, sent = _ingest(ForwardedMetrics())
+    huge = orjson.dumps({k: v for k, v in GOOD.items() if k != "duration"})[:-1] + (
+        b', "duration": ' + b"9" * 100 + b"}")
+    asyncio.run(ingest.ingest_messages([(huge, "cdr.raw", 0, 1),
+                                        (orjson.dumps(GOOD), "cdr.raw", 0, 2)]))
+    rejected = [orjson.loads(v) for t, v, _ in sent if t == "rejected"]
+    assert [(r["reason"], r["source"]) for r in rejected] == [("bad_duration", "cdr.raw/0@1")]
+    batches = [BATCH_DECODER.decode(v) for t, v, _ in sent if t == "calls"]
+    assert sum(f & OUT != 0 for b in batches for f in b.flags) == 1
+    assert ingest.counts["calls"] == 1
+
+
+class _FakeConsumer:
+    """The parts of an aiokafka consumer that alignment uses."""
+
+    def __init__(self, highwater: dict[Any, int], positions: dict[Any, int]) -> None:
+        self._highwater, self._positions = highwater, positions
+        self.paused: set[Any] = set()
+
+    def assignment(self) -> set[Any]:
+        return set(self._highwater)
+
+    def highwater(self, tp: Any) -> int:
+        return self._highwater[tp]
+
+    async def position(self, tp: Any) -> int:
+        return self._positions[tp]
+
+    def pause(self, *tps: Any) -> None:
+        self.paused.update(tps)
+
+    def resume(self, *tps: Any) -> None:
+        self.paused.difference_update(tps)
+
+
+def test_ingest_holds_back_the_raw_partition_that_runs_ahead() -> None:
+    from aiokafka import TopicPartition
+
+    ingest, _ = _ingest(ForwardedMetrics())
+    p0, p1 = TopicPartition("cdr.raw", 0), TopicPartition("cdr.raw", 1)
+    consumer = _FakeConsumer({p0: 100, p1: 100}, {p0: 0, p1: 0})
+
+    def message(partition: int, offset: int, start: float) -> Any:
+        return (orjson.dumps({**GOOD, "start": start}), "cdr.raw", partition, offset)
+
+    async def run() -> list[set[Any]]:
+        seen = []
+        # p0 read first: p1, with a backlog, is unread yet, so p0 waits for it
+        await ingest.ingest_messages([message(0, 0, 1.7e9 + 3600)])
+        assert await ingest._align(consumer, {p0: 1})
+        seen.append(set(consumer.paused))
+        # p1 read, an hour behind: p0 stays held (beyond the 300 s slack)
+        await ingest.ingest_messages([message(1, 0, 1.7e9)])
+        assert await ingest._align(consumer, {p0: 1, p1: 1})
+        seen.append(set(consumer.paused))
+        # p1 catches up to within the slack: p0 goes on
+        await ingest.ingest_messages([message(1, 1, 1.7e9 + 3500)])
+        assert not await ingest._align(consumer, {p0: 1, p1: 2})
+        seen.append(set(consumer.paused))
+        return seen
+
+    assert asyncio.run(run()) == [{p0}, {p0}, set()]

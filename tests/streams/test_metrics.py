@@ -15,6 +15,7 @@ from streams.metrics import (
     DETECTION_LATENCY_BUCKETS,
     EVENT_TIME_LAG_BUCKETS,
     MAX_TRUNKS,
+    REASONS,
     DialguardMetrics,
     looks_like_phone_number,
     safe_label,
@@ -105,7 +106,8 @@ def test_counts_land_on_the_right_series() -> None:
     assert m.value("dialguard_consumer_lag_messages", topic="cdr.raw", partition="3") == 1500
     reasons = {lab["reason"] for name, lab, _ in scrape(m)
                if name == "dialguard_cdrs_rejected_total"}
-    assert reasons == set(REJECT_REASONS) | {"other"}
+    assert reasons == set(REASONS) | {"other"}
+    assert set(REJECT_REASONS) < set(REASONS)
 
 
 def test_closed_label_sets_are_precreated_at_zero() -> None:

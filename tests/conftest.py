@@ -1,6 +1,6 @@
-"""Brokers for the integration tests: real Apache Kafka (and Tansu), started here.
+"""Brokers for the integration and fault tests: real Apache Kafka (and Tansu), started here.
 
-Every test under ``tests/integration`` is marked ``integration``.
+Every test under ``tests/integration`` and ``tests/fault`` is marked ``integration``.
 
 * ``kafka_broker`` (session): one single-node KRaft Kafka on 127.0.0.1 for the
   whole run.  When Java or the jars are missing the tests FAIL (never skip),
@@ -37,7 +37,7 @@ from streams.brokers import (
     unique_topic_name,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 WORKER_CLI = [sys.executable, "-c", "from streams.cli import main; main()"]
 
 #: num.partitions of the session Kafka broker (topics auto-created by clients).
@@ -46,7 +46,8 @@ KAFKA_DEFAULT_PARTITIONS = 4
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "tests/integration/" in item.nodeid.replace("\\", "/"):
+        if any(part in item.nodeid.replace("\\", "/")
+               for part in ("tests/integration/", "tests/fault/")):
             item.add_marker(pytest.mark.integration)
 
 

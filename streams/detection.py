@@ -1,0 +1,193 @@
+"""The detect stage: one :class:`~detectors.engine.Detector` per partition of ``dialguard.calls``.
+
+Every assigned partition has its own detector (own model, seeded with
+``model.seed + partition``), its per-number states loaded from the state table
+on the partition's first batch.  A call flagged ``OUT`` (caller side), ``IN``
+(callee side) or both goes through :meth:`Detector.observe_sides`, the per-call
+path :meth:`Detector.observe` (what ``dialguard replay`` runs) shares: with one
+partition every call is flagged both, and the stage is exactly replay.
+
+After a buffer of batches, the states it changed are written to the table and
+its changelog (:class:`~streams.state.ChangelogWriter`) and only then are its
+alerts sent and its events acknowledged.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+import orjson
+
+from detectors.alerts import Alert
+from detectors.config import Settings, build_settings
+from detectors.engine import Detector
+from detectors.records import Call, Rejected
+from streams.control import Tuning
+from streams.ingest import BATCH_DECODER, IN, OUT, Send
+from streams.metrics import PipelineMetrics
+from streams.sinks import AlertSink
+from streams.state import ChangelogWriter, partition_states
+
+log = logging.getLogger("dialguard.worker")
+
+#: reason of a call rejected because its detection raised (see :class:`PartitionDetectors`)
+DETECT_ERROR = "detect_error"
+
+
+def seeded(settings: Settings, partition: int) -> Settings:
+    """``settings`` with ``model.seed`` advanced by ``partition`` (own model per partition)."""
+    if partition == 0:
+        return settings
+    raw = dict(settings.raw)
+    raw["model"] = {**raw["model"], "seed": int(raw["model"]["seed"]) + partition}
+    return build_settings(raw)
+
+
+class PartitionDetectors:
+    """Detection per partition of ``dialguard.calls``: batches in, state and alerts out.
+
+    ``table`` is the state table (recovered from its changelog), ``changelog`` writes
+    its changed entries, ``alerts`` receives what the detectors raise.
+    """
+
+    def __init__(self, tuning: Tuning, partitions: int, table: Any, changelog: ChangelogWriter,
+                 alerts: AlertSink, metrics: PipelineMetrics, counts: dict[str, int],
+                 reject: Send | None = None) -> None:
+        self.tuning = tuning
+        #: sends one rejection (CONTRACT-shaped JSON) to ``cdr.rejected``
+        self.reject = reject
+        self.partitions = partitions
+        self.table = table
+        self.changelog = changelog
+        self.alerts = alerts
+        self.metrics = metrics
+        self.counts = counts
+        for key in ("batches", "detected", "duplicates", "alerts", "bad_batches",
+                    "detect_rejected", "inbound_errors"):
+            counts.setdefault(key, 0)
+        #: the detectors of the partitions this worker owns
+        self.detectors: dict[int, Detector] = {}
+
+    def detector(self, partition: int) -> Detector:
+        """The detector of an assigned partition, (re)loaded from the table on first use."""
+        det = self.detectors.get(partition)
+        if det is None:
+            states = partition_states(self.table, partition, self.partitions)
+            det = Detector(seeded(self.tuning.settings, partition), self.tuning.allowlist,
+                           states, track_touched=True)
+            self.detectors[partition] = det
+            log.info("partition %d: resumed %d tracked numbers", partition, len(states))
+        return det
+
+    def retune(self) -> None:
+        """Give every detector the current settings and allowlist of :attr:`tuning`."""
+        for partition, det in self.detectors.items():
+            det.update_settings(seeded(self.tuning.settings, partition))
+            det.set_allowlist(self.tuning.allowlist)
+
+    def revoke(self, partitions: Iterable[int]) -> None:
+        for partition in partitions:
+            if self.detectors.pop(partition, None) is not None:
+                log.info("partition %d revoked", partition)
+
+    async def process(self, events: Iterable[Any]) -> None:
+        """Process a buffer of repartitioned batches (events of ``dialguard.calls``).
+
+        The states they changed are written to the table once per buffer (a number
+        touched by several batches is written once) and before the buffer is acked.
+        """
+        alerts: list[tuple[Alert, float]] = []
+        rejected: list[Rejected] = []
+        flushed: set[int] = set()
+        n_calls = 0
+        newest = -math.inf
+        for event in events:
+            message = event.message
+            partition = message.partition
+            where = f"{message.topic}/{partition}@{message.offset}"
+            try:
+                found, arrived, n, latest = self.run_batch(partition, event.value, rejected, where)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                # Only ingest writes this topic; anything else there is skipped, not fatal.
+                log.error("%s/%d@%d: not a batch of calls, skipped: %s",
+                          event.message.topic, partition, event.message.offset, exc)
+                self.counts["bad_batches"] += 1
+                continue
+            alerts.extend((alert, arrived) for alert in found)
+            n_calls += n
+            newest = max(newest, latest)
+            flushed.add(partition)
+            self.counts["batches"] += 1
+        for partition in flushed:
+            await self.changelog.flush(partition, self.detectors[partition])
+        if rejected:
+            await self._send_rejected(rejected)
+        now = time.time()
+        for alert, arrived in alerts:
+            await self.alerts.emit(alert)
+            self.metrics.alert_raised(alert, arrived, now)
+            if alert.model_score is not None:
+                self.metrics.model_scored(alert.model_score)
+        self.counts["alerts"] += len(alerts)
+        if n_calls:
+            self.metrics.observe_batch(n_calls, newest, now)
+        self.metrics.set_tracked(sum(d.tracked_numbers for d in self.detectors.values()))
+
+    async def _send_rejected(self, rejected: list[Rejected]) -> None:
+        for rej in rejected:
+            self.metrics.record_rejected(rej.reason)
+            if self.reject is not None:
+                await self.reject(orjson.dumps(rej.to_dict()), None)
+        self.counts["detect_rejected"] += len(rejected)
+
+    def run_batch(self, partition: int, value: bytes, rejected: list[Rejected] | None = None,
+                  source: str = "") -> tuple[list[Alert], float, int, float]:
+        """Run one batch through the partition's detector: alerts, arrival, calls, newest time.
+
+        A call whose detection raises is rejected (``detect_error``, appended to
+        ``rejected``) on its caller side, and only counted on its callee side: the
+        batch's other calls go on.
+        """
+        det = self.detector(partition)
+        batch = BATCH_DECODER.decode(value)
+        if len(batch.flags) != len(batch.calls):
+            raise msgspec.ValidationError("flags and calls differ in length")
+        observe_sides = det.observe_sides
+        alerts: list[Alert] = []
+        duplicates_before, late_before = det.stats.duplicates, det.stats.late
+        outbound = 0
+        newest = -math.inf
+        for flags, call in zip(batch.flags, batch.calls, strict=True):
+            if call.start > newest:
+                newest = call.start
+            out = flags & OUT != 0
+            try:
+                alerts.extend(observe_sides(call, out, flags & IN != 0))
+            except Exception as exc:  # one call's error must never fail its neighbours
+                self._failed(call, out, exc, source, rejected)
+                continue
+            outbound += out
+        self.counts["detected"] += outbound
+        self.metrics.late(det.stats.late - late_before)
+        duplicates = det.stats.duplicates - duplicates_before
+        if duplicates:
+            self.counts["duplicates"] += duplicates
+            self.metrics.duplicate(duplicates)
+        return alerts, batch.arrived, len(batch.calls), newest
+
+    def _failed(self, call: Call, outbound: bool, exc: Exception, source: str,
+                rejected: list[Rejected] | None) -> None:
+        side = "outbound" if outbound else "inbound"
+        self.metrics.detect_error(side)
+        # the type only: an exception's text may quote a number
+        log.error("%s: detection of a call raised %s (%s side)", source, type(exc).__name__, side)
+        if not outbound:
+            self.counts["inbound_errors"] += 1
+        elif rejected is not None:
+            rejected.append(Rejected(DETECT_ERROR, f"detection raised {type(exc).__name__}",
+                                     orjson.dumps(call.to_dict()), source))

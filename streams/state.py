@@ -1,0 +1,160 @@
+"""The detect stage's state store: the per-number table, its codec and its changelog writes.
+
+Per-number state (:class:`~detectors.features.NumberState`) lives in a Faust table
+partitioned like ``dialguard.calls``, backed by a changelog topic so that a
+restarted or re-assigned worker resumes it.  Values are stored in the binary form
+of :meth:`NumberState.to_bytes` (:class:`StateCodec`); the changed states of a
+buffer are written as whole producer batches (:class:`ChangelogWriter`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import pickle
+from collections.abc import MutableMapping
+from typing import Any
+
+import faust
+from faust.serializers import codecs
+
+from detectors.engine import Detector
+from detectors.features import NumberState
+from streams.ingest import partition_for
+
+
+class _StateUnpickler(pickle.Unpickler):
+    """Unpickles :class:`NumberState` values and nothing else that could run code."""
+
+    ALLOWED = {
+        ("detectors.features", "NumberState"),
+        ("array", "array"),
+        ("array", "_array_reconstructor"),
+        ("builtins", "bytearray"),
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"state table: refusing to unpickle {module}.{name}")
+        return super().find_class(module, name)
+
+
+class StateCodec(codecs.Codec):
+    """Faust codec of the state table: :meth:`NumberState.to_bytes` (no code runs on load).
+
+    Changelogs written by dialguard before that form existed hold pickles (protocol
+    5); those are still read, with an unpickler that loads number states only.
+
+    >>> from detectors.config import load_settings
+    >>> state = NumberState(load_settings().features, 1.7e9)
+    >>> StateCodec().loads(StateCodec().dumps(state)).first_seen
+    1700000000.0
+    """
+
+    def _dumps(self, obj: Any) -> bytes:
+        state: NumberState = obj
+        return state.to_bytes()
+
+    def _loads(self, s: bytes) -> Any:
+        if s[:1] == b"\x80":  # a pickle from an earlier version
+            return _StateUnpickler(io.BytesIO(s)).load()
+        return NumberState.from_bytes(s)
+
+
+STATE_CODEC = "dialguard_state"
+codecs.register(STATE_CODEC, StateCodec())
+
+
+def declare_state_table(app: faust.App, name: str, partitions: int, help: str) -> Any:
+    """A Faust table of ``str`` keys and :class:`NumberState` values in :class:`StateCodec`."""
+    table: Any = app.Table(
+        name, partitions=partitions, help=help,
+        schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer=STATE_CODEC),
+    )
+    # Tables take their codecs from key/value types (json by default): set them outright.
+    table.key_serializer = "raw"
+    table.value_serializer = STATE_CODEC
+    # The changelog topic was made (by app.Table) with the json serializers: recovery
+    # decodes with its schema, so give it the table's codecs too.
+    changelog: Any = table.changelog_topic
+    changelog.schema = faust.Schema(key_type=str, key_serializer="raw",
+                                    value_serializer=STATE_CODEC)
+    changelog.key_serializer = "raw"
+    changelog.value_serializer = STATE_CODEC
+    return table
+
+
+def partition_states(table: Any, partition: int, partitions: int) -> dict[str, NumberState]:
+    """The states in ``table`` (recovered from its changelog) that ``partition`` owns."""
+    states: dict[str, NumberState] = {}
+    for key, value in table.items():
+        number = key.decode() if isinstance(key, bytes) else key
+        if isinstance(value, NumberState) and partition_for(number, partitions) == partition:
+            states[number] = value
+    return states
+
+
+class ChangelogWriter:
+    """Writes state-table changelog records as whole producer batches.
+
+    Uses the aiokafka producer inside the app's Faust producer, so Faust's flush
+    before every offset commit also waits for these records.  A delivered batch
+    moves the table's persisted changelog offset, as Faust's own per-key sends do
+    (it matters for on-disk stores, which then recover only what is newer).
+    """
+
+    def __init__(self, app: faust.App, table: Any) -> None:
+        self.app = app
+        self.table = table
+
+    def _producer(self) -> Any:
+        """The running aiokafka producer (broker-free tests put a stand-in here)."""
+        return self.app.producer._ensure_producer()  # type: ignore[attr-defined]
+
+    async def send(self, partition: int, records: list[tuple[bytes, bytes | None]]) -> None:
+        """Queue ``(key, value)`` records (``None``: deleted) for one changelog partition."""
+        producer = self._producer()
+        batch, count = producer.create_batch(), 0
+        for key, value in records:
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                await self._submit(producer, batch, partition, count)
+                batch, count = producer.create_batch(), 0
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    raise ValueError(f"state of {len(value or b'')} bytes exceeds a producer "
+                                     "batch (producer_max_batch_size)")
+            count += 1
+        if count:
+            await self._submit(producer, batch, partition, count)
+
+    async def _submit(self, producer: Any, batch: Any, partition: int, count: int) -> None:
+        topic = self.table.changelog_topic.get_topic_name()
+        future = await producer.send_batch(batch, topic, partition=partition)
+
+        def delivered(fut: asyncio.Future[Any]) -> None:
+            if not fut.cancelled() and fut.exception() is None:
+                meta = fut.result()
+                self.table.data.set_persisted_offset(meta.topic_partition, meta.offset + count - 1)
+
+        future.add_done_callback(delivered)
+
+    async def flush(self, partition: int, detector: Detector) -> int:
+        """Write the states ``detector`` changed to the table and this changelog partition.
+
+        Returns the records written (a number whose state was dropped is a deletion).
+        """
+        states: MutableMapping[str, NumberState] = detector.states
+        data = self.table.data
+        to_bytes = NumberState.to_bytes
+        records: list[tuple[bytes, bytes | None]] = []
+        for number in detector.drain_touched():
+            state = states.get(number)
+            if state is None:
+                if number in data:
+                    del data[number]
+                    records.append((number.encode(), None))
+            else:
+                data[number] = state
+                records.append((number.encode(), to_bytes(state)))
+        if records:
+            await self.send(partition, records)
+        return len(records)
