@@ -79,7 +79,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import orjson
@@ -395,6 +395,16 @@ class _Calls:
         self.talk.append(col(talk, np.int64))
         self.disp.append(col(disp, np.int8))
         self.trunk.append(col(trunk, np.int16))
+
+
+class LabelledDay(Protocol):
+    """What every world's day offers: its records in delivery order and the truth."""
+
+    labels: Labels
+
+    def records(self) -> Iterator[dict[str, Any]]: ...
+
+    def __len__(self) -> int: ...
 
 
 class SimulatedDay:
@@ -1172,7 +1182,7 @@ def simulate(config: SimConfig | None = None, seed: int = 0) -> SimulatedDay:
 # --------------------------------------------------------------------------- writing
 
 
-def write_day(day: SimulatedDay, out: str | Path, fmt: str = "json", compress: bool = False,
+def write_day(day: LabelledDay, out: str | Path, fmt: str = "json", compress: bool = False,
               progress: Any = None) -> dict[str, Path]:
     """Write records to ``out`` and ``out.labels.json`` / ``out.allowlist.txt`` beside it.
 

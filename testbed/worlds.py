@@ -72,7 +72,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -86,13 +86,11 @@ from testbed.simulation import (
     BUSY,
     FAILED,
     NO_ANSWER,
+    LabelledDay,
     SimConfig,
     SimulatedDay,
     simulate,
 )
-
-if TYPE_CHECKING:
-    from testbed.recipes.delivery import Day
 
 WORLDS: tuple[str, ...] = ("standard", "hard", "wide")
 
@@ -769,7 +767,7 @@ class HardDay(SimulatedDay):
 
 
 def simulate_world(world: str, config: SimConfig | None = None, seed: int = 0
-                   ) -> SimulatedDay | Day:
+                   ) -> LabelledDay:
     """A labelled day of the named world (``standard``, ``hard`` or ``wide``, see
     :mod:`testbed.wide`); deterministic per seed.
 
