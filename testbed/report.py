@@ -215,11 +215,16 @@ def _pool_detector(name: str, per_seed: list[dict[str, Any]]) -> dict[str, Any]:
             "detected": sum(1 for d in spread_delays if d != float("inf")),
             "median_s": spread_median if spread_median != float("inf") else None,
         },
-        "per_seed": [{"seed": s, "precision": m["precision"], "recall": m["recall"],
-                      "alerted": m["alerted_numbers"], "false_positives": m["false_positives"],
-                      "recall_by_class": {c: e["recall"] for c, e in m["recall_by_class"].items()},
-                      "worst_pool_share_15min": m["worst_pool_share_15min"]} for s, m in runs],
+        "per_seed": [_seed_row(s, m) for s, m in runs],
     }
+
+
+def _seed_row(seed: int, m: dict[str, Any]) -> dict[str, Any]:
+    return {"seed": seed, "precision": m["precision"], "recall": m["recall"],
+            "alerted": m["alerted_numbers"], "false_positives": m["false_positives"],
+            "recall_by_class": {c: e["recall"] for c, e in m["recall_by_class"].items()},
+            "time_to_detect_s": {c: e["median_s"] for c, e in m["time_to_detect"].items()},
+            "worst_pool_share_15min": m["worst_pool_share_15min"]}
 
 
 def _pool_kinds(per_seed: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -319,4 +324,10 @@ def render_pooled(pooled: dict[str, Any], world: str) -> list[Any]:
                         *[_pct(row["recall_by_class"][c]) for c in classes],
                         _pct(row["worst_pool_share_15min"]))
         tables.append(per)
+        ttd = Table(title=f"{name} per seed: median time to detect per abuse class")
+        for col in ("seed", *classes):
+            ttd.add_column(col, justify="right")
+        for row in m["per_seed"]:
+            ttd.add_row(str(row["seed"]), *[_dur(row["time_to_detect_s"][c]) for c in classes])
+        tables.append(ttd)
     return tables

@@ -52,6 +52,7 @@ def test_pooled_figures_are_sums_and_the_worst_seed_is_named():
     assert cd["time_to_detect"] == {"campaigns": 6, "detected": 5, "median_s": 30.0}
     assert d["false_positives_by_class"]["courier"] == {"members": 2, "alerted": 1, "rate": 0.5}
     assert [row["seed"] for row in d["per_seed"]] == [1, 2]
+    assert [row["time_to_detect_s"]["cloud_dialer"] for row in d["per_seed"]] == [25.0, 50.0]
 
 
 def test_cli_evaluate_many_seeds_writes_per_seed_and_pooled_json(tmp_path):
