@@ -330,4 +330,14 @@ def render_pooled(pooled: dict[str, Any], world: str) -> list[Any]:
         for row in m["per_seed"]:
             ttd.add_row(str(row["seed"]), *[_dur(row["time_to_detect_s"][c]) for c in classes])
         tables.append(ttd)
+    if pooled["kinds"] and rows:
+        kinds = Table(title="Alerted/members per kind, pooled (abuse kinds are recall, "
+                            "legitimate ones false positives)")
+        kinds.add_column("kind")
+        for name, _ in rows:
+            kinds.add_column(name, justify="right")
+        for kind, entry in pooled["kinds"].items():
+            kinds.add_row(kind, *[f"{entry['alerted'].get(n, 0)}/{entry['members']}"
+                                  for n, _ in rows])
+        tables.append(kinds)
     return tables

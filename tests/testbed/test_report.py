@@ -64,6 +64,7 @@ def test_cli_evaluate_many_seeds_writes_per_seed_and_pooled_json(tmp_path):
                                   "2", "--seeds", "3,4", "--jobs", "2", "--json", str(out)])
     assert result.exit_code == 0, result.output
     assert "worst seed" in result.output and "pool members in rings" in result.output
+    assert "marketing_blast/sim_farm" in result.output  # the per-kind table
     report = orjson.loads(out.read_bytes())
     assert report["seeds"] == [3, 4] and [r["seed"] for r in report["per_seed"]] == [3, 4]
     dialguard = report["pooled"]["detectors"]["dialguard"]
