@@ -218,11 +218,14 @@ def _pool_detector(name: str, per_seed: list[dict[str, Any]]) -> dict[str, Any]:
         "recall_by_class": recall_by_class,
         "false_positives_by_class": false_positives,
         "pools": {
-            "pools": len(pools),
-            "members": sum(p["members"] for p in pools),
-            "share_15min": _ratio(sum(p["share_15min"] * p["members"] for p in pools),
-                                  sum(p["members"] for p in pools)),
+            **_pool_share(pools),
             "worst_pool": worst_pool,
+            # pools that share an ingress with legitimate traffic or not, in feeds that name
+            # the trunk or not
+            "by_ingress": {name: _pool_share([p for p in pools if p.get("shared_ingress") == v])
+                           for name, v in (("shared", 1.0), ("own", 0.0))},
+            "by_trunk_field": {name: _pool_share([p for p in pools if p.get("trunk_field") == v])
+                               for name, v in (("named", 1.0), ("absent", 0.0))},
         },
         "multi_number_cloud_dialer": {
             "campaigns": len(spread),
@@ -231,6 +234,13 @@ def _pool_detector(name: str, per_seed: list[dict[str, Any]]) -> dict[str, Any]:
         },
         "per_seed": [_seed_row(s, m) for s, m in runs],
     }
+
+
+def _pool_share(pools: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pools, their members, and the share of those members in rings within 15 minutes."""
+    members = sum(p["members"] for p in pools)
+    return {"pools": len(pools), "members": members,
+            "share_15min": _ratio(sum(p["share_15min"] * p["members"] for p in pools), members)}
 
 
 def _seed_row(seed: int, m: dict[str, Any]) -> dict[str, Any]:
@@ -321,6 +331,12 @@ def render_pooled(pooled: dict[str, Any], world: str) -> list[Any]:
         "-" if m["pools"]["worst_pool"] is None else
         f"{_pct(m['pools']['worst_pool']['share_15min'])} (seed "
         f"{m['pools']['worst_pool']['seed']}, {m['pools']['worst_pool']['id']})")])
+    for label, key, part in (("  pools sharing an ingress", "by_ingress", "shared"),
+                             ("  pools on their own ingress", "by_ingress", "own"),
+                             ("  pools in feeds without trunk", "by_trunk_field", "absent")):
+        table.add_row(label, *[c for _, m in rows for c in (
+            f"{_pct(m['pools'][key][part]['share_15min'])} "
+            f"({m['pools'][key][part]['pools']} pools)", "")])
     table.add_row("multi-number dialers: to first alert", *[c for _, m in rows for c in (
         f"{_dur(m['multi_number_cloud_dialer']['median_s'])} "
         f"({m['multi_number_cloud_dialer']['detected']}/"

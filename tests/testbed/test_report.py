@@ -89,3 +89,19 @@ def test_cli_evaluate_many_seeds_writes_per_seed_and_pooled_json(tmp_path):
 def test_a_failing_seed_is_named():
     with pytest.raises(SeedFailed, match="nowhere world, seed 7: ValueError: unknown world"):
         evaluate_seeds([SeedJob("nowhere", 7, "small")], processes=1)
+
+
+def test_pools_are_pooled_by_ingress_and_trunk_field():
+    members = [f"+{i}" for i in range(10, 20)]
+    labels = Labels(classes={m: "rotating_pool" for m in members}, allowlist=[], campaigns=[
+        Campaign("own", "rotating_pool", members[:4], 0.0, 9.0,
+                 params={"shared_ingress": 0.0, "trunk_field": 1.0}),
+        Campaign("shared", "rotating_pool", members[4:], 0.0, 9.0,
+                 params={"shared_ingress": 1.0, "trunk_field": 0.0})])
+    ring = Alert("ring", 1.0, [], 600.0, 0.0, members=members[:4] + members[4:7])
+    pools = pool_seeds([_seed_report(1, [ring], labels)])["detectors"]["d"]["pools"]
+    assert pools["pools"] == 2 and pools["share_15min"] == pytest.approx(0.7)
+    assert pools["worst_pool"]["id"] == "shared" and pools["worst_pool"]["seed"] == 1
+    assert pools["by_ingress"]["own"]["share_15min"] == 1.0
+    assert pools["by_ingress"]["shared"]["share_15min"] == pytest.approx(0.5)
+    assert pools["by_trunk_field"]["absent"] == {"pools": 1, "members": 6, "share_15min": 0.5}
