@@ -12,6 +12,7 @@ import click
 
 from formats.registry import WRITE_CHOICES
 from streams.cli import main
+from testbed.evaluation import abuse_classes
 from testbed.simulation import SimConfig, write_day
 from testbed.worlds import WORLDS, simulate_world
 
@@ -21,8 +22,9 @@ from testbed.worlds import WORLDS, simulate_world
 @click.option("--seed", default=1, show_default=True, type=int,
               help="The world: same seed, same day.")
 @click.option("--world", type=click.Choice(WORLDS), default="standard", show_default=True,
-              help="standard, or hard: wider, overlapping legitimate and abuse behaviour "
-                   "(see testbed.worlds).")
+              help="standard; hard: wider, overlapping legitimate and abuse behaviour "
+                   "(testbed.worlds); wide: every parameter drawn per seed from wide priors, "
+                   "more classes (testbed.wide).")
 @click.option("--format", "fmt", type=click.Choice(WRITE_CHOICES), default="json",
               show_default=True, help="json (CONTRACT 1a), asterisk (Master.csv, 18 columns; "
               "asterisk16..asterisk21 for the other layouts), freeswitch (example template), "
@@ -40,7 +42,8 @@ def simulate_command(out: str, seed: int, world: str, fmt: str, size: str, hours
                      subscribers: int | None, start: float | None, compress: bool,
                      progress: bool) -> None:
     """Write a seeded, labelled synthetic day of CDRs to OUT, plus OUT.labels.json and
-    OUT.allowlist.txt beside it (--world hard: a harder world, same labels).  With --gzip,
+    OUT.allowlist.txt beside it (--world hard: a harder world, same labels; --world wide:
+    wide priors and more classes).  With --gzip,
     .gz is appended to OUT if it lacks it."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -65,8 +68,7 @@ def simulate_command(out: str, seed: int, world: str, fmt: str, size: str, hours
         except OSError as exc:
             raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from None
     meta = day.labels.meta
-    abuse = sum(1 for c in day.labels.classes.values()
-                if c not in ("ordinary", "courier", "dispatch", "notice", "enterprise"))
+    abuse = sum(1 for c in day.labels.classes.values() if c in abuse_classes(day.labels))
     console.print(
         f"world {world}, seed {seed}: "
         f"{meta['records']} records ({meta['duplicates']} duplicates, {meta['malformed']} "
