@@ -19,7 +19,7 @@ def test_every_setting_is_in_the_readme_table() -> None:
     documented |= {k.strip("` ") for row in re.findall(r"^\| (`model\.[^|]+)\|", README, re.M)
                    for k in row.split(",")}
     defaults = default_mapping()
-    for section in ("input", "features", "alerts", "model"):
+    for section in ("input", "features", "alerts", "model", "rings"):
         for key in defaults[section]:
             assert f"{section}.{key}" in documented, f"{section}.{key} missing from README"
     for key in ("horizon_s", "weight", "enabled", "description"):

@@ -1,0 +1,272 @@
+"""The state of one grouping key: its callers, its own baseline, and the ring it holds.
+
+Each caller seen under a key has a small record: when it was first and last seen, its
+calls, its **strength** (unanswered or cut-short calls to callees it had not just
+called) and its engaged calls (real conversations).  A caller whose engaged share
+stays at most ``max_engaged_ratio`` *qualifies*; couriers, privacy numbers and call
+centres talk to the people they call, so they do not.
+
+What counts as many is judged against the key itself.  Callers that retire from the
+key without joining a ring feed a decaying histogram of the strength they reached: the
+key's **baseline**, started from a prior (``prior_tail ** s``, worth ``prior_weight``
+callers).  For a strength ``s`` the key expects ``active * p(s)`` of its current
+callers to reach ``s`` by chance; a ring is founded at the lowest ``s`` for which the
+callers actually there outnumber that expectation so far that at most
+``max_false_share`` of them would be chance (and there are ``min_members``).  A mobile
+switch carrying a whole city thus asks far more of each number than a gateway used
+by nobody else.
+
+>>> from detectors.config import load_settings
+>>> rs = load_settings().rings
+>>> state = KeyState.new(rs.max_strength)
+>>> for i in range(8):  # eight fresh numbers, four unanswered calls each, nobody else
+...     for j in range(4):
+...         _ = state.account(f"+8617000000{i:03d}", 1.7e9 + 60 * j + i, 8613900000000 + 97 * i + j,
+...                       False, 0, rs)
+>>> threshold = state.founding_threshold(rs)
+>>> threshold, state.qualified_at_least(threshold)
+(4, 8)
+>>> KeyState.from_bytes(state.to_bytes()) == state
+True
+"""
+
+from __future__ import annotations
+
+import math
+
+import msgspec
+
+from detectors.config import RingSettings
+
+# Slots of a caller's record (a list of floats, so that it packs small).
+FIRST, LAST, CALLS, STRENGTH, ENGAGED, ANSWERED, RING_INDEX, NEXT_SLOT = range(8)
+#: Recent callees remembered per caller (a call to one of them is a repeat, not evidence).
+RECENT = 4
+_RECORD = NEXT_SLOT + 1 + RECENT
+NOT_IN_RING = -1.0
+
+
+class Ring(msgspec.Struct, array_like=True, gc=False):
+    """A ring living under a key: its id, members (in order of joining) and totals."""
+
+    ring_id: str
+    key: str
+    founded_at: float
+    first_seen: float
+    threshold: int
+    last_call: float
+    last_alert: float
+    members: list[str]
+    member_calls: list[int]
+    new_members: list[str]
+    calls: int = 0
+    answered: int = 0
+    distinct: int = 0
+    withheld: int = 0
+
+    @property
+    def answer_rate(self) -> float:
+        return self.answered / self.calls if self.calls else 0.0
+
+
+class KeyState(msgspec.Struct, array_like=True):
+    """Callers, baseline histogram and ring of one key (a Faust table value)."""
+
+    callers: dict[str, list[float]]
+    #: qualified active callers (not in the ring) by strength, the last bin ">= max"
+    active: list[int]
+    #: decayed strengths reached by retired callers that were in no ring
+    baseline: list[float]
+    baseline_total: float = 0.0
+    baseline_at: float = -math.inf
+    in_ring: int = 0
+    withheld: int = 0
+    ring: Ring | None = None
+
+    @classmethod
+    def new(cls, max_strength: int) -> KeyState:
+        return cls({}, [0] * (max_strength + 1), [0.0] * (max_strength + 1))
+
+    # ------------------------------------------------------------------ per call
+
+    def account(self, caller: str, t: float, callee: int, answered: bool, talk: int,
+                rs: RingSettings) -> list[float]:
+        """Count one call of ``caller`` under this key; returns the caller's record."""
+        rec = self.callers.get(caller)
+        if rec is None:
+            rec = [t, t, 0.0, 0.0, 0.0, 0.0, NOT_IN_RING, 0.0] + [-1.0] * RECENT
+            self.callers[caller] = rec
+        else:
+            self._withdraw(rec, rs)
+        if t > rec[LAST]:
+            rec[LAST] = t
+        rec[CALLS] += 1
+        value = float(callee)
+        recent = rec[NEXT_SLOT + 1:]
+        repeat = value in recent
+        if not repeat:
+            slot = int(rec[NEXT_SLOT])
+            rec[NEXT_SLOT + 1 + slot] = value
+            rec[NEXT_SLOT] = float((slot + 1) % RECENT)
+        if answered:
+            rec[ANSWERED] += 1
+        if answered and talk >= rs.engaged_talk_s:
+            rec[ENGAGED] += 1
+        elif not repeat and (not answered or talk < rs.short_talk_s) and (
+            t - rec[FIRST] <= rs.youth_s
+        ):
+            rec[STRENGTH] += 1
+        ring = self.ring
+        if ring is not None and rec[RING_INDEX] >= 0:
+            ring.calls += 1
+            ring.answered += answered
+            ring.distinct += not repeat
+            ring.member_calls[int(rec[RING_INDEX])] = int(rec[CALLS])
+            if t > ring.last_call:
+                ring.last_call = t
+        else:
+            self._deposit(rec, rs)
+        return rec
+
+    def _qualifies(self, rec: list[float], rs: RingSettings) -> bool:
+        calls = rec[CALLS]
+        return (rec[ENGAGED] <= rs.max_engaged_ratio * calls
+                and rec[ANSWERED] <= rs.max_answer_ratio * calls)
+
+    def _bin(self, rec: list[float]) -> int:
+        return min(int(rec[STRENGTH]), len(self.active) - 1)
+
+    def _withdraw(self, rec: list[float], rs: RingSettings) -> None:
+        if rec[RING_INDEX] < 0 and self._qualifies(rec, rs):
+            self.active[self._bin(rec)] -= 1
+
+    def _deposit(self, rec: list[float], rs: RingSettings) -> None:
+        if self._qualifies(rec, rs):
+            self.active[self._bin(rec)] += 1
+
+    # ------------------------------------------------------------------ judgement
+
+    def qualified_at_least(self, strength: int) -> int:
+        return sum(self.active[min(strength, len(self.active) - 1):])
+
+    def chance_share(self, strength: int, rs: RingSettings) -> float:
+        """Share of this key's callers expected to reach ``strength`` by chance (baseline)."""
+        s = min(strength, len(self.baseline) - 1)
+        tail = sum(self.baseline[s:])
+        return ((tail + rs.prior_weight * rs.prior_tail ** strength)
+                / (self.baseline_total + rs.prior_weight))
+
+    def founding_threshold(self, rs: RingSettings, members: int = 0) -> int | None:
+        """The lowest strength at which the callers here are a ring, not chance; or None.
+
+        ``members``: active callers already in the ring, counted as found at any strength
+        (for judging whether one more caller may join).
+        """
+        ordinary = self.expected_callers(rs)
+        top = min(rs.max_strength, len(self.active) - 1)
+        for s in range(rs.min_strength, top + 1):
+            found = self.qualified_at_least(s) + members
+            if found < rs.min_members:
+                return None
+            if ordinary * self.chance_share(s, rs) <= rs.max_false_share * found:
+                return s
+        return None
+
+    def expected_callers(self, rs: RingSettings) -> float:
+        """How many callers this key's own traffic puts here over ``youth_s``: from the
+        rate at which callers retired from it (the baseline), and at least the callers
+        here now that show no evidence (a burst of suspects inflates neither)."""
+        rate = self.baseline_total * math.log(2) / rs.baseline_half_life_s
+        quiet = len(self.callers) - self.in_ring - self.qualified_at_least(1)
+        return max(1.0, rate * rs.youth_s, float(quiet))
+
+    def members_at(self, strength: int, rs: RingSettings) -> list[str]:
+        """Callers not yet in the ring that qualify at ``strength``, in order of first call."""
+        found = [(rec[FIRST], caller) for caller, rec in self.callers.items()
+                 if rec[RING_INDEX] < 0 and rec[STRENGTH] >= strength
+                 and self._qualifies(rec, rs)]
+        return [caller for _, caller in sorted(found)]
+
+    def joins(self, rec: list[float], rs: RingSettings) -> bool:
+        """Whether a caller outside the living ring now has the evidence to join it: as
+        much as the founders had, and as much as the key's traffic asks for now."""
+        ring = self.ring
+        if (ring is None or rec[RING_INDEX] >= 0 or rec[STRENGTH] < ring.threshold
+                or not self._qualifies(rec, rs)):
+            return False
+        now = self.founding_threshold(rs, self.in_ring)
+        return now is not None and rec[STRENGTH] >= now
+
+    def enrol(self, caller: str, rs: RingSettings) -> None:
+        """Move ``caller`` into the ring (the ring must exist)."""
+        ring = self.ring
+        assert ring is not None
+        rec = self.callers[caller]
+        self._withdraw(rec, rs)
+        self.in_ring += 1
+        ring.first_seen = min(ring.first_seen, rec[FIRST])
+        ring.last_call = max(ring.last_call, rec[LAST])
+        ring.calls += int(rec[CALLS])
+        ring.distinct += int(rec[STRENGTH] + rec[ENGAGED])
+        if len(ring.members) < rs.max_members:
+            rec[RING_INDEX] = float(len(ring.members))
+            ring.members.append(caller)
+            ring.member_calls.append(int(rec[CALLS]))
+            ring.new_members.append(caller)
+        else:
+            rec[RING_INDEX] = float(rs.max_members)  # counted, not listed
+            ring.member_calls.append(int(rec[CALLS]))
+
+    # ------------------------------------------------------------------ housekeeping
+
+    def expire(self, now: float, rs: RingSettings) -> list[str]:
+        """Retire idle callers into the baseline, decay it, end an idle ring.
+
+        Returns the members of a ring that ended (their ring ids are stale).
+        """
+        if self.baseline_at > -math.inf and now > self.baseline_at:
+            keep = 0.5 ** ((now - self.baseline_at) / rs.baseline_half_life_s)
+            self.baseline = [v * keep for v in self.baseline]
+            self.baseline_total *= keep
+        self.baseline_at = now
+        cutoff = now - rs.member_idle_s
+        for caller in [c for c, rec in self.callers.items() if rec[LAST] < cutoff]:
+            rec = self.callers.pop(caller)
+            if rec[RING_INDEX] >= 0:
+                self.in_ring -= 1
+                continue
+            self._withdraw(rec, rs)
+            strength = self._bin(rec) if self._qualifies(rec, rs) else 0
+            self.baseline[min(strength, len(self.baseline) - 1)] += 1.0
+            self.baseline_total += 1.0
+        ring = self.ring
+        if ring is None or now - ring.last_call <= rs.ring_idle_s:
+            return []
+        self.ring = None
+        for rec in self.callers.values():
+            if rec[RING_INDEX] >= 0:
+                rec[RING_INDEX] = NOT_IN_RING
+                self._deposit(rec, rs)
+        self.in_ring = 0
+        return ring.members
+
+    @property
+    def empty(self) -> bool:
+        return not self.callers and self.ring is None
+
+    # ------------------------------------------------------------------ binary form
+
+    def to_bytes(self) -> bytes:
+        """MessagePack of the fields; :meth:`from_bytes` cannot run code."""
+        return _ENCODER.encode(self)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> KeyState:
+        try:
+            return _DECODER.decode(data)
+        except msgspec.DecodeError as exc:
+            raise ValueError(f"not a ring key state: {exc}") from None
+
+
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(KeyState)
