@@ -25,7 +25,7 @@ by nobody else.
 ...                       False, 0, rs)
 >>> threshold = state.founding_threshold(rs)
 >>> threshold, state.qualified_at_least(threshold)
-(4, 8)
+(3, 8)
 >>> KeyState.from_bytes(state.to_bytes()) == state
 True
 """
@@ -79,6 +79,10 @@ class KeyState(msgspec.Struct, array_like=True):
     baseline: list[float]
     baseline_total: float = 0.0
     baseline_at: float = -math.inf
+    #: newest event time seen under this key, and when the key was last swept: a key is
+    #: swept by its own event time, so that how keys are spread over stages changes nothing
+    seen_until: float = -math.inf
+    swept_at: float = -math.inf
     in_ring: int = 0
     withheld: int = 0
     ring: Ring | None = None
@@ -92,7 +96,12 @@ class KeyState(msgspec.Struct, array_like=True):
     def account(self, caller: str, t: float, callee: int, answered: bool, talk: int,
                 rs: RingSettings) -> list[float]:
         """Count one call of ``caller`` under this key; returns the caller's record."""
+        if t > self.seen_until:
+            self.seen_until = t
         rec = self.callers.get(caller)
+        if rec is not None and t - rec[LAST] > rs.member_idle_s:
+            self._retire(caller, t, rs)  # back after a long silence: a fresh record
+            rec = None
         if rec is None:
             rec = [t, t, 0.0, 0.0, 0.0, 0.0, NOT_IN_RING, 0.0] + [-1.0] * RECENT
             self.callers[caller] = rec
@@ -219,28 +228,55 @@ class KeyState(msgspec.Struct, array_like=True):
 
     # ------------------------------------------------------------------ housekeeping
 
+    def due(self, rs: RingSettings, fraction: float) -> bool:
+        """Whether this key's own event time has moved on enough for a sweep."""
+        return self.seen_until - self.swept_at >= rs.member_idle_s * fraction
+
     def expire(self, now: float, rs: RingSettings) -> list[str]:
         """Retire idle callers into the baseline, decay it, end an idle ring.
 
         Returns the members of a ring that ended (their ring ids are stale).
         """
+        self.swept_at = max(self.swept_at, now)
+        self._decay(now, rs)
+        cutoff = now - rs.member_idle_s
+        for caller in [c for c, rec in self.callers.items() if rec[LAST] < cutoff]:
+            self._retire(caller, now, rs)
+        ring = self.ring
+        if ring is None or now - ring.last_call <= rs.ring_idle_s:
+            return []
+        return self.end_ring(rs)
+
+    def _decay(self, now: float, rs: RingSettings) -> None:
         if self.baseline_at > -math.inf and now > self.baseline_at:
             keep = 0.5 ** ((now - self.baseline_at) / rs.baseline_half_life_s)
             self.baseline = [v * keep for v in self.baseline]
             self.baseline_total *= keep
-        self.baseline_at = now
-        cutoff = now - rs.member_idle_s
-        for caller in [c for c, rec in self.callers.items() if rec[LAST] < cutoff]:
-            rec = self.callers.pop(caller)
-            if rec[RING_INDEX] >= 0:
-                self.in_ring -= 1
-                continue
-            self._withdraw(rec, rs)
-            strength = self._bin(rec) if self._qualifies(rec, rs) else 0
-            self.baseline[min(strength, len(self.baseline) - 1)] += 1.0
-            self.baseline_total += 1.0
+        if now > self.baseline_at:
+            self.baseline_at = now
+
+    def _retire(self, caller: str, now: float, rs: RingSettings) -> None:
+        """Drop a caller's record; one outside a ring joins the baseline as of the moment it
+        went idle (so the baseline does not depend on when sweeps happen)."""
+        rec = self.callers.pop(caller)
+        if rec[RING_INDEX] >= 0:
+            self.in_ring -= 1
+            return
+        self._withdraw(rec, rs)
+        self._decay(now, rs)
+        strength = self._bin(rec) if self._qualifies(rec, rs) else 0
+        since = max(0.0, self.baseline_at - (rec[LAST] + rs.member_idle_s))
+        weight = 0.5 ** (since / rs.baseline_half_life_s)
+        self.baseline[strength] += weight
+        self.baseline_total += weight
+
+    def ring_over(self, t: float, rs: RingSettings) -> bool:
+        return self.ring is not None and t - self.ring.last_call > rs.ring_idle_s
+
+    def end_ring(self, rs: RingSettings) -> list[str]:
+        """End the ring; its members become ordinary callers of the key again."""
         ring = self.ring
-        if ring is None or now - ring.last_call <= rs.ring_idle_s:
+        if ring is None:
             return []
         self.ring = None
         for rec in self.callers.values():
@@ -248,11 +284,13 @@ class KeyState(msgspec.Struct, array_like=True):
                 rec[RING_INDEX] = NOT_IN_RING
                 self._deposit(rec, rs)
         self.in_ring = 0
+        self.withheld = 0
         return ring.members
 
     @property
     def empty(self) -> bool:
-        return not self.callers and self.ring is None
+        """Nothing left worth keeping: no callers, no ring, a baseline all but forgotten."""
+        return not self.callers and self.ring is None and self.baseline_total < 0.5
 
     # ------------------------------------------------------------------ binary form
 

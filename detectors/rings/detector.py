@@ -117,7 +117,7 @@ class GroupDetector:
             alert = self.observe_keyed(call, key)
             if alert is not None:
                 alerts = [alert] if alerts is None else [*alerts, alert]
-        if self.watermark - self._last_sweep >= self.settings.rings.member_idle_s * _SWEEP_FRACTION:
+        if self.watermark - self._last_sweep >= self.settings.rings.ring_idle_s:
             self.maybe_expire()
         return _NO_ALERTS if alerts is None else alerts
 
@@ -148,8 +148,12 @@ class GroupDetector:
                 del self.lone_blocks[key]
             state = KeyState.new(rs.max_strength)
             self.states[key] = state
+        elif state.ring_over(t, rs):
+            self._forget_ring(state.end_ring(rs))
         rec = state.account(caller, t, _digits(call.callee),
                             call.answered, call.duration, rs)
+        if state.due(rs, _SWEEP_FRACTION):
+            self._forget_ring(state.expire(state.seen_until, rs))
         ring = state.ring
         if ring is None:
             if rec[STRENGTH] < rs.min_strength:
@@ -172,7 +176,8 @@ class GroupDetector:
         founders = state.members_at(threshold, rs)
         digest = hashlib.blake2b(f"{key}|{t:.3f}|{','.join(sorted(founders))}".encode(),
                                  digest_size=6).hexdigest()
-        ring = Ring(f"ring-{digest}", key, t, t, threshold, t, -math.inf, [], [], [])
+        ring = Ring(f"ring-{digest}", key, t, t, threshold, t, -math.inf, [], [], [],
+                    withheld=state.withheld)
         state.ring = ring
         for caller in founders:
             state.enrol(caller, rs)
@@ -217,17 +222,15 @@ class GroupDetector:
         return self.expire(self.watermark)
 
     def expire(self, now: float) -> int:
-        """Retire idle callers and end idle rings under every key; drop empty keys."""
+        """Sweep the keys that had no call for a while (busy keys sweep themselves as their
+        calls come); drop keys with nothing left and lone blocks gone quiet."""
         rs = self.settings.rings
         before = self.tracked_numbers
-        for key in list(self.states):
+        quiet = now - rs.member_idle_s * _SWEEP_FRACTION
+        for key in [k for k, s in self.states.items() if s.seen_until < quiet]:
             state = self.states[key]
-            ended = state.expire(now, rs)
-            ring_id = None if not ended else self.memberships.get(ended[0])
-            for caller in ended:
-                if self.memberships.get(caller) == ring_id:
-                    del self.memberships[caller]
-            if state.empty:
+            self._forget_ring(state.expire(now, rs))
+            if state.empty or (is_block(key) and not state.callers and state.ring is None):
                 del self.states[key]
             else:
                 self.states[key] = state  # a table's cache learns of the change
@@ -237,6 +240,14 @@ class GroupDetector:
         gone = max(0, before - self.tracked_numbers)
         self.stats.expired += gone
         return gone
+
+    def _forget_ring(self, members: list[str]) -> None:
+        if not members:
+            return
+        ring_id = self.memberships.get(members[0])
+        for caller in members:
+            if self.memberships.get(caller) == ring_id:
+                del self.memberships[caller]
 
     @property
     def tracked_numbers(self) -> int:
