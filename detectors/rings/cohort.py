@@ -232,10 +232,10 @@ class KeyState(msgspec.Struct, array_like=True):
         """Whether this key's own event time has moved on enough for a sweep."""
         return self.seen_until - self.swept_at >= rs.member_idle_s * fraction
 
-    def expire(self, now: float, rs: RingSettings) -> list[str]:
+    def expire(self, now: float, rs: RingSettings) -> Ring | None:
         """Retire idle callers into the baseline, decay it, end an idle ring.
 
-        Returns the members of a ring that ended (their ring ids are stale).
+        Returns the ring that ended, if one did (its members' ring id is stale).
         """
         self.swept_at = max(self.swept_at, now)
         self._decay(now, rs)
@@ -244,7 +244,7 @@ class KeyState(msgspec.Struct, array_like=True):
             self._retire(caller, now, rs)
         ring = self.ring
         if ring is None or now - ring.last_call <= rs.ring_idle_s:
-            return []
+            return None
         return self.end_ring(rs)
 
     def _decay(self, now: float, rs: RingSettings) -> None:
@@ -273,11 +273,11 @@ class KeyState(msgspec.Struct, array_like=True):
     def ring_over(self, t: float, rs: RingSettings) -> bool:
         return self.ring is not None and t - self.ring.last_call > rs.ring_idle_s
 
-    def end_ring(self, rs: RingSettings) -> list[str]:
+    def end_ring(self, rs: RingSettings) -> Ring | None:
         """End the ring; its members become ordinary callers of the key again."""
         ring = self.ring
         if ring is None:
-            return []
+            return None
         self.ring = None
         for rec in self.callers.values():
             if rec[RING_INDEX] >= 0:
@@ -285,7 +285,7 @@ class KeyState(msgspec.Struct, array_like=True):
                 self._deposit(rec, rs)
         self.in_ring = 0
         self.withheld = 0
-        return ring.members
+        return ring
 
     @property
     def empty(self) -> bool:

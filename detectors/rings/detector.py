@@ -241,12 +241,11 @@ class GroupDetector:
         self.stats.expired += gone
         return gone
 
-    def _forget_ring(self, members: list[str]) -> None:
-        if not members:
+    def _forget_ring(self, ring: Ring | None) -> None:
+        if ring is None:
             return
-        ring_id = self.memberships.get(members[0])
-        for caller in members:
-            if self.memberships.get(caller) == ring_id:
+        for caller in ring.members:
+            if self.memberships.get(caller) == ring.ring_id:
                 del self.memberships[caller]
 
     @property
