@@ -38,9 +38,11 @@ import msgspec
 
 from detectors.config import RingSettings
 
-# Slots of a caller's record (a list of floats, so that it packs small).
+# Slots of a caller's record (a list of floats, so that it packs small); slots 8-11 hold
+# the recent callees.
 FIRST, LAST, CALLS, STRENGTH, ENGAGED, ANSWERED, RING_INDEX, NEXT_SLOT = range(8)
-#: Recent callees remembered per caller (a call to one of them is a repeat, not evidence).
+#: Recent callees remembered per caller (a call to one of them is a repeat, not evidence);
+#: :meth:`KeyState.account` compares the four slots one by one.
 RECENT = 4
 _RECORD = NEXT_SLOT + 1 + RECENT
 NOT_IN_RING = -1.0
@@ -94,48 +96,67 @@ class KeyState(msgspec.Struct, array_like=True):
     # ------------------------------------------------------------------ per call
 
     def account(self, caller: str, t: float, callee: int, answered: bool, talk: int,
-                rs: RingSettings) -> list[float]:
-        """Count one call of ``caller`` under this key; returns the caller's record."""
+                rs: RingSettings) -> tuple[list[float], bool]:
+        """Count one call of ``caller`` under this key: the caller's record, and whether its
+        evidence grew (the only time the key's judgement can change).
+
+        The hot path of group detection: the record's place in ``active`` is moved by hand
+        rather than through :meth:`_withdraw` / :meth:`_deposit`.
+        """
         if t > self.seen_until:
             self.seen_until = t
         rec = self.callers.get(caller)
         if rec is not None and t - rec[LAST] > rs.member_idle_s:
             self._retire(caller, t, rs)  # back after a long silence: a fresh record
             rec = None
+        active = self.active
+        top = len(active) - 1
+        outside = True
         if rec is None:
-            rec = [t, t, 0.0, 0.0, 0.0, 0.0, NOT_IN_RING, 0.0] + [-1.0] * RECENT
+            rec = [t, t, 0.0, 0.0, 0.0, 0.0, NOT_IN_RING, 0.0, -1.0, -1.0, -1.0, -1.0]
             self.callers[caller] = rec
         else:
-            self._withdraw(rec, rs)
-        if t > rec[LAST]:
-            rec[LAST] = t
-        rec[CALLS] += 1
+            outside = rec[RING_INDEX] < 0
+            calls = rec[CALLS]
+            if outside and (rec[ENGAGED] <= rs.max_engaged_ratio * calls
+                            and rec[ANSWERED] <= rs.max_answer_ratio * calls):
+                active[min(int(rec[STRENGTH]), top)] -= 1
+            if t > rec[LAST]:
+                rec[LAST] = t
+        calls = rec[CALLS] = rec[CALLS] + 1
         value = float(callee)
-        recent = rec[NEXT_SLOT + 1:]
-        repeat = value in recent
+        repeat = rec[8] == value or rec[9] == value or rec[10] == value or rec[11] == value
+        grew = False
         if not repeat:
             slot = int(rec[NEXT_SLOT])
-            rec[NEXT_SLOT + 1 + slot] = value
+            rec[8 + slot] = value
             rec[NEXT_SLOT] = float((slot + 1) % RECENT)
         if answered:
             rec[ANSWERED] += 1
-        if answered and talk >= rs.engaged_talk_s:
-            rec[ENGAGED] += 1
-        elif not repeat and (not answered or talk < rs.short_talk_s) and (
-            t - rec[FIRST] <= rs.youth_s
-        ):
+            if talk >= rs.engaged_talk_s:
+                rec[ENGAGED] += 1
+            elif not repeat and talk < rs.short_talk_s and t - rec[FIRST] <= rs.youth_s:
+                rec[STRENGTH] += 1
+                grew = True
+        elif not repeat and t - rec[FIRST] <= rs.youth_s:
             rec[STRENGTH] += 1
+            grew = True
+        if outside:
+            if (rec[ENGAGED] <= rs.max_engaged_ratio * calls
+                    and rec[ANSWERED] <= rs.max_answer_ratio * calls):
+                active[min(int(rec[STRENGTH]), top)] += 1
+            return rec, grew
         ring = self.ring
-        if ring is not None and rec[RING_INDEX] >= 0:
+        if ring is not None:
             ring.calls += 1
             ring.answered += answered
             ring.distinct += not repeat
-            ring.member_calls[int(rec[RING_INDEX])] = int(rec[CALLS])
+            index = int(rec[RING_INDEX])
+            if index < len(ring.member_calls):
+                ring.member_calls[index] = int(calls)
             if t > ring.last_call:
                 ring.last_call = t
-        else:
-            self._deposit(rec, rs)
-        return rec
+        return rec, grew
 
     def _qualifies(self, rec: list[float], rs: RingSettings) -> bool:
         calls = rec[CALLS]
@@ -173,11 +194,18 @@ class KeyState(msgspec.Struct, array_like=True):
         """
         ordinary = self.expected_callers(rs)
         top = min(rs.max_strength, len(self.active) - 1)
+        found = [0] * (top + 2)
+        tail = [0.0] * (top + 2)
+        for s in range(top, -1, -1):  # suffix sums, the last bin holding everything above
+            found[s] = found[s + 1] + (sum(self.active[s:]) if s == top else self.active[s])
+            tail[s] = tail[s + 1] + (sum(self.baseline[s:]) if s == top else self.baseline[s])
+        scale = ordinary / (self.baseline_total + rs.prior_weight)
         for s in range(rs.min_strength, top + 1):
-            found = self.qualified_at_least(s) + members
-            if found < rs.min_members:
+            count = found[s] + members
+            if count < rs.min_members:
                 return None
-            if ordinary * self.chance_share(s, rs) <= rs.max_false_share * found:
+            chance = scale * (tail[s] + rs.prior_weight * rs.prior_tail ** s)
+            if chance <= rs.max_false_share * count:
                 return s
         return None
 
@@ -228,10 +256,6 @@ class KeyState(msgspec.Struct, array_like=True):
 
     # ------------------------------------------------------------------ housekeeping
 
-    def due(self, rs: RingSettings, fraction: float) -> bool:
-        """Whether this key's own event time has moved on enough for a sweep."""
-        return self.seen_until - self.swept_at >= rs.member_idle_s * fraction
-
     def expire(self, now: float, rs: RingSettings) -> Ring | None:
         """Retire idle callers into the baseline, decay it, end an idle ring.
 
@@ -263,7 +287,8 @@ class KeyState(msgspec.Struct, array_like=True):
             self.in_ring -= 1
             return
         self._withdraw(rec, rs)
-        self._decay(now, rs)
+        if now > self.baseline_at:
+            self._decay(now, rs)
         strength = self._bin(rec) if self._qualifies(rec, rs) else 0
         since = max(0.0, self.baseline_at - (rec[LAST] + rs.member_idle_s))
         weight = 0.5 ** (since / rs.baseline_half_life_s)

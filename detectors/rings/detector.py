@@ -150,19 +150,20 @@ class GroupDetector:
             self.states[key] = state
         elif state.ring_over(t, rs):
             self._forget_ring(state.end_ring(rs))
-        rec = state.account(caller, t, _digits(call.callee),
-                            call.answered, call.duration, rs)
-        if state.due(rs, _SWEEP_FRACTION):
+        rec, grew = state.account(caller, t, _digits(call.callee), call.answered,
+                                  call.duration, rs)
+        if state.seen_until - state.swept_at >= rs.member_idle_s:  # the key's own sweep
             self._forget_ring(state.expire(state.seen_until, rs))
         ring = state.ring
+        grew = grew and rec[STRENGTH] >= rs.min_strength
         if ring is None:
-            if rec[STRENGTH] < rs.min_strength:
+            if not grew:  # the judgement only changes when some caller's evidence does
                 return None
             threshold = state.founding_threshold(rs)
             if threshold is None:
                 return None
             ring = self._found(state, key, threshold, t)
-        elif state.joins(rec, rs):
+        elif grew and state.joins(rec, rs):
             state.enrol(caller, rs)
             self.memberships.setdefault(caller, ring.ring_id)
         if rec[RING_INDEX] < 0 or not ring.new_members:
@@ -275,6 +276,8 @@ class GroupDetector:
 
 
 def _digits(number: str) -> int:
-    """A called number as an integer (for repeat checks); 0 if it has no digits."""
-    digits = number[1:] if number.startswith("+") else number
-    return int(digits) if digits.isdigit() else 0
+    """A called number (E.164) as an integer, for repeat checks; 0 if it is not digits."""
+    try:
+        return int(number[1:])
+    except ValueError:
+        return 0
