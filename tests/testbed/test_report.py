@@ -8,7 +8,15 @@ from click.testing import CliRunner
 
 from detectors.alerts import Alert
 from testbed.evaluation import score_alerts
-from testbed.report import SEED_SPLIT, parse_seeds, pool_seeds, split_of
+from testbed.report import (
+    SEED_SPLIT,
+    SeedFailed,
+    SeedJob,
+    evaluate_seeds,
+    parse_seeds,
+    pool_seeds,
+    split_of,
+)
 from testbed.simulation import Campaign, Labels
 
 
@@ -64,6 +72,7 @@ def test_cli_evaluate_many_seeds_writes_per_seed_and_pooled_json(tmp_path):
                                   "2", "--seeds", "3,4", "--jobs", "2", "--json", str(out)])
     assert result.exit_code == 0, result.output
     assert "worst seed" in result.output and "pool members in rings" in result.output
+    assert "marketing_blast/sim_farm" in result.output  # the per-kind table
     report = orjson.loads(out.read_bytes())
     assert report["seeds"] == [3, 4] and [r["seed"] for r in report["per_seed"]] == [3, 4]
     dialguard = report["pooled"]["detectors"]["dialguard"]
@@ -75,3 +84,8 @@ def test_cli_evaluate_many_seeds_writes_per_seed_and_pooled_json(tmp_path):
     assert bad.exit_code == 2 and "below the start" in bad.output
     bad = runner.invoke(main, ["evaluate", "--seeds", "1", "--input", "x", "--labels", "y"])
     assert bad.exit_code == 2
+
+
+def test_a_failing_seed_is_named():
+    with pytest.raises(SeedFailed, match="nowhere world, seed 7: ValueError: unknown world"):
+        evaluate_seeds([SeedJob("nowhere", 7, "small")], processes=1)
