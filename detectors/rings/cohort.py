@@ -295,9 +295,6 @@ class KeyState(msgspec.Struct, array_like=True):
         self.baseline[strength] += weight
         self.baseline_total += weight
 
-    def ring_over(self, t: float, rs: RingSettings) -> bool:
-        return self.ring is not None and t - self.ring.last_call > rs.ring_idle_s
-
     def end_ring(self, rs: RingSettings) -> Ring | None:
         """End the ring; its members become ordinary callers of the key again."""
         ring = self.ring

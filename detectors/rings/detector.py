@@ -37,12 +37,12 @@ from dataclasses import dataclass
 
 from detectors.alerts import Alert
 from detectors.allowlist import Allowlist
-from detectors.config import FIXED_AT_START, ConfigError, Settings, load_settings
+from detectors.config import FIXED_AT_START, ConfigError, RingSettings, Settings, load_settings
 from detectors.dedup import Deduplicator
 from detectors.records import Call
 from detectors.rings import report
 from detectors.rings.cohort import RING_INDEX, STRENGTH, KeyState, Ring
-from detectors.rings.keys import INGRESS, is_block, route
+from detectors.rings.keys import BLOCK, INGRESS, is_block, route
 
 _NO_ALERTS: tuple[Alert, ...] = ()
 _SWEEP_FRACTION = 0.25  # sweep every quarter of the member idle time (event time)
@@ -113,34 +113,44 @@ class GroupDetector:
         self.stats.calls += 1
         self._advance(call.start)
         alerts: list[Alert] | None = None
-        for key in route(call, self._blocks):
-            alert = self.observe_keyed(call, key)
-            if alert is not None:
-                alerts = [alert] if alerts is None else [*alerts, alert]
+        keys = route(call, self._blocks)
+        if keys and (not call.caller or call.caller not in self.allowlist):
+            rs = self.settings.rings
+            for key in keys:
+                alert = self._observe_key(call, key, rs)
+                if alert is not None:
+                    alerts = [alert] if alerts is None else [*alerts, alert]
         if self.watermark - self._last_sweep >= self.settings.rings.ring_idle_s:
             self.maybe_expire()
         return _NO_ALERTS if alerts is None else alerts
+
+    def observe_keyed(self, call: Call, key: str) -> Alert | None:
+        """Account ``call`` under ``key`` only (a stage of the key's partition); a ring alert
+        if that key's ring is (re)alerted."""
+        self._advance(call.start)
+        alert = None
+        if not call.caller or call.caller not in self.allowlist:
+            alert = self._observe_key(call, key, self.settings.rings)
+        if self.watermark - self._last_sweep >= self.settings.rings.ring_idle_s:
+            self.maybe_expire()
+        return alert
 
     def _advance(self, t: float) -> None:
         if t > self.watermark and (t - self.watermark <= _MAX_JUMP or self.watermark == -math.inf):
             self.watermark = t
 
-    def observe_keyed(self, call: Call, key: str) -> Alert | None:
-        """Account ``call`` under ``key`` only; a ring alert if that key's ring is (re)alerted."""
-        rs = self.settings.rings
+    def _observe_key(self, call: Call, key: str, rs: RingSettings) -> Alert | None:
         caller = call.caller
         state = self.states.get(key)
         if not caller:  # withheld: evidence for the ingress, never a member
-            if state is not None and not is_block(key):
+            if state is not None and not key.startswith(BLOCK):
                 state.withheld += 1
                 if state.ring is not None:
                     state.ring.withheld += 1
             return None
-        if caller in self.allowlist:
-            return None
         t = call.start
         if state is None:
-            if is_block(key):
+            if key.startswith(BLOCK):
                 lone = self.lone_blocks.get(key)
                 if lone is None or lone[0] == caller or t - lone[1] > rs.member_idle_s:
                     self.lone_blocks[key] = (caller, t)
@@ -148,7 +158,7 @@ class GroupDetector:
                 del self.lone_blocks[key]
             state = KeyState.new(rs.max_strength)
             self.states[key] = state
-        elif state.ring_over(t, rs):
+        elif state.ring is not None and t - state.ring.last_call > rs.ring_idle_s:
             self._forget_ring(state.end_ring(rs))
         rec, grew = state.account(caller, t, _digits(call.callee), call.answered,
                                   call.duration, rs)
