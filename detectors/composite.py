@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from detectors.alerts import Alert
 from detectors.allowlist import Allowlist
@@ -29,7 +29,10 @@ from detectors.records import Call
 _NO_ALERTS: tuple[Alert, ...] = ()
 
 
+@runtime_checkable
 class RingLookup(Protocol):
+    """A part that links numbers into rings and can say which ring a number is in."""
+
     def ring_of(self, caller: str) -> str | None: ...
 
 
@@ -59,9 +62,7 @@ class DetectorChain:
         self.parts = tuple(parts)
         self.dedup = Deduplicator(dedup_window_s)
         self.stats = ChainStats(self.parts)
-        self._linkers: tuple[RingLookup, ...] = tuple(
-            p for p in self.parts if callable(getattr(p, "ring_of", None))  # type: ignore[misc]
-        )
+        self._linkers = tuple(p for p in self.parts if isinstance(p, RingLookup))
 
     @classmethod
     def example(cls) -> DetectorChain:
