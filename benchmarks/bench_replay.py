@@ -6,7 +6,9 @@ and the Asterisk reader as it was before the formats package (loaded from git,
 reading the all-quoted Master.csv the old simulator wrote).  It asserts
 nothing, because shared machines are noisy.  Targets (issues 2, 4 and 10):
 >= 100k CDR/s per core end to end, <= 1 KB of state per tracked number, metrics
-cost <= 5 %, no format slower than 0.9x the old Asterisk replay.
+cost <= 5 %, no format slower than 0.9x the old Asterisk replay.  Group detection
+(issue 9): replay with rings on >= 0.7x of it off in the same run, bytes of group
+state per tracked caller, and group state over the day (bounded: it expires).
 
     python benchmarks/bench_replay.py [--seed 7] [--repeat 3] [--size day]
 """
@@ -28,10 +30,13 @@ from typing import Any
 
 import orjson
 
+from detectors.composite import DetectorChain
 from detectors.config import load_settings
 from detectors.engine import Detector
 from detectors.features import NumberState
 from detectors.numbers import NumberNormaliser
+from detectors.records import Call
+from detectors.rings.detector import GroupDetector
 from formats.reading import read_paths
 from formats.registry import writer
 from streams.replay import replay, tune_gc
@@ -189,6 +194,59 @@ def state_bytes(detector: Detector) -> dict[str, float]:
     }
 
 
+def chain_run(path: Path, fmt: str, rings: bool) -> tuple[int, DetectorChain]:
+    """Replay through the detector chain, with group detection on or off."""
+    settings = load_settings()
+    chain = DetectorChain.for_settings(settings, rings=rings)
+    sink = io.BytesIO()
+    records = read_paths([path], fmt, NumberNormaliser(settings.input.region),
+                         settings.input.timezone)
+    summary = replay(records, chain, lambda a: sink.write(a.to_json() + b"\n"))
+    return summary.read, chain
+
+
+def group_state_over_day(path: Path) -> list[tuple[float, int, int]]:
+    """(hour, caller records, stored bytes) of the group detector at every event-time hour."""
+    settings = load_settings()
+    group = GroupDetector(settings)
+    samples: list[tuple[float, int, int]] = []
+    first: float | None = None
+    next_hour = 0.0
+    for record in read_paths([path], "json", NumberNormaliser(settings.input.region),
+                             settings.input.timezone):
+        if not isinstance(record, Call):
+            continue
+        start = record.start
+        group.observe(record)
+        first = start if first is None else first
+        if start - first >= next_hour * 3600:
+            stored = sum(len(v) for v in group.table_state().values())
+            samples.append((next_hour, group.tracked_numbers, stored))
+            next_hour += 1
+    return samples
+
+
+def ring_figures(path: Path, repeat: int) -> None:
+    off, n = best_of(repeat, lambda: chain_run(path, "json", rings=False)[0])
+    on, _ = best_of(repeat, lambda: chain_run(path, "json", rings=True)[0])
+    print(f"group detection: replay {off:,.0f} r/s with rings off, {on:,.0f} r/s on: "
+          f"{on / off:.2f}x (target >= 0.7x; {n:,} records)")
+    _, chain = chain_run(path, "json", rings=True)
+    group = chain.part(GroupDetector)
+    assert isinstance(group, GroupDetector)
+    samples = group_state_over_day(path)
+    peak = max(samples, key=lambda s: s[1])
+    records, stored = peak[1], peak[2]
+    memory = sum(sys.getsizeof(k) + sys.getsizeof(rec) + 8 * len(rec)
+                 for st in group.states.values() for k, rec in st.callers.items())
+    callers = sum(len(st.callers) for st in group.states.values())
+    print(f"  group state: peak {records:,} caller records under keys at hour {peak[0]:.0f}, "
+          f"{stored / max(1, records):.0f} B stored per record (KeyState.to_bytes), "
+          f"~{memory / max(1, callers):.0f} B in memory per record at the end; "
+          f"rings {group.stats.rings}, keys {len(group.states):,}")
+    print("  caller records by hour: " + " ".join(f"{int(h)}:{c:,}" for h, c, _ in samples))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=7)
@@ -249,6 +307,7 @@ def main() -> None:
               f"{sizes['busiest_number_bytes']:.0f} B")
         print(f"  stored (Faust table value, NumberState.to_bytes): "
               f"mean {sizes['mean_stored_bytes']:.0f} B, max {sizes['max_stored_bytes']:.0f} B")
+        ring_figures(files["json"], args.repeat)
 
 
 if __name__ == "__main__":

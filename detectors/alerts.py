@@ -6,6 +6,15 @@
 >>> d = Alert.from_json(a.to_json())
 >>> d == a, sorted(a.to_dict())[:3]
 (True, ['caller', 'detected_at', 'features'])
+
+A ring alert names its members and the members added since its previous alert:
+
+>>> r = Alert(kind="ring", score=4.1, reasons=["12 numbers, 310 calls in 20 min"],
+...           detected_at=1700001200.0, first_seen=1700000000.0, profile="ring",
+...           members=["+8617000000001", "+8617000000002"], new_members=["+8617000000002"],
+...           ring_id="ring-3f2a9c01d4e5")
+>>> Alert.from_json(r.to_json()) == r, r.to_dict()["ring_id"], "caller" in r.to_dict()
+(True, 'ring-3f2a9c01d4e5', False)
 """
 
 from __future__ import annotations
@@ -33,6 +42,10 @@ class Alert:
     #: the feature values the decision saw, for analysts and evaluation
     features: dict[str, float] = field(default_factory=dict)
     trunk: str | None = None
+    #: (ring) stable id of the group; (number) the ring the number belongs to, if known
+    ring_id: str | None = None
+    #: (ring) members added since this ring's previous alert
+    new_members: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -48,6 +61,9 @@ class Alert:
             out["caller"] = self.caller
         else:
             out["members"] = self.members or []
+            out["new_members"] = self.new_members or []
+        if self.ring_id is not None:
+            out["ring_id"] = self.ring_id
         if self.model_score is not None:
             out["model_score"] = round(self.model_score, 4)
         if self.trunk is not None:
@@ -71,6 +87,8 @@ class Alert:
             model_score=d.get("model_score"),
             features=dict(d.get("features", {})),
             trunk=d.get("trunk"),
+            ring_id=d.get("ring_id"),
+            new_members=d.get("new_members"),
         )
 
     @classmethod

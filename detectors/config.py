@@ -56,7 +56,8 @@ FIXED_AT_START: frozenset[str] = frozenset(
     {"features.horizons_s", "features.recent_callees", "model.n_trees", "model.height",
      "model.window_size", "model.seed", "input.region", "input.timezone", "input.format",
      "input.freeswitch_template", "input.csv_columns", "input.csv_time_format",
-     "input.min_year", "input.max_year", "input.max_call_s"}
+     "input.min_year", "input.max_year", "input.max_call_s", "rings.enabled",
+     "rings.callee_blocks"}
 )
 
 
@@ -120,6 +121,31 @@ class ModelSettings:
 
 
 @dataclass(frozen=True)
+class RingSettings:
+    """Group detection (:mod:`detectors.rings`); every key is live except ``enabled``."""
+
+    enabled: bool = True
+    callee_blocks: bool = True
+    member_idle_s: float = 3600.0
+    ring_idle_s: float = 3600.0
+    update_interval_s: float = 300.0
+    min_members: int = 3
+    min_strength: int = 3
+    max_strength: int = 24
+    short_talk_s: float = 10.0
+    engaged_talk_s: float = 30.0
+    max_engaged_ratio: float = 0.2
+    max_answer_ratio: float = 0.4
+    youth_s: float = 3600.0
+    max_false_share: float = 0.02
+    prior_tail: float = 0.3
+    prior_weight: float = 20.0
+    baseline_half_life_s: float = 21600.0
+    max_members: int = 5000
+    weight: float = 2.0
+
+
+@dataclass(frozen=True)
 class RuleProfile:
     """One explainable profile: fires when every min/max condition holds."""
 
@@ -139,6 +165,7 @@ class Settings:
     alerts: AlertSettings
     model: ModelSettings
     rules: Mapping[str, RuleProfile]
+    rings: RingSettings = field(default_factory=RingSettings)
     #: the merged raw mapping these settings were built from (for overrides and display)
     raw: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
@@ -248,12 +275,15 @@ def _input_format_settings(i: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+_SECTIONS = ("input", "features", "alerts", "model", "rules", "rings")
+
+
 def build_settings(raw: Mapping[str, Any]) -> Settings:
     """Validate a merged mapping and freeze it."""
-    for section in ("input", "features", "alerts", "model", "rules"):
+    for section in _SECTIONS:
         if not isinstance(raw.get(section), Mapping):
             raise ConfigError(f"missing table [{section}]")
-    unknown = set(raw) - {"input", "features", "alerts", "model", "rules"}
+    unknown = set(raw) - set(_SECTIONS)
     if unknown:
         raise ConfigError(f"unknown setting {sorted(unknown)[0]}")
 
@@ -344,8 +374,40 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
         alerts=alert_settings,
         model=model_settings,
         rules=rules,
+        rings=_build_rings(raw["rings"]),
         raw=copy.deepcopy(dict(raw)),
     )
+
+
+_RING_WHOLE = {"min_members", "min_strength", "max_strength", "max_members"}
+_RING_FLAGS = {"enabled", "callee_blocks"}
+
+
+def _build_rings(r: Mapping[str, Any]) -> RingSettings:
+    fields = RingSettings.__dataclass_fields__
+    _exact_keys(r, set(fields), "rings")
+    values: dict[str, Any] = {}
+    for name in fields:
+        key = f"rings.{name}"
+        if name in _RING_FLAGS:
+            values[name] = _bool(r[name], key)
+        else:
+            values[name] = _number(r[name], key, minimum=1 if name in _RING_WHOLE else 0.0,
+                                   integer=name in _RING_WHOLE)
+    rings = RingSettings(**values)
+    if rings.max_strength < rings.min_strength or rings.max_strength > 64:
+        raise ConfigError("rings.max_strength must be between rings.min_strength and 64")
+    if rings.min_members < 2:
+        raise ConfigError("rings.min_members must be >= 2 (a ring is several numbers)")
+    if not 0 < rings.prior_tail < 1:
+        raise ConfigError("rings.prior_tail must be between 0 and 1 (exclusive)")
+    for name in ("max_engaged_ratio", "max_answer_ratio", "max_false_share"):
+        if getattr(rings, name) > 1:
+            raise ConfigError(f"rings.{name} must be between 0 and 1")
+    for name in ("member_idle_s", "ring_idle_s", "baseline_half_life_s", "youth_s"):
+        if getattr(rings, name) <= 0:
+            raise ConfigError(f"rings.{name} must be > 0")
+    return rings
 
 
 def _build_rule(name: str, body: Any, horizons: tuple[int, ...]) -> RuleProfile:

@@ -37,12 +37,12 @@ entry and :meth:`Detector.observe_inbound` only the callee's.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 
 from detectors.alerts import Alert
 from detectors.allowlist import Allowlist
-from detectors.config import FIXED_AT_START, ConfigError, Settings
+from detectors.config import FIXED_AT_START, ConfigError, Settings, load_settings
 from detectors.dedup import Deduplicator
 from detectors.features import NumberState
 from detectors.model import CallingProfileModel
@@ -98,6 +98,11 @@ class Detector:
         self.touched: set[str] | None = set() if track_touched else None
         self._apply(settings)
 
+    @classmethod
+    def example(cls) -> Detector:
+        """An instance on the shipped defaults (doctests, contract tests)."""
+        return cls(load_settings())
+
     def _apply(self, settings: Settings) -> None:
         self.settings = settings
         #: enabled profiles with their ``min_attempts`` (checked before the other features)
@@ -146,6 +151,11 @@ class Detector:
                     return _NO_ALERTS
             elif self.inbound_dedup.seen(call.id, call.start):
                 return _NO_ALERTS
+        return self.observe_unique(call, outbound, inbound)
+
+    def observe_unique(self, call: Call, outbound: bool = True,
+                       inbound: bool = True) -> Sequence[Alert]:
+        """:meth:`observe_sides` for a call known not to be a duplicate (a composite's part)."""
         alert = self.observe_outbound(call) if outbound else None
         if inbound:
             self.observe_inbound(call)
@@ -350,6 +360,16 @@ class Detector:
         touched = self.touched or set()
         self.touched = set() if self.touched is not None else None
         return touched
+
+    def table_state(self) -> dict[str, bytes]:
+        """What the state table holds: number -> :meth:`NumberState.to_bytes`."""
+        return {number: state.to_bytes() for number, state in self.states.items()}
+
+    def load_table_state(self, items: Mapping[str, bytes]) -> None:
+        """Replace the per-number state by what :meth:`table_state` gave."""
+        self.states.clear()
+        for number, data in items.items():
+            self.states[number] = NumberState.from_bytes(data)
 
     @property
     def tracked_numbers(self) -> int:

@@ -77,6 +77,10 @@ EVENT_TIME_LAG_BUCKETS: tuple[float, ...] = (
     0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 21600.0, 43200.0,
     86400.0,
 )
+#: Members of a ring at each of its alerts: 2 .. 5,000 numbers.
+RING_MEMBER_BUCKETS: tuple[float, ...] = (
+    2, 3, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000,
+)
 #: Model (HalfSpaceTrees) scores are in 0..1.
 MODEL_SCORE_BUCKETS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(1, 11))
 
@@ -150,6 +154,12 @@ class DialguardMetrics:
     1.0
     >>> b"8613800000001" in m.exposition()
     False
+    >>> ring = Alert(kind="ring", score=4.0, reasons=["5 numbers"], detected_at=1.7e9,
+    ...              first_seen=1.7e9, profile="ring", members=["+8617100000001"] * 5,
+    ...              new_members=["+8617100000001"] * 5, ring_id="ring-1")
+    >>> m.alert_raised(ring, arrival_wall_time=100.0, now_wall=100.0)
+    >>> m.value("dialguard_rings_found_total"), m.value("dialguard_ring_members_count")
+    (1.0, 1.0)
     """
 
     def __init__(
@@ -221,6 +231,14 @@ class DialguardMetrics:
             "dialguard_last_record_wall_time_seconds", "Wall-clock time (epoch seconds) at "
             "which the latest record was processed.", registry=r,
         )
+        self.rings_found = Counter(
+            "dialguard_rings_found", "Rings (groups of numbers judged to be one operation) "
+            "found: counted at each ring's first alert.", registry=r,
+        )
+        self.ring_members = Histogram(
+            "dialguard_ring_members", "Members of a ring at each of its alerts (when found "
+            "and as it grows).", buckets=RING_MEMBER_BUCKETS, registry=r,
+        )
         self.config_changes = Counter(
             "dialguard_config_changes", "Live configuration changes, by result (applied, "
             "rejected).", ["result"], registry=r,
@@ -244,7 +262,7 @@ class DialguardMetrics:
         )
 
         self._trunks = _BoundedLabels(MAX_TRUNKS, reserved=(NO_TRUNK,))
-        self._profiles = _BoundedLabels(MAX_PROFILES, reserved=("model",))
+        self._profiles = _BoundedLabels(MAX_PROFILES, reserved=("model", "ring"))
         self._partitions: set[tuple[str, str]] = set()
         self._newest_event = float("-inf")
 
@@ -267,7 +285,7 @@ class DialguardMetrics:
 
         Call again after a configuration change that adds a profile.
         """
-        for name in (*names, "model"):
+        for name in (*names, "model", "ring"):
             profile = self._profiles(name)
             for kind in KINDS:
                 self.alerts.labels(kind=kind, profile=profile)
@@ -303,6 +321,11 @@ class DialguardMetrics:
         self.detection_latency.observe(max(0.0, now_wall - arrival_wall_time))
         if alert.model_score is not None:
             self.alert_model_score.observe(alert.model_score)
+        if alert.kind == "ring":
+            members = len(alert.members or ())
+            if members and len(alert.new_members or ()) == members:
+                self.rings_found.inc()  # a ring's first alert lists every member as new
+            self.ring_members.observe(members)
 
     def observe_batch(
         self, n_records: int, newest_event_time: float | None, now_wall: float

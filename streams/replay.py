@@ -2,7 +2,9 @@
 
 :func:`replay` is the loop; the ``dialguard replay`` command wraps it with
 argument parsing, output files and progress.  It drives the same
-:class:`~detectors.engine.Detector` that the Faust workers drive.
+:class:`~detectors.engine.Detector` that the Faust workers drive, alone or, with group
+detection on, beside the :class:`~detectors.rings.detector.GroupDetector` in one
+:class:`~detectors.composite.DetectorChain` (one deduplication, one per-call path).
 """
 
 from __future__ import annotations
@@ -15,8 +17,26 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from detectors.alerts import Alert
+from detectors.composite import DetectorChain
 from detectors.engine import Detector
+from detectors.protocol import CallDetector
 from detectors.records import WITHHELD, Call, Rejected
+
+
+class ReplayCounts(Protocol):
+    @property
+    def calls(self) -> int: ...
+    @property
+    def duplicates(self) -> int: ...
+    @property
+    def expired(self) -> int: ...
+
+
+class ReplayDetector(CallDetector, Protocol):
+    """What replay drives: a detector with counts (the engine, or a chain of detectors)."""
+
+    @property
+    def stats(self) -> ReplayCounts: ...
 
 
 class ReplayMetrics(Protocol):
@@ -39,6 +59,8 @@ class ReplaySummary:
     rejected: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0
     alerts: Counter[str] = field(default_factory=Counter)
+    rings: set[str] = field(default_factory=set)
+    ring_members: set[str] = field(default_factory=set)
     tracked_numbers: int = 0
     expired_numbers: int = 0
     first_event: float | None = None
@@ -53,6 +75,8 @@ class ReplaySummary:
             "rejected": dict(self.rejected),
             "duplicates": self.duplicates,
             "alerts": dict(self.alerts),
+            "rings": len(self.rings),
+            "ring_members": len(self.ring_members),
             "tracked_numbers": self.tracked_numbers,
             "expired_numbers": self.expired_numbers,
             "first_event": self.first_event,
@@ -73,6 +97,8 @@ class ReplaySummary:
         lines.append(f"alerts {sum(self.alerts.values()):,}")
         for profile, n in sorted(self.alerts.items()):
             lines.append(f"  {profile}: {n:,}")
+        if self.rings:
+            lines.append(f"rings {len(self.rings):,} with {len(self.ring_members):,} numbers")
         lines.append(f"numbers tracked at end {self.tracked_numbers:,} "
                      f"(expired while idle {self.expired_numbers:,})")
         return "\n".join(lines)
@@ -89,7 +115,7 @@ _BATCH = 2048  # metrics and progress are updated per batch, not per record
 
 def replay(
     records: Iterable[Call | Rejected],
-    detector: Detector,
+    detector: ReplayDetector,
     on_alert: Callable[[Alert], None],
     on_reject: Callable[[Rejected], None] | None = None,
     metrics: ReplayMetrics | None = None,
@@ -100,7 +126,9 @@ def replay(
     summary = ReplaySummary()
     started = time.perf_counter()
     if metrics is not None:
-        detector.on_model_score = metrics.model_scored
+        engine = detector.part(Detector) if isinstance(detector, DetectorChain) else detector
+        if isinstance(engine, Detector):
+            engine.on_model_score = metrics.model_scored
     observe = detector.observe
     read = 0
     in_batch = 0
@@ -122,6 +150,9 @@ def replay(
                     first_event = start
             for alert in observe(record):
                 summary.alerts[alert.profile] += 1
+                if alert.ring_id is not None and alert.kind == "ring":
+                    summary.rings.add(alert.ring_id)
+                    summary.ring_members.update(alert.new_members or ())
                 on_alert(alert)
                 if metrics is not None:
                     metrics.alert_raised(alert, batch_wall, wall_clock())
@@ -162,7 +193,7 @@ def replay(
     return summary
 
 
-def _flush_metrics(metrics: ReplayMetrics, detector: Detector, n: int, newest: float,
+def _flush_metrics(metrics: ReplayMetrics, detector: ReplayDetector, n: int, newest: float,
                    now_wall: float, duplicates: int) -> None:
     metrics.record_read(n, "file")
     if newest > -float("inf"):

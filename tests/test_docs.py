@@ -16,10 +16,10 @@ README = (ROOT / "README.md").read_text()
 
 def test_every_setting_is_in_the_readme_table() -> None:
     documented = set(re.findall(r"^\| `([a-z_.A-Z<>]+)`", README, flags=re.M))
-    documented |= {k.strip("` ") for row in re.findall(r"^\| (`model\.[^|]+)\|", README, re.M)
-                   for k in row.split(",")}
+    combined = re.findall(r"^\| (`(?:model|rings)\.[^|]+)\|", README, re.M)
+    documented |= {k.strip("` ") for row in combined for k in row.split(",")}
     defaults = default_mapping()
-    for section in ("input", "features", "alerts", "model"):
+    for section in ("input", "features", "alerts", "model", "rings"):
         for key in defaults[section]:
             assert f"{section}.{key}" in documented, f"{section}.{key} missing from README"
     for key in ("horizon_s", "weight", "enabled", "description"):

@@ -10,7 +10,7 @@ from typing import IO, TYPE_CHECKING
 import click
 import orjson
 
-from detectors.engine import Detector
+from detectors.composite import DetectorChain
 from detectors.records import Rejected
 from formats.files import InputError
 from formats.reading import read_paths
@@ -44,6 +44,9 @@ if TYPE_CHECKING:
               help="Address the metrics endpoint listens on (127.0.0.1 for this host only).")
 @click.option("--linger", default=0.0, show_default=True,
               help="With --metrics-port: keep serving this many seconds after the input ends.")
+@click.option("--rings/--no-rings", "rings", default=None,
+              help="Run group detection (ring alerts) beside the per-number detector "
+                   "(default: [rings].enabled).")
 @click.option("--progress/--no-progress", default=None,
               help="Progress on stderr (default: when stderr is a terminal).")
 def replay_command(
@@ -58,6 +61,7 @@ def replay_command(
     metrics_port: int | None,
     metrics_addr: str,
     linger: float,
+    rings: bool | None,
     progress: bool | None,
 ) -> None:
     """Run the stream workers' detection over CDR files in event-time order, with no broker.
@@ -72,7 +76,7 @@ def replay_command(
         if path != "-" and not Path(path).is_file():
             raise click.UsageError(f"no such file: {path}")
 
-    detector = Detector(settings, allowlist)
+    detector = DetectorChain.for_settings(settings, allowlist, rings=rings)
     metrics = None
     if metrics_port is not None:
         from streams.metrics import DialguardMetrics

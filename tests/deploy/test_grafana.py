@@ -138,7 +138,8 @@ def test_dashboard_covers_what_analysts_asked_for() -> None:
                    "dialguard_alerts_total", "dialguard_detection_latency_seconds_bucket",
                    "dialguard_event_time_lag_seconds_bucket", "dialguard_consumer_lag_messages",
                    "dialguard_trunk_alerts_total", "dialguard_numbers_tracked",
-                   "dialguard_model_score_bucket"):
+                   "dialguard_model_score_bucket", "dialguard_rings_found_total",
+                   "dialguard_ring_members_bucket"):
         assert metric in text, metric
     assert "histogram_quantile(0.99" in text and "topk(" in text
 

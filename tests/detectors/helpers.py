@@ -38,3 +38,23 @@ def courier_calls(caller: str = "+8613800000077", n: int = 120, every: float = 3
                               answered=True, ring=4.0, trunk="mobile-2"))
     calls.sort(key=lambda c: c.start)
     return calls
+
+
+def pool_calls(prefix: str = "+86171000", members: int = 12, calls_each: int = 8,
+               every: float = 45.0, t0: float = T0, trunk: str = "gw-pool",
+               answer_rate: float = 0.1, seed: int = 3) -> list[Call]:
+    """A rotating pool: fresh numbers, a few mostly unanswered calls each, one gateway;
+    each number starts a little after the previous one."""
+    rng = random.Random(seed)
+    calls = []
+    for m in range(members):
+        caller = f"{prefix}{m:05d}"
+        start = t0 + m * every * 2
+        for i in range(calls_each):
+            answered = rng.random() < answer_rate
+            t = start + i * every + rng.uniform(0, 5)
+            calls.append(Call(caller, f"+86139{rng.randrange(10**8):08d}", t,
+                              duration=rng.randint(1, 5) if answered else 0,
+                              answered=answered, ring=rng.uniform(8, 20),
+                              id=f"{caller}@{t:.3f}", trunk=trunk))
+    return calls

@@ -20,11 +20,11 @@ from detectors.config import load_settings
 from detectors.engine import Detector
 from detectors.numbers import NumberNormaliser
 from detectors.records import Call, Rejected
-from formats.json_lines import JsonLines
+from formats.json_lines import JsonLines, write_json_lines
 from formats.ordering import event_time_order
 from streams.options import Topics, kafka_bootstrap
 from streams.reconcile import Reconciliation, read_topic, reconcile
-from testbed.simulation import SimConfig, simulate, write_json_lines
+from testbed.simulation import SimConfig, simulate
 
 WAIT_S = 180.0  # bound of every wait on a worker or the broker
 COOLDOWN_S = load_settings().alerts.cooldown_s

@@ -287,12 +287,21 @@ def test_state_codec_reads_its_own_form_and_earlier_pickles_only() -> None:
 
 
 def test_a_call_whose_detection_raises_is_rejected_and_its_neighbours_go_on(
-    make_pipeline: Callable[..., Pipeline], sent: Sent
+    make_pipeline: Callable[..., Pipeline], sent: Sent, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pipeline = make_pipeline()
     calls = campaign()
-    # a talk time past the 32-bit counters (readers may let one through): detection raises
+    # Counters saturate now, so no value is known to make detection raise: inject a fault
+    # in the caller's state update for one call (a bug the worker must survive).
     poison = Call("+8613800000002", "+8613900000010", 1.7e9 + 100, 4_294_967_295, True, 1.0)
+    outbound = NumberState.outbound
+
+    def faulty(state: NumberState, t: float, callee: int, *args: Any, **kw: Any) -> Any:
+        if callee == int(poison.callee[1:]) and t == poison.start:
+            raise OverflowError("injected")
+        return outbound(state, t, callee, *args, **kw)
+
+    monkeypatch.setattr(NumberState, "outbound", faulty)
     first = Call("+8613800000002", "+8613900000011", 1.7e9 + 99, 30, True, 1.0)
     promote = [Call("+8613800000002", f"+8613900000{20 + i}", 1.7e9 + 90 + i, 30, True, 1.0)
                for i in range(load_settings().features.promote_after)]

@@ -74,9 +74,9 @@ def test_ingest_splits_batches_and_reports_what_a_worker_adds_up() -> None:
 def test_a_message_the_decoder_fails_on_is_rejected_and_the_others_go_on() -> None:
     ingest, sent = _ingest(ForwardedMetrics())
     deep = b"[" * 100_000 + b"]" * 100_000  # the decoder may raise RecursionError on it
-    with unittest.mock.patch("streams.ingest.decode_json_value",
-                             side_effect=[RecursionError("deep"), *[
-                                 [c] for c in ([call] * 2)]]):
+    with unittest.mock.patch.object(ingest, "decode",
+                                    side_effect=[RecursionError("deep"), *[
+                                        [c] for c in ([call] * 2)]]):
         asyncio.run(ingest.ingest_messages([(deep, "cdr.raw", 0, 1),
                                             (orjson.dumps(GOOD), "cdr.raw", 0, 2),
                                             (orjson.dumps(GOOD), "cdr.raw", 0, 3)]))

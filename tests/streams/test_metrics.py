@@ -170,7 +170,7 @@ def test_profile_and_partition_labels_stay_bounded() -> None:
         m.alert_raised(number_alert(i, profile=f"profile_{i}"), 1.0, 1.0)
         m.set_consumer_lag(f"topic{i % 3}", i, 10)
     profiles = {lab["profile"] for name, lab, _ in scrape(m) if name == "dialguard_alerts_total"}
-    assert len(profiles) <= 64 + 2
+    assert len(profiles) <= 64 + 3  # and the reserved model, ring, other
     partitions = [lab for name, lab, _ in scrape(m) if name == "dialguard_consumer_lag_messages"]
     assert len(partitions) == 500  # under MAX_PARTITIONS, all kept
     m.set_consumer_lag("cdr.raw", "not-a-partition", 1)

@@ -38,7 +38,8 @@ def test_replay_finds_the_abusers_and_no_one_else(day: Path) -> None:
     code, alerts, summary = replay(str(day), "--allowlist", f"{day}.allowlist.txt")
     assert code == 0, summary
     assert alerts, summary
-    callers = {a["caller"] for a in alerts}
+    callers = {a["caller"] for a in alerts if a["kind"] == "number"}
+    callers |= {m for a in alerts if a["kind"] == "ring" for m in a["members"]}
     classes = {labels.class_of(c) for c in callers}
     legit = {"ordinary", "courier", "dispatch", "notice", "enterprise"}
     assert not classes & legit, classes
@@ -46,7 +47,11 @@ def test_replay_finds_the_abusers_and_no_one_else(day: Path) -> None:
                                                    "marketing_blast", "repeat_refused")
                                        for n in labels.members(c)})
     for alert in alerts:  # CONTRACT section 2
-        assert alert["kind"] == "number" and alert["caller"].startswith("+")
+        if alert["kind"] == "ring":
+            assert alert["ring_id"] and alert["members"]
+            assert set(alert["new_members"]) <= set(alert["members"])
+        else:
+            assert alert["kind"] == "number" and alert["caller"].startswith("+")
         assert alert["reasons"] and alert["score"] > 0
         assert alert["first_seen"] <= alert["detected_at"]
     assert "rejected" in summary and "alerts" in summary
@@ -56,18 +61,29 @@ def test_one_alert_per_number_per_cooldown(day: Path) -> None:
     _, alerts, _ = replay(str(day))
     by_caller: dict[str, list[float]] = {}
     for alert in alerts:
-        by_caller.setdefault(alert["caller"], []).append(alert["detected_at"])
+        if alert["kind"] == "number":
+            by_caller.setdefault(alert["caller"], []).append(alert["detected_at"])
     for times in by_caller.values():
         assert all(b - a >= 3600 for a, b in zip(times, times[1:], strict=False))
 
 
 def test_allowlist_is_honoured(day: Path, tmp_path: Path) -> None:
     _, alerts, _ = replay(str(day))
-    victim = alerts[0]["caller"]
+    victim = next(a["caller"] for a in alerts if a["kind"] == "number")
     allow = tmp_path / "allow.txt"
     allow.write_text(f"# registered\n{victim}\n")
     _, again, _ = replay(str(day), "--allowlist", str(allow))
-    assert victim not in {a["caller"] for a in again}
+    assert victim not in {a.get("caller") for a in again}
+    assert victim not in {m for a in again for m in a.get("members", ())}
+
+
+def test_rings_can_be_switched_off(day: Path) -> None:
+    _, alerts, summary = replay(str(day))
+    assert any(a["kind"] == "ring" for a in alerts), summary
+    _, without, _ = replay(str(day), "--no-rings")
+    untagged = [{k: v for k, v in a.items() if k != "ring_id"} for a in alerts
+                if a["kind"] == "number"]
+    assert without == untagged
 
 
 def test_asterisk_gzip_and_stdin_give_the_same_verdicts(day: Path, tmp_path: Path) -> None:
@@ -79,8 +95,8 @@ def test_asterisk_gzip_and_stdin_give_the_same_verdicts(day: Path, tmp_path: Pat
     code, from_csv, summary = replay("--format", "asterisk", "-",
                                      input=gzip.decompress(csv.read_bytes()))
     assert code == 0, summary
-    json_callers = {a["caller"] for a in from_json}
-    csv_callers = {a["caller"] for a in from_csv}
+    json_callers = {a["caller"] for a in from_json if a["kind"] == "number"}
+    csv_callers = {a["caller"] for a in from_csv if a["kind"] == "number"}
     # Asterisk keeps whole seconds only; verdicts may differ at the margins, not wholesale.
     assert len(json_callers & csv_callers) >= 0.9 * len(json_callers | csv_callers)
 

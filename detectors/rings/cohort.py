@@ -1,0 +1,332 @@
+"""The state of one grouping key: its callers, its own baseline, and the ring it holds.
+
+Each caller seen under a key has a small record: when it was first and last seen, its
+calls, its **strength** (unanswered or cut-short calls to callees it had not just
+called) and its engaged calls (real conversations).  A caller whose engaged share
+stays at most ``max_engaged_ratio`` *qualifies*; couriers, privacy numbers and call
+centres talk to the people they call, so they do not.
+
+What counts as many is judged against the key itself.  Callers that retire from the
+key without joining a ring feed a decaying histogram of the strength they reached: the
+key's **baseline**, started from a prior (``prior_tail ** s``, worth ``prior_weight``
+callers).  For a strength ``s`` the key expects ``active * p(s)`` of its current
+callers to reach ``s`` by chance; a ring is founded at the lowest ``s`` for which the
+callers actually there outnumber that expectation so far that at most
+``max_false_share`` of them would be chance (and there are ``min_members``).  A mobile
+switch carrying a whole city thus asks far more of each number than a gateway used
+by nobody else.
+
+>>> from detectors.config import load_settings
+>>> rs = load_settings().rings
+>>> state = KeyState.new(rs.max_strength)
+>>> for i in range(8):  # eight fresh numbers, four unanswered calls each, nobody else
+...     for j in range(4):
+...         _ = state.account(f"+8617000000{i:03d}", 1.7e9 + 60 * j + i, 8613900000000 + 97 * i + j,
+...                       False, 0, rs)
+>>> threshold = state.founding_threshold(rs)
+>>> threshold, state.qualified_at_least(threshold)
+(3, 8)
+>>> KeyState.from_bytes(state.to_bytes()) == state
+True
+"""
+
+from __future__ import annotations
+
+import math
+
+import msgspec
+
+from detectors.config import RingSettings
+
+# Slots of a caller's record (a list of floats, so that it packs small); slots 8-11 hold
+# the recent callees.
+FIRST, LAST, CALLS, STRENGTH, ENGAGED, ANSWERED, RING_INDEX, NEXT_SLOT = range(8)
+#: Recent callees remembered per caller (a call to one of them is a repeat, not evidence);
+#: :meth:`KeyState.account` compares the four slots one by one.
+RECENT = 4
+_RECORD = NEXT_SLOT + 1 + RECENT
+NOT_IN_RING = -1.0
+
+
+class Ring(msgspec.Struct, array_like=True, gc=False):
+    """A ring living under a key: its id, members (in order of joining) and totals."""
+
+    ring_id: str
+    key: str
+    founded_at: float
+    first_seen: float
+    threshold: int
+    last_call: float
+    last_alert: float
+    members: list[str]
+    member_calls: list[int]
+    new_members: list[str]
+    calls: int = 0
+    answered: int = 0
+    distinct: int = 0
+    withheld: int = 0
+
+    @property
+    def answer_rate(self) -> float:
+        return self.answered / self.calls if self.calls else 0.0
+
+
+class KeyState(msgspec.Struct, array_like=True):
+    """Callers, baseline histogram and ring of one key (a Faust table value)."""
+
+    callers: dict[str, list[float]]
+    #: qualified active callers (not in the ring) by strength, the last bin ">= max"
+    active: list[int]
+    #: decayed strengths reached by retired callers that were in no ring
+    baseline: list[float]
+    baseline_total: float = 0.0
+    baseline_at: float = -math.inf
+    #: newest event time seen under this key, and when the key was last swept: a key is
+    #: swept by its own event time, so that how keys are spread over stages changes nothing
+    seen_until: float = -math.inf
+    swept_at: float = -math.inf
+    in_ring: int = 0
+    withheld: int = 0
+    ring: Ring | None = None
+
+    @classmethod
+    def new(cls, max_strength: int) -> KeyState:
+        return cls({}, [0] * (max_strength + 1), [0.0] * (max_strength + 1))
+
+    # ------------------------------------------------------------------ per call
+
+    def account(self, caller: str, t: float, callee: int, answered: bool, talk: int,
+                rs: RingSettings) -> tuple[list[float], bool]:
+        """Count one call of ``caller`` under this key: the caller's record, and whether its
+        evidence grew (the only time the key's judgement can change).
+
+        The hot path of group detection: the record's place in ``active`` is moved by hand
+        rather than through :meth:`_withdraw` / :meth:`_deposit`.
+        """
+        if t > self.seen_until:
+            self.seen_until = t
+        rec = self.callers.get(caller)
+        if rec is not None and t - rec[LAST] > rs.member_idle_s:
+            self._retire(caller, t, rs)  # back after a long silence: a fresh record
+            rec = None
+        active = self.active
+        top = len(active) - 1
+        outside = True
+        if rec is None:
+            rec = [t, t, 0.0, 0.0, 0.0, 0.0, NOT_IN_RING, 0.0, -1.0, -1.0, -1.0, -1.0]
+            self.callers[caller] = rec
+        else:
+            outside = rec[RING_INDEX] < 0
+            calls = rec[CALLS]
+            if outside and (rec[ENGAGED] <= rs.max_engaged_ratio * calls
+                            and rec[ANSWERED] <= rs.max_answer_ratio * calls):
+                active[min(int(rec[STRENGTH]), top)] -= 1
+            if t > rec[LAST]:
+                rec[LAST] = t
+        calls = rec[CALLS] = rec[CALLS] + 1
+        value = float(callee)
+        repeat = rec[8] == value or rec[9] == value or rec[10] == value or rec[11] == value
+        grew = False
+        if not repeat:
+            slot = int(rec[NEXT_SLOT])
+            rec[8 + slot] = value
+            rec[NEXT_SLOT] = float((slot + 1) % RECENT)
+        if answered:
+            rec[ANSWERED] += 1
+            if talk >= rs.engaged_talk_s:
+                rec[ENGAGED] += 1
+            elif not repeat and talk < rs.short_talk_s and t - rec[FIRST] <= rs.youth_s:
+                rec[STRENGTH] += 1
+                grew = True
+        elif not repeat and t - rec[FIRST] <= rs.youth_s:
+            rec[STRENGTH] += 1
+            grew = True
+        if outside:
+            if (rec[ENGAGED] <= rs.max_engaged_ratio * calls
+                    and rec[ANSWERED] <= rs.max_answer_ratio * calls):
+                active[min(int(rec[STRENGTH]), top)] += 1
+            return rec, grew
+        ring = self.ring
+        if ring is not None:
+            ring.calls += 1
+            ring.answered += answered
+            ring.distinct += not repeat
+            index = int(rec[RING_INDEX])
+            if index < len(ring.member_calls):
+                ring.member_calls[index] = int(calls)
+            if t > ring.last_call:
+                ring.last_call = t
+        return rec, grew
+
+    def _qualifies(self, rec: list[float], rs: RingSettings) -> bool:
+        calls = rec[CALLS]
+        return (rec[ENGAGED] <= rs.max_engaged_ratio * calls
+                and rec[ANSWERED] <= rs.max_answer_ratio * calls)
+
+    def _bin(self, rec: list[float]) -> int:
+        return min(int(rec[STRENGTH]), len(self.active) - 1)
+
+    def _withdraw(self, rec: list[float], rs: RingSettings) -> None:
+        if rec[RING_INDEX] < 0 and self._qualifies(rec, rs):
+            self.active[self._bin(rec)] -= 1
+
+    def _deposit(self, rec: list[float], rs: RingSettings) -> None:
+        if self._qualifies(rec, rs):
+            self.active[self._bin(rec)] += 1
+
+    # ------------------------------------------------------------------ judgement
+
+    def qualified_at_least(self, strength: int) -> int:
+        return sum(self.active[min(strength, len(self.active) - 1):])
+
+    def chance_share(self, strength: int, rs: RingSettings) -> float:
+        """Share of this key's callers expected to reach ``strength`` by chance (baseline)."""
+        s = min(strength, len(self.baseline) - 1)
+        tail = sum(self.baseline[s:])
+        return ((tail + rs.prior_weight * rs.prior_tail ** strength)
+                / (self.baseline_total + rs.prior_weight))
+
+    def founding_threshold(self, rs: RingSettings, members: int = 0) -> int | None:
+        """The lowest strength at which the callers here are a ring, not chance; or None.
+
+        ``members``: active callers already in the ring, counted as found at any strength
+        (for judging whether one more caller may join).
+        """
+        ordinary = self.expected_callers(rs)
+        top = min(rs.max_strength, len(self.active) - 1)
+        found = [0] * (top + 2)
+        tail = [0.0] * (top + 2)
+        for s in range(top, -1, -1):  # suffix sums, the last bin holding everything above
+            found[s] = found[s + 1] + (sum(self.active[s:]) if s == top else self.active[s])
+            tail[s] = tail[s + 1] + (sum(self.baseline[s:]) if s == top else self.baseline[s])
+        scale = ordinary / (self.baseline_total + rs.prior_weight)
+        for s in range(rs.min_strength, top + 1):
+            count = found[s] + members
+            if count < rs.min_members:
+                return None
+            chance = scale * (tail[s] + rs.prior_weight * rs.prior_tail ** s)
+            if chance <= rs.max_false_share * count:
+                return s
+        return None
+
+    def expected_callers(self, rs: RingSettings) -> float:
+        """How many callers this key's own traffic puts here over ``youth_s``: from the
+        rate at which callers retired from it (the baseline), and at least the callers
+        here now that show no evidence (a burst of suspects inflates neither)."""
+        rate = self.baseline_total * math.log(2) / rs.baseline_half_life_s
+        quiet = len(self.callers) - self.in_ring - self.qualified_at_least(1)
+        return max(1.0, rate * rs.youth_s, float(quiet))
+
+    def members_at(self, strength: int, rs: RingSettings) -> list[str]:
+        """Callers not yet in the ring that qualify at ``strength``, in order of first call."""
+        found = [(rec[FIRST], caller) for caller, rec in self.callers.items()
+                 if rec[RING_INDEX] < 0 and rec[STRENGTH] >= strength
+                 and self._qualifies(rec, rs)]
+        return [caller for _, caller in sorted(found)]
+
+    def joins(self, rec: list[float], rs: RingSettings) -> bool:
+        """Whether a caller outside the living ring now has the evidence to join it: as
+        much as the founders had, and as much as the key's traffic asks for now."""
+        ring = self.ring
+        if (ring is None or rec[RING_INDEX] >= 0 or rec[STRENGTH] < ring.threshold
+                or not self._qualifies(rec, rs)):
+            return False
+        now = self.founding_threshold(rs, self.in_ring)
+        return now is not None and rec[STRENGTH] >= now
+
+    def enrol(self, caller: str, rs: RingSettings) -> None:
+        """Move ``caller`` into the ring (the ring must exist)."""
+        ring = self.ring
+        assert ring is not None
+        rec = self.callers[caller]
+        self._withdraw(rec, rs)
+        self.in_ring += 1
+        ring.first_seen = min(ring.first_seen, rec[FIRST])
+        ring.last_call = max(ring.last_call, rec[LAST])
+        ring.calls += int(rec[CALLS])
+        ring.distinct += int(rec[STRENGTH] + rec[ENGAGED])
+        if len(ring.members) < rs.max_members:
+            rec[RING_INDEX] = float(len(ring.members))
+            ring.members.append(caller)
+            ring.member_calls.append(int(rec[CALLS]))
+            ring.new_members.append(caller)
+        else:
+            rec[RING_INDEX] = float(rs.max_members)  # counted, not listed
+            ring.member_calls.append(int(rec[CALLS]))
+
+    # ------------------------------------------------------------------ housekeeping
+
+    def expire(self, now: float, rs: RingSettings) -> Ring | None:
+        """Retire idle callers into the baseline, decay it, end an idle ring.
+
+        Returns the ring that ended, if one did (its members' ring id is stale).
+        """
+        self.swept_at = max(self.swept_at, now)
+        self._decay(now, rs)
+        cutoff = now - rs.member_idle_s
+        for caller in [c for c, rec in self.callers.items() if rec[LAST] < cutoff]:
+            self._retire(caller, now, rs)
+        ring = self.ring
+        if ring is None or now - ring.last_call <= rs.ring_idle_s:
+            return None
+        return self.end_ring(rs)
+
+    def _decay(self, now: float, rs: RingSettings) -> None:
+        if self.baseline_at > -math.inf and now > self.baseline_at:
+            keep = 0.5 ** ((now - self.baseline_at) / rs.baseline_half_life_s)
+            self.baseline = [v * keep for v in self.baseline]
+            self.baseline_total *= keep
+        if now > self.baseline_at:
+            self.baseline_at = now
+
+    def _retire(self, caller: str, now: float, rs: RingSettings) -> None:
+        """Drop a caller's record; one outside a ring joins the baseline as of the moment it
+        went idle (so the baseline does not depend on when sweeps happen)."""
+        rec = self.callers.pop(caller)
+        if rec[RING_INDEX] >= 0:
+            self.in_ring -= 1
+            return
+        self._withdraw(rec, rs)
+        if now > self.baseline_at:
+            self._decay(now, rs)
+        strength = self._bin(rec) if self._qualifies(rec, rs) else 0
+        since = max(0.0, self.baseline_at - (rec[LAST] + rs.member_idle_s))
+        weight = 0.5 ** (since / rs.baseline_half_life_s)
+        self.baseline[strength] += weight
+        self.baseline_total += weight
+
+    def end_ring(self, rs: RingSettings) -> Ring | None:
+        """End the ring; its members become ordinary callers of the key again."""
+        ring = self.ring
+        if ring is None:
+            return None
+        self.ring = None
+        for rec in self.callers.values():
+            if rec[RING_INDEX] >= 0:
+                rec[RING_INDEX] = NOT_IN_RING
+                self._deposit(rec, rs)
+        self.in_ring = 0
+        self.withheld = 0
+        return ring
+
+    @property
+    def empty(self) -> bool:
+        """Nothing left worth keeping: no callers, no ring, a baseline all but forgotten."""
+        return not self.callers and self.ring is None and self.baseline_total < 0.5
+
+    # ------------------------------------------------------------------ binary form
+
+    def to_bytes(self) -> bytes:
+        """MessagePack of the fields; :meth:`from_bytes` cannot run code."""
+        return _ENCODER.encode(self)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> KeyState:
+        try:
+            return _DECODER.decode(data)
+        except msgspec.DecodeError as exc:
+            raise ValueError(f"not a ring key state: {exc}") from None
+
+
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(KeyState)

@@ -1,0 +1,293 @@
+"""The group detector: calls in, per-key cohorts updated, ring alerts out.
+
+Each call is routed by its grouping keys (:func:`detectors.rings.keys.route`: ingress,
+called number block) and accounted on the caller's record under each key
+(:class:`~detectors.rings.cohort.KeyState`).  A key founds a ring when enough of its
+callers have more evidence than the key's own traffic explains; later callers with
+as much evidence join it.  A ring is alerted when founded and again with its new
+members at most once per ``[rings].update_interval_s``, always with the same
+``ring_id`` (derived from its key, founding time and founders: the same input gives
+the same id).  Allowlisted numbers never join; withheld callers (``caller == ""``)
+are counted on their ingress.
+
+State is ``states`` (key -> :class:`KeyState`), a dict or a Faust table's cache, touched
+per call only at the keys the call is routed by: :meth:`GroupDetector.observe_keyed`
+takes the call with the one key a partitioned stage received it under.
+
+>>> from detectors.config import load_settings
+>>> from detectors.records import Call
+>>> det = GroupDetector.example()
+>>> alerts = []
+>>> for j in range(10):                         # five fresh numbers behind one gateway,
+...     for i in range(5):                      # an unanswered call each a minute
+...         alerts += det.observe(Call(f"+8617100000{i:03d}", f"+86139{j * 5 + i:04d}7777",
+...                                    1.7e9 + 60 * j + i, 0, False, trunk="gw-pool"))
+>>> [(a.kind, len(a.members), len(a.new_members)) for a in alerts]
+[('ring', 3, 3), ('ring', 5, 2)]
+>>> alerts[0].reasons[2], det.ring_of("+8617100000000") == alerts[0].ring_id
+('all via gw-pool', True)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
+
+from detectors.alerts import Alert
+from detectors.allowlist import Allowlist
+from detectors.config import FIXED_AT_START, ConfigError, RingSettings, Settings, load_settings
+from detectors.dedup import Deduplicator
+from detectors.records import Call
+from detectors.rings import report
+from detectors.rings.cohort import RING_INDEX, STRENGTH, KeyState, Ring
+from detectors.rings.keys import BLOCK, INGRESS, is_block, route
+
+_NO_ALERTS: tuple[Alert, ...] = ()
+_SWEEP_FRACTION = 0.25  # sweep every quarter of the member idle time (event time)
+_MAX_JUMP = 86400.0  # a record this far ahead of event time does not move it alone
+
+
+@dataclass
+class GroupStats:
+    calls: int = 0
+    duplicates: int = 0
+    alerts: int = 0
+    rings: int = 0
+    expired: int = 0
+
+
+class GroupDetector:
+    """Online linking of calling numbers into operations (CONTRACT 2, kind ``ring``)."""
+
+    def __init__(self, settings: Settings, allowlist: Allowlist | None = None,
+                 states: MutableMapping[str, KeyState] | None = None) -> None:
+        self.settings = settings
+        self.allowlist = allowlist if allowlist is not None else Allowlist()
+        self.states: MutableMapping[str, KeyState] = states if states is not None else {}
+        #: block keys called by one caller so far: key -> (caller, last call); a block
+        #: gets full state only when a second caller sweeps it (most blocks never do)
+        self.lone_blocks: dict[str, tuple[str, float]] = {}
+        #: caller -> ring id, for tagging number alerts (rebuilt from ``states``)
+        self.memberships: dict[str, str] = {}
+        self.dedup = Deduplicator(settings.input.dedup_window_s)
+        self.stats = GroupStats()
+        self.watermark = -math.inf
+        self._last_sweep = -math.inf
+        self._blocks = settings.rings.callee_blocks
+        self.rebuild_memberships()
+
+    @classmethod
+    def example(cls) -> GroupDetector:
+        """An instance on the shipped defaults (doctests, contract tests)."""
+        return cls(load_settings())
+
+    def update_settings(self, settings: Settings) -> None:
+        """Switch to new thresholds (live tuning); layout-shaping keys must not change."""
+        for dotted in FIXED_AT_START:
+            section, key = dotted.split(".")
+            if getattr(getattr(settings, section), key) != getattr(
+                getattr(self.settings, section), key
+            ):
+                raise ConfigError(f"{dotted} is fixed at start; restart to change it")
+        self.settings = settings
+
+    def set_allowlist(self, allowlist: Allowlist) -> None:
+        self.allowlist = allowlist
+
+    # ------------------------------------------------------------------ per call
+
+    def route(self, call: Call) -> tuple[str, ...]:
+        """The keys a stream stage would repartition ``call`` by."""
+        return route(call, self._blocks)
+
+    def observe(self, call: Call) -> Sequence[Alert]:
+        if call.id is not None and self.dedup.seen(call.id, call.start):
+            self.stats.duplicates += 1
+            return _NO_ALERTS
+        return self.observe_unique(call)
+
+    def observe_unique(self, call: Call) -> Sequence[Alert]:
+        """A call known not to be a duplicate, under every key it is routed by."""
+        self.stats.calls += 1
+        self._advance(call.start)
+        alerts: list[Alert] | None = None
+        keys = route(call, self._blocks)
+        if keys and (not call.caller or call.caller not in self.allowlist):
+            rs = self.settings.rings
+            for key in keys:
+                alert = self._observe_key(call, key, rs)
+                if alert is not None:
+                    alerts = [alert] if alerts is None else [*alerts, alert]
+        if self.watermark - self._last_sweep >= self.settings.rings.ring_idle_s:
+            self.maybe_expire()
+        return _NO_ALERTS if alerts is None else alerts
+
+    def observe_keyed(self, call: Call, key: str) -> Alert | None:
+        """Account ``call`` under ``key`` only (a stage of the key's partition); a ring alert
+        if that key's ring is (re)alerted."""
+        self._advance(call.start)
+        alert = None
+        if not call.caller or call.caller not in self.allowlist:
+            alert = self._observe_key(call, key, self.settings.rings)
+        if self.watermark - self._last_sweep >= self.settings.rings.ring_idle_s:
+            self.maybe_expire()
+        return alert
+
+    def _advance(self, t: float) -> None:
+        if t > self.watermark and (t - self.watermark <= _MAX_JUMP or self.watermark == -math.inf):
+            self.watermark = t
+
+    def _observe_key(self, call: Call, key: str, rs: RingSettings) -> Alert | None:
+        caller = call.caller
+        state = self.states.get(key)
+        if not caller:  # withheld: evidence for the ingress, never a member
+            if state is not None and not key.startswith(BLOCK):
+                state.withheld += 1
+                if state.ring is not None:
+                    state.ring.withheld += 1
+            return None
+        t = call.start
+        if state is None:
+            if key.startswith(BLOCK):
+                lone = self.lone_blocks.get(key)
+                if lone is None or lone[0] == caller or t - lone[1] > rs.member_idle_s:
+                    self.lone_blocks[key] = (caller, t)
+                    return None
+                del self.lone_blocks[key]
+            state = KeyState.new(rs.max_strength)
+            self.states[key] = state
+        elif state.ring is not None and t - state.ring.last_call > rs.ring_idle_s:
+            self._forget_ring(state.end_ring(rs))
+        rec, grew = state.account(caller, t, _digits(call.callee), call.answered,
+                                  call.duration, rs)
+        if state.seen_until - state.swept_at >= rs.member_idle_s:  # the key's own sweep
+            self._forget_ring(state.expire(state.seen_until, rs))
+        ring = state.ring
+        grew = grew and rec[STRENGTH] >= rs.min_strength
+        if ring is None:
+            if not grew:  # the judgement only changes when some caller's evidence does
+                return None
+            threshold = state.founding_threshold(rs)
+            if threshold is None:
+                return None
+            ring = self._found(state, key, threshold, t)
+        elif grew and state.joins(rec, rs):
+            state.enrol(caller, rs)
+            self.memberships.setdefault(caller, ring.ring_id)
+        if rec[RING_INDEX] < 0 or not ring.new_members:
+            return None
+        if ring.last_alert > -math.inf and t - ring.last_alert < rs.update_interval_s:
+            return None
+        return self._alert(state, ring, key, t)
+
+    def _found(self, state: KeyState, key: str, threshold: int, t: float) -> Ring:
+        rs = self.settings.rings
+        founders = state.members_at(threshold, rs)
+        digest = hashlib.blake2b(f"{key}|{t:.3f}|{','.join(sorted(founders))}".encode(),
+                                 digest_size=6).hexdigest()
+        ring = Ring(f"ring-{digest}", key, t, t, threshold, t, -math.inf, [], [], [],
+                    withheld=state.withheld)
+        state.ring = ring
+        for caller in founders:
+            state.enrol(caller, rs)
+            self.memberships.setdefault(caller, ring.ring_id)
+        self.stats.rings += 1
+        return ring
+
+    def _alert(self, state: KeyState, ring: Ring, key: str, t: float) -> Alert:
+        rs = self.settings.rings
+        expected = state.expected_callers(rs) * state.chance_share(ring.threshold, rs)
+        alert = Alert(
+            kind="ring",
+            score=report.score(ring, rs.weight),
+            reasons=report.reasons(ring, expected),
+            detected_at=t,
+            first_seen=ring.first_seen,
+            members=list(ring.members),
+            new_members=list(ring.new_members),
+            ring_id=ring.ring_id,
+            profile="ring",
+            features={"members": float(len(ring.member_calls)), "calls": float(ring.calls),
+                      "answer_rate": round(ring.answer_rate, 4),
+                      "threshold": float(ring.threshold)},
+            trunk=key[len(INGRESS):] if key.startswith(INGRESS) else None,
+        )
+        ring.new_members = []
+        ring.last_alert = t
+        self.stats.alerts += 1
+        return alert
+
+    def ring_of(self, caller: str) -> str | None:
+        """The id of the ring ``caller`` is a member of, if any (for number alerts)."""
+        return self.memberships.get(caller)
+
+    # ------------------------------------------------------------------ housekeeping
+
+    def maybe_expire(self) -> int:
+        if self._last_sweep == -math.inf:
+            self._last_sweep = self.watermark
+            return 0
+        self._last_sweep = self.watermark
+        return self.expire(self.watermark)
+
+    def expire(self, now: float) -> int:
+        """Sweep the keys that had no call for a while (busy keys sweep themselves as their
+        calls come); drop keys with nothing left and lone blocks gone quiet."""
+        rs = self.settings.rings
+        before = self.tracked_numbers
+        quiet = now - rs.member_idle_s * _SWEEP_FRACTION
+        for key in [k for k, s in self.states.items() if s.seen_until < quiet]:
+            state = self.states[key]
+            self._forget_ring(state.expire(now, rs))
+            if state.empty or (is_block(key) and not state.callers and state.ring is None):
+                del self.states[key]
+            else:
+                self.states[key] = state  # a table's cache learns of the change
+        cutoff = now - rs.member_idle_s
+        for key in [k for k, (_, last) in self.lone_blocks.items() if last < cutoff]:
+            del self.lone_blocks[key]
+        gone = max(0, before - self.tracked_numbers)
+        self.stats.expired += gone
+        return gone
+
+    def _forget_ring(self, ring: Ring | None) -> None:
+        if ring is None:
+            return
+        for caller in ring.members:
+            if self.memberships.get(caller) == ring.ring_id:
+                del self.memberships[caller]
+
+    @property
+    def tracked_numbers(self) -> int:
+        """Caller records over all keys (a caller under two keys counts twice)."""
+        return sum(len(s.callers) for s in self.states.values()) + len(self.lone_blocks)
+
+    # ------------------------------------------------------------------ tables
+
+    def table_state(self) -> dict[str, bytes]:
+        """What a changelog-backed table holds: key -> binary :class:`KeyState`."""
+        return {key: state.to_bytes() for key, state in self.states.items()}
+
+    def load_table_state(self, items: Mapping[str, bytes]) -> None:
+        """Replace the per-key state by ``items`` (as :meth:`table_state` wrote them)."""
+        self.states.clear()
+        for key, data in items.items():
+            self.states[key] = KeyState.from_bytes(data)
+        self.rebuild_memberships()
+
+    def rebuild_memberships(self) -> None:
+        self.memberships = {}
+        for state in self.states.values():
+            if state.ring is not None:
+                for caller in state.ring.members:
+                    self.memberships.setdefault(caller, state.ring.ring_id)
+
+
+def _digits(number: str) -> int:
+    """A called number (E.164) as an integer, for repeat checks; 0 if it is not digits."""
+    try:
+        return int(number[1:])
+    except ValueError:
+        return 0

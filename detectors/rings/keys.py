@@ -1,0 +1,58 @@
+"""Grouping keys: the pieces of evidence a call is judged under, one state per key.
+
+A call is routed by its **ingress** (the trunk it entered by, else its signalling
+source address) and, when enabled, by the **block** of its called number (the number
+without its last four digits).  Every key's state is touched only by calls routed to
+it, so a stream stage can partition group state by key: repartition calls by
+:func:`route` and run one :class:`~detectors.rings.detector.GroupDetector` per
+partition, feeding each call with the key it was routed by.
+
+>>> from detectors.records import Call
+>>> call = Call("+8617000000001", "+8613812345678", 1.7e9, 0, False, trunk="gw-x")
+>>> route(call, callee_blocks=True)
+('in:gw-x', 'blk:+861381234')
+>>> route(Call("+8617000000001", "+8613812345678", 1.7e9, 0, False, src_ip="10.0.0.9"), False)
+('ip:10.0.0.9',)
+>>> route(Call("+8617000000001", "+8613812345678", 1.7e9, 0, False), False)
+()
+>>> describe("blk:+861381234"), describe("in:gw-x"), describe("ip:10.0.0.9")
+('number block +861381234xxxx', 'gw-x', 'source address 10.0.0.9')
+"""
+
+from __future__ import annotations
+
+from detectors.records import Call
+
+INGRESS = "in:"
+ADDRESS = "ip:"
+BLOCK = "blk:"
+#: Digits of the called number hidden in a block key (a block is 10,000 numbers).
+BLOCK_DIGITS = 4
+_NO_KEYS: tuple[str, ...] = ()
+
+
+def route(call: Call, callee_blocks: bool) -> tuple[str, ...]:
+    """The keys ``call`` is judged under: its ingress (if the feed says) and callee block."""
+    if call.trunk:
+        ingress = INGRESS + call.trunk
+    elif call.src_ip:
+        ingress = ADDRESS + call.src_ip
+    else:
+        ingress = ""
+    if callee_blocks and len(call.callee) > BLOCK_DIGITS + 4:
+        block = BLOCK + call.callee[:-BLOCK_DIGITS]
+        return (ingress, block) if ingress else (block,)
+    return (ingress,) if ingress else _NO_KEYS
+
+
+def is_block(key: str) -> bool:
+    return key.startswith(BLOCK)
+
+
+def describe(key: str) -> str:
+    """How a key appears in an alert: a callee block with its last digits masked."""
+    if key.startswith(BLOCK):
+        return f"number block {key[len(BLOCK):]}{'x' * BLOCK_DIGITS}"
+    if key.startswith(ADDRESS):
+        return f"source address {key[len(ADDRESS):]}"
+    return key[len(INGRESS):]

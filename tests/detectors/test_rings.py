@@ -1,0 +1,189 @@
+"""The group detector: rings found, legitimate pools left alone, state bounded and shardable."""
+
+from __future__ import annotations
+
+import random
+import zlib
+
+import pytest
+
+from detectors.alerts import Alert
+from detectors.allowlist import Allowlist
+from detectors.composite import DetectorChain
+from detectors.config import ConfigError, load_settings, with_override
+from detectors.records import Call
+from detectors.rings.cohort import KeyState
+from detectors.rings.detector import GroupDetector
+
+from .helpers import T0, pool_calls
+
+
+def run(detector: GroupDetector | DetectorChain, calls: list[Call]) -> list[Alert]:
+    out: list[Alert] = []
+    for call in sorted(calls, key=lambda c: (c.start, c.caller, c.callee)):
+        out += detector.observe(call)
+    return out
+
+
+def members(alerts: list[Alert]) -> set[str]:
+    return {m for a in alerts if a.kind == "ring" for m in a.members or ()}
+
+
+def town(trunk: str = "mob-1", people: int = 600, hours: float = 6.0, seed: int = 11,
+         t0: float = T0) -> list[Call]:
+    """A switch's whole population on one trunk: a few calls each, most answered and talked."""
+    rng = random.Random(seed)
+    calls = []
+    for p in range(people):
+        me = f"+86138{p:08d}"
+        for _ in range(rng.randint(1, 8)):
+            answered = rng.random() < 0.7
+            calls.append(Call(me, f"+86139{rng.randrange(10**8):08d}",
+                              t0 + rng.uniform(0, hours * 3600),
+                              duration=int(rng.lognormvariate(4, 1)) + 1 if answered else 0,
+                              answered=answered, ring=rng.uniform(2, 25), trunk=trunk))
+    return calls
+
+
+def couriers(trunk: str = "mob-1", n: int = 20, t0: float = T0) -> list[Call]:
+    """Delivery privacy numbers / couriers: many distinct callees, answered, listened to."""
+    rng = random.Random(5)
+    calls = []
+    for c in range(n):
+        me = f"+86170900{c:05d}"
+        for i in range(40):
+            answered = rng.random() < 0.85
+            calls.append(Call(me, f"+86137{rng.randrange(10**8):08d}", t0 + c * 30 + i * 90,
+                              duration=rng.randint(35, 90) if answered else 0,
+                              answered=answered, ring=4.0, trunk=trunk))
+    return calls
+
+
+def test_a_pool_behind_one_gateway_is_one_ring_with_a_stable_id() -> None:
+    pool = pool_calls(members=12, calls_each=8)
+    alerts = run(GroupDetector.example(), pool)
+    rings = [a for a in alerts if a.kind == "ring"]
+    assert rings and len({a.ring_id for a in rings}) == 1
+    assert members(rings) == {c.caller for c in pool}
+    listed: set[str] = set()
+    for a in rings:  # new members are exactly those not in an earlier alert; all are listed
+        assert set(a.new_members or ()) == set(a.members or ()) - listed
+        listed |= set(a.new_members or ())
+        assert set(a.members or ()) == listed
+    gaps = [b.detected_at - a.detected_at for a, b in zip(rings, rings[1:], strict=False)]
+    assert all(g >= load_settings().rings.update_interval_s for g in gaps)
+    again = run(GroupDetector.example(), pool)
+    assert [a.to_dict() for a in again] == [a.to_dict() for a in alerts]
+    assert "all via gw-pool" in rings[0].reasons
+
+
+def test_no_callee_number_in_the_clear_and_blocks_are_masked() -> None:
+    # three callers sweep one callee block; the feed names no trunk
+    calls = []
+    for k in range(4):
+        for i in range(30):
+            calls.append(Call(f"+86165000000{k:02d}", f"+8613812{3000 + k * 50 + i:04d}",
+                              T0 + k * 7 + i * 20, 0, False, ring=1.0))
+    alerts = run(GroupDetector.example(), calls)
+    assert alerts and members(alerts) == {c.caller for c in calls}
+    text = " ".join(r for a in alerts for r in a.reasons)
+    assert "number block +861381xxxx" in text or "number block +8613812xxxx" in text
+    assert not any(c.callee[1:] in str(a.to_dict()) for a in alerts for c in calls)
+
+
+def test_a_whole_town_on_one_trunk_is_no_ring() -> None:
+    assert run(GroupDetector.example(), town()) == []
+
+
+def test_a_pool_hidden_in_a_busy_trunk_is_found_once_it_stands_out() -> None:
+    pool = pool_calls(members=10, calls_each=30, every=40.0, trunk="mob-1", t0=T0 + 3 * 3600)
+    alerts = run(GroupDetector.example(), town() + pool)
+    found = members(alerts)
+    assert found == {c.caller for c in pool}
+
+
+def test_couriers_and_privacy_numbers_never_join() -> None:
+    pool = pool_calls(members=8, calls_each=10, trunk="mob-1", t0=T0 + 600)
+    alerts = run(GroupDetector.example(), couriers() + pool)
+    assert members(alerts) == {c.caller for c in pool}
+
+
+def test_allowlisted_numbers_never_join() -> None:
+    pool = pool_calls(members=8, calls_each=10)
+    allowed = pool[0].caller
+    detector = GroupDetector(load_settings(), Allowlist([allowed]))
+    found = members(run(detector, pool))
+    assert found and allowed not in found
+
+
+def test_withheld_callers_count_towards_their_ingress() -> None:
+    pool = pool_calls(members=8, calls_each=10)
+    withheld = [Call("", f"+86139{i:08d}", T0 + 200 + i, 0, False, trunk="gw-pool")
+                for i in range(30)]
+    alerts = run(GroupDetector.example(), pool + withheld)
+    assert any("caller withheld" in r for a in alerts for r in a.reasons)
+    assert "" not in members(alerts)
+
+
+def test_number_alerts_carry_their_ring_id() -> None:
+    pool = pool_calls(members=6, calls_each=60, every=4.0)
+    alerts = run(DetectorChain.example(), pool)
+    ring_ids = {a.ring_id for a in alerts if a.kind == "ring"}
+    tagged = [a for a in alerts if a.kind == "number" and a.ring_id is not None]
+    assert len(ring_ids) == 1 and tagged and {a.ring_id for a in tagged} == ring_ids
+
+
+def test_state_is_bounded_and_expires() -> None:
+    detector = GroupDetector.example()
+    peak = 0
+    for hour in range(24):
+        run(detector, town(trunk=f"mob-{hour % 3}", people=200, hours=1.0, seed=hour,
+                           t0=T0 + hour * 3600))
+        peak = max(peak, detector.tracked_numbers)
+    assert peak < 2 * 200 * 3 * 2  # callers under at most a few hours of keys, not a day
+    detector.observe(Call("+8613800000001", "+8613900000001", T0 + 30 * 3600, 0, False))
+    detector.expire(T0 + 30 * 3600)
+    assert detector.tracked_numbers <= 1  # a key keeps only its small baseline when idle
+    assert all(len(s.baseline) == load_settings().rings.max_strength + 1
+               for s in detector.states.values())
+    assert len(detector.states) <= 3 + 1
+
+
+def test_partitioned_by_key_gives_the_same_rings() -> None:
+    """A stage per key partition (calls routed by ``route``) finds what one detector finds."""
+    calls = sorted(town(people=300) + pool_calls(members=10, calls_each=12, t0=T0 + 1800)
+                   + pool_calls("+86162000", members=6, calls_each=30, trunk="mob-1",
+                                t0=T0 + 7200, every=30.0),
+                   key=lambda c: (c.start, c.caller, c.callee))
+    single = run(GroupDetector.example(), calls)
+    stages = [GroupDetector.example() for _ in range(4)]
+    sharded: list[Alert] = []
+    for call in calls:
+        for key in stages[0].route(call):
+            alert = stages[zlib.crc32(key.encode()) % 4].observe_keyed(call, key)
+            if alert is not None:
+                sharded.append(alert)
+    assert single
+    assert {a.ring_id: a.members for a in single} == {a.ring_id: a.members for a in sharded}
+
+
+def test_key_state_binary_form_refuses_garbage() -> None:
+    with pytest.raises(ValueError, match="not a ring key state"):
+        KeyState.from_bytes(b"\x93garbage")
+
+
+@pytest.mark.parametrize(("key", "value"), [("rings.min_members", 1), ("rings.prior_tail", 1.0),
+                                            ("rings.max_false_share", 2), ("rings.youth_s", 0),
+                                            ("rings.min_strength", 30), ("rings.weight", "x")])
+def test_bad_ring_settings_are_refused(key: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=key.split(".")[1]):
+        with_override(load_settings(), key, value)
+
+
+def test_ring_settings_are_live_except_what_shapes_state() -> None:
+    s = with_override(load_settings(), "rings.update_interval_s", 60)
+    detector = GroupDetector.example()
+    detector.update_settings(s)
+    assert detector.settings.rings.update_interval_s == 60
+    with pytest.raises(ConfigError, match="fixed at start"):
+        with_override(load_settings(), "rings.callee_blocks", False)
