@@ -28,7 +28,7 @@ from detectors.config import Settings, build_settings
 from detectors.engine import Detector
 from detectors.records import Call, Rejected
 from streams.control import Tuning
-from streams.ingest import BATCH_DECODER, IN, OUT, Send
+from streams.ingest import BATCH_DECODER, IN, OUT, Send, counted_copy
 from streams.metrics import PipelineMetrics
 from streams.sinks import AlertSink
 from streams.state import ChangelogWriter, partition_states
@@ -160,7 +160,7 @@ class PartitionDetectors:
         observe_sides = det.observe_sides
         alerts: list[Alert] = []
         duplicates_before, late_before = det.stats.duplicates, det.stats.late
-        outbound = 0
+        counted = 0
         newest = -math.inf
         for flags, call in zip(batch.flags, batch.calls, strict=True):
             if call.start > newest:
@@ -169,10 +169,10 @@ class PartitionDetectors:
             try:
                 alerts.extend(observe_sides(call, out, flags & IN != 0))
             except Exception as exc:  # one call's error must never fail its neighbours
-                self._failed(call, out, exc, source, rejected)
+                self._failed(call, out, counted_copy(flags, call), exc, source, rejected)
                 continue
-            outbound += out
-        self.counts["detected"] += outbound
+            counted += counted_copy(flags, call)
+        self.counts["detected"] += counted
         self.metrics.late(det.stats.late - late_before)
         duplicates = det.stats.duplicates - duplicates_before
         if duplicates:
@@ -180,13 +180,13 @@ class PartitionDetectors:
             self.metrics.duplicate(duplicates)
         return alerts, batch.arrived, len(batch.calls), newest
 
-    def _failed(self, call: Call, outbound: bool, exc: Exception, source: str,
+    def _failed(self, call: Call, outbound: bool, counted: bool, exc: Exception, source: str,
                 rejected: list[Rejected] | None) -> None:
         side = "outbound" if outbound else "inbound"
         self.metrics.detect_error(side)
         # the type only: an exception's text may quote a number
         log.error("%s: detection of a call raised %s (%s side)", source, type(exc).__name__, side)
-        if not outbound:
+        if not counted:
             self.counts["inbound_errors"] += 1
         elif rejected is not None:
             rejected.append(Rejected(DETECT_ERROR, f"detection raised {type(exc).__name__}",

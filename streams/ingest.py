@@ -74,6 +74,21 @@ def partition_for(number: str, partitions: int) -> int:
     return zlib.crc32(number.encode()) % partitions
 
 
+def counted_copy(flags: int, call: Call) -> bool:
+    """Whether this copy of a repartitioned call is the one its record is counted by.
+
+    A call is counted on its caller side; a withheld caller has none, so its only
+    copy, on the callee side, counts (detection and ``dialguard reconcile`` agree).
+
+    >>> call = Call("+8613800000001", "+8613900000002", 1.7e9, 0, False)
+    >>> counted_copy(OUT, call), counted_copy(IN, call)
+    (True, False)
+    >>> counted_copy(IN, Call(WITHHELD, "+8613900000002", 1.7e9, 0, False))
+    True
+    """
+    return flags & OUT != 0 or call.caller == WITHHELD
+
+
 class CallBatch(msgspec.Struct, array_like=True, gc=False):
     """One message of ``dialguard.calls``: one partition's calls from one ingest batch.
 

@@ -7,7 +7,8 @@ consumer groups' committed offsets, so it holds after a ``kill -9``.
   other message one record);
 * **ingest rejected**: rejections in ``cdr.rejected`` whose source is ``cdr.raw``;
 * **forwarded**: calls in ``dialguard.calls`` on their caller side (each call is
-  sent there once on that side, plus once more on its callee's partition);
+  sent there once on that side, plus once more on its callee's partition; a call
+  whose caller is withheld has only its callee side, and counts there);
 * **processed**: forwarded calls below the detect group's (``<app id>``) committed
   offsets, less the ``detect_error`` rejections (a call whose detection raised);
 * **pending**: raw messages above the ingest group's (``<app id>-ingest``)
@@ -26,7 +27,7 @@ from typing import Any
 import msgspec
 import orjson
 
-from streams.ingest import BATCH_DECODER, OUT
+from streams.ingest import BATCH_DECODER, counted_copy
 from streams.options import Topics
 
 
@@ -135,7 +136,8 @@ async def reconcile(bootstrap: list[str], app_id: str, topics: Topics) -> Reconc
             result.detect_rejected += 1
     for partition, offset, value in await read_topic(bootstrap, topics.calls):
         try:
-            outbound = sum(1 for f in BATCH_DECODER.decode(value or b"").flags if f & OUT)
+            batch = BATCH_DECODER.decode(value or b"")
+            outbound = sum(map(counted_copy, batch.flags, batch.calls))
         except (msgspec.DecodeError, msgspec.ValidationError):
             result.bad_batches += 1
             continue
