@@ -44,6 +44,27 @@ from testbed.simulation import ABUSE_CLASSES, LEGIT_CLASSES, Labels
 REQUIRED_CLASSES: tuple[str, ...] = tuple(c for c in ABUSE_CLASSES if c != "rotating_pool")
 
 
+def abuse_classes(labels: Labels) -> tuple[str, ...]:
+    """The abuse classes of a labelled day: its world's own list, else the standard one.
+
+    >>> abuse_classes(Labels({}, [], [], meta={"abuse_classes": ["ring_once"]}))
+    ('ring_once',)
+    >>> abuse_classes(Labels({}, [], [])) == ABUSE_CLASSES
+    True
+    """
+    return tuple(labels.meta.get("abuse_classes") or ABUSE_CLASSES)
+
+
+def legit_classes(labels: Labels) -> tuple[str, ...]:
+    """The legitimate classes of a labelled day (its world's own list, else the standard)."""
+    return tuple(labels.meta.get("legit_classes") or LEGIT_CLASSES)
+
+
+def required_classes(labels: Labels) -> tuple[str, ...]:
+    """The abuse classes a per-number detector is expected to catch on this day."""
+    return tuple(c for c in abuse_classes(labels) if c != "rotating_pool")
+
+
 class Observer(Protocol):
     def observe(self, call: Call) -> Sequence[Alert]: ...
 

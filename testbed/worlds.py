@@ -72,7 +72,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -91,7 +91,10 @@ from testbed.simulation import (
     simulate,
 )
 
-WORLDS: tuple[str, ...] = ("standard", "hard")
+if TYPE_CHECKING:
+    from testbed.recipes.delivery import Day
+
+WORLDS: tuple[str, ...] = ("standard", "hard", "wide")
 
 # Hourly rhythms (local time) the hard world adds.
 _COURIER_LATE_HOURS = (0, 0, 0, 0, 0, 0, 0, 0.3, 0.9, 1, 1, 1, 0.6, 0.7, 1, 1, 1, 1, 0.9, 0.7,
@@ -765,19 +768,25 @@ class HardDay(SimulatedDay):
         self.emit_kind = kind[order]
 
 
-def simulate_world(world: str, config: SimConfig | None = None, seed: int = 0) -> SimulatedDay:
-    """A labelled day of the named world (``standard`` or ``hard``); deterministic per seed.
+def simulate_world(world: str, config: SimConfig | None = None, seed: int = 0
+                   ) -> SimulatedDay | Day:
+    """A labelled day of the named world (``standard``, ``hard`` or ``wide``, see
+    :mod:`testbed.wide`); deterministic per seed.
 
     >>> simulate_world("nowhere")
     Traceback (most recent call last):
     ...
-    ValueError: unknown world 'nowhere': standard or hard
+    ValueError: unknown world 'nowhere': standard, hard or wide
     """
     if world == "standard":
         return simulate(config, seed)
     if world == "hard":
         return HardDay(config or SimConfig(), int(seed))
-    raise ValueError(f"unknown world {world!r}: {' or '.join(WORLDS)}")
+    if world == "wide":
+        from testbed.wide import simulate_wide
+
+        return simulate_wide(config, seed)
+    raise ValueError(f"unknown world {world!r}: {', '.join(WORLDS[:-1])} or {WORLDS[-1]}")
 
 
 def kind_of(labels_meta: dict[str, Any], number: str, cls: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import click
 
 from streams.cli import main
+from testbed.evaluation import abuse_classes
 from testbed.simulation import SimConfig, write_day
 from testbed.worlds import WORLDS, simulate_world
 
@@ -20,8 +21,9 @@ from testbed.worlds import WORLDS, simulate_world
 @click.option("--seed", default=1, show_default=True, type=int,
               help="The world: same seed, same day.")
 @click.option("--world", type=click.Choice(WORLDS), default="standard", show_default=True,
-              help="standard, or hard: wider, overlapping legitimate and abuse behaviour "
-                   "(see testbed.worlds).")
+              help="standard; hard: wider, overlapping legitimate and abuse behaviour "
+                   "(testbed.worlds); wide: every parameter drawn per seed from wide priors, "
+                   "more classes (testbed.wide).")
 @click.option("--format", "fmt", type=click.Choice(["json", "asterisk"]), default="json",
               show_default=True, help="JSON lines (CONTRACT 1a) or Asterisk Master.csv (1b).")
 @click.option("--size", type=click.Choice(["small", "day"]), default="day", show_default=True,
@@ -37,7 +39,8 @@ def simulate_command(out: str, seed: int, world: str, fmt: str, size: str, hours
                      subscribers: int | None, start: float | None, compress: bool,
                      progress: bool) -> None:
     """Write a seeded, labelled synthetic day of CDRs to OUT, plus OUT.labels.json and
-    OUT.allowlist.txt beside it (--world hard: a harder world, same labels).  With --gzip,
+    OUT.allowlist.txt beside it (--world hard: a harder world, same labels; --world wide:
+    wide priors and more classes).  With --gzip,
     .gz is appended to OUT if it lacks it."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -57,13 +60,14 @@ def simulate_command(out: str, seed: int, world: str, fmt: str, size: str, hours
         day = simulate_world(world, config, seed)
         bar.update(task, description="writing", total=len(day), completed=0)
         try:
-            paths = write_day(day, out, fmt, compress,
+            # write_day reads only records() and labels, which every world's day has; its
+            # annotation names the standard day (it lives with the writers)
+            paths = write_day(day, out, fmt, compress,  # type: ignore[arg-type]
                               progress=lambda n: bar.update(task, completed=n))
         except OSError as exc:
             raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from None
     meta = day.labels.meta
-    abuse = sum(1 for c in day.labels.classes.values()
-                if c not in ("ordinary", "courier", "dispatch", "notice", "enterprise"))
+    abuse = sum(1 for c in day.labels.classes.values() if c in abuse_classes(day.labels))
     console.print(
         f"world {world}, seed {seed}: "
         f"{meta['records']} records ({meta['duplicates']} duplicates, {meta['malformed']} "
