@@ -38,7 +38,7 @@ FEATURES: tuple[str, ...] = NAMES
 FIXED_AT_START: frozenset[str] = frozenset(
     {"features.horizons_s", "features.recent_callees", "model.n_trees", "model.height",
      "model.window_size", "model.seed", "input.region", "input.timezone",
-     "reach.half_life_s", "circles.bits", "circles.generation_s"}
+     "reach.half_life_s", "circles.enabled", "circles.bits", "circles.generation_s"}
 )
 
 
@@ -112,7 +112,7 @@ class ReachSettings:
 class CircleSettings:
     """The call-graph sketch (:mod:`detectors.circles`); see ``[circles]`` in defaults.toml."""
 
-    enabled: bool = True
+    enabled: bool = False
     bits: int = 24
     generation_s: float = 43200.0
 

@@ -17,10 +17,12 @@ from typing import Any
 import pytest
 
 from detectors.alerts import Alert
-from detectors.config import load_settings
+from detectors.config import build_settings, load_settings, with_override
 from detectors.engine import Detector
+from detectors.features import NumberState
 from detectors.model import model_vector
 from detectors.records import Call
+from detectors.references import References
 from testbed.baselines import AniProfileBaseline, VolumeRuleBaseline
 
 from .helpers import T0, courier_calls, dialer_calls
@@ -76,6 +78,7 @@ def test_state_values_alone_round_trip() -> None:
                                                for k, v in detector.states.items()})
     copied.light = copy.deepcopy(detector.light)
     copied.model = pickle.loads(pickle.dumps(detector.model))
+    copied.reach.references = References.from_bytes(detector.reach.references.to_bytes())
     copied.dedup = copy.deepcopy(detector.dedup)
     copied.watermark = detector.watermark
     copied._last_sweep = detector._last_sweep
@@ -118,3 +121,36 @@ def test_same_seed_same_model_scores() -> None:
 def test_model_vector_tolerates_missing_and_extreme_features(features: dict) -> None:
     vector = model_vector(features)
     assert all(0.0 <= v <= 1.0 for v in vector.values())
+
+
+def test_learned_references_survive_a_restart_mid_stream() -> None:
+    """A worker restarted from its changelog (states and references as bytes) alerts the same."""
+    settings = load_settings()
+    settings = type(settings)(**{**settings.__dict__,
+                                 "reach": type(settings.reach)(min_samples=5)})
+    calls = stream()
+    straight = run(Detector(settings), calls)
+    detector = Detector(settings)
+    half = len(calls) // 2
+    before = run(detector, calls[:half])
+    assert detector.reach.references.samples > 0
+    restarted = Detector(settings, states={k: NumberState.from_bytes(v.to_bytes())
+                                           for k, v in detector.states.items()})
+    restarted.reach.references = References.from_bytes(detector.reach.references.to_bytes())
+    restarted.light = copy.deepcopy(detector.light)
+    restarted.model = pickle.loads(pickle.dumps(detector.model))
+    restarted.dedup = copy.deepcopy(detector.dedup)
+    restarted.watermark, restarted._last_sweep = detector.watermark, detector._last_sweep
+    assert before + run(restarted, calls[half:]) == straight
+
+
+def test_circles_on_keeps_the_contract() -> None:
+    settings = with_override(load_settings(), "rules.harassment.min_circle_callees", 0)
+    raw = dict(settings.raw)
+    raw["circles"] = dict(raw["circles"], enabled=True, bits=16)
+    on = Detector(build_settings(raw))
+    calls = stream()
+    first = run(on, calls)
+    restored = pickle.loads(pickle.dumps(on))
+    assert restored.graph is not None and restored.graph.added == on.graph.added
+    assert run(Detector(build_settings(raw)), calls) == first

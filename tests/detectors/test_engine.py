@@ -63,8 +63,22 @@ def test_repeated_calls_to_people_who_refused() -> None:
     calls = [Call("+8613811112222", victims[i % 12], T0 + 50 * i, 0, False, ring=25.0)
              for i in range(70)]
     alerts = run(Detector(load_settings()), calls)
-    assert [a.profile for a in alerts] == ["repeat_refused"]
+    # harassment's floor (10 calls) is lower than repeat_refused's: it speaks first
+    assert [a.profile for a in alerts] == ["harassment"]
     assert any("refused" in r for r in alerts[0].reasons)
+    assert any("share of calls that repeat a stranger" in r for r in alerts[0].reasons)
+
+
+def test_calling_family_again_is_not_harassment() -> None:
+    """The same few people called again and again, but they are contacts: they call back."""
+    family = [f"+86139000001{i:02d}" for i in range(5)]
+    calls = []
+    for i in range(60):
+        callee = family[i % 5]
+        calls.append(Call("+8613811113333", callee, T0 + 300 * i, 0, False, ring=25.0))
+        if i % 3 == 0:
+            calls.append(Call(callee, "+8613811113333", T0 + 300 * i + 60, 40, True))
+    assert run(Detector(load_settings()), sorted(calls, key=lambda c: c.start)) == []
 
 
 def test_duplicate_ids_count_once() -> None:
