@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-$PYTHON -m ruff check detectors streams testbed tests benchmarks
-$PYTHON -m mypy detectors streams testbed
+$PYTHON -m ruff check detectors formats streams testbed tests benchmarks
+$PYTHON -m mypy detectors formats streams testbed
 $PYTHON -m pytest "$@"

@@ -11,9 +11,20 @@ see them); its alerts are then scored against :class:`~testbed.simulation.Labels
   the overall recall (they still count as true positives for precision).
 * overall **recall** over the members of the other abuse classes, and **F1**.
 * **false positives** per legitimate class (ordinary, courier, dispatch,
-  notice, enterprise): alerted numbers of that class, and their share.
+  notice, enterprise, and the wide world's others): alerted numbers of that
+  class, and their share.
 * **time to detect** per campaign: first alert on any member minus the
   campaign's first call (event time); median per class.
+* **rings**: per rotating pool, the share of its members named in ring alerts
+  within 15 minutes (:data:`POOL_WINDOW_S`) of the pool's first call (also:
+  ever, and within 15 minutes of each member's own first call), and the worst
+  pool; for cloud-dialer campaigns spread over several numbers, the time from
+  the campaign's first call to its first alert (number or ring), median over
+  the campaigns (one never alerted counts as never).
+
+The classes come from the day's labels (``meta["abuse_classes"]`` and
+``meta["legit_classes"]``, as the wide world writes them), else the standard
+world's.
 
 >>> from detectors.alerts import Alert
 >>> from testbed.simulation import Campaign, Labels
@@ -30,10 +41,12 @@ see them); its alerts are then scored against :class:`~testbed.simulation.Labels
 from __future__ import annotations
 
 import io
+import math
 import statistics
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, Protocol
 
 from detectors.alerts import Alert
@@ -80,6 +93,23 @@ class Run:
     error: str | None = None
 
 
+def recording(make: Callable[[], Observer], sink: list[Alert]) -> Callable[[], Observer]:
+    """The same detector, its alerts also kept in ``sink``."""
+
+    def build() -> Observer:
+        inner = make().observe
+
+        def observe(call: Call) -> Sequence[Alert]:
+            found = inner(call)
+            if found:
+                sink.extend(found)
+            return found
+
+        return SimpleNamespace(observe=observe)
+
+    return build
+
+
 def run_detector(name: str, detector: Observer, calls: Iterable[Call]) -> Run:
     """Feed every call to ``detector`` in order and collect its alerts.
 
@@ -106,43 +136,100 @@ def _ratio(num: float, den: float) -> float | None:
     return num / den if den else None
 
 
-def score_alerts(alerts: Iterable[Alert], labels: Labels) -> dict[str, Any]:
-    """The metrics of one detector's alerts against the truth (see the module docstring)."""
-    first_alert: dict[str, float] = {}
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+#: a rotating pool's members count as found when a ring alert names them this soon (event time)
+POOL_WINDOW_S = 900.0
+
+
+def _first_alerts(alerts: Iterable[Alert]) -> tuple[int, dict[str, float], dict[str, float]]:
+    """(alerts, first alert per number of any kind, first ring alert per number)."""
+    first: dict[str, float] = {}
+    first_ring: dict[str, float] = {}
     n_alerts = 0
     for alert in alerts:
         n_alerts += 1
-        numbers = [alert.caller] if alert.kind == "number" else list(alert.members or [])
+        ring = alert.kind == "ring"
+        numbers = list(alert.members or []) if ring else [alert.caller]
         for number in numbers:
             if number is None:
                 continue
-            if number not in first_alert or alert.detected_at < first_alert[number]:
-                first_alert[number] = alert.detected_at
+            if alert.detected_at < first.get(number, math.inf):
+                first[number] = alert.detected_at
+            if ring and alert.detected_at < first_ring.get(number, math.inf):
+                first_ring[number] = alert.detected_at
+    return n_alerts, first, first_ring
+
+
+def pool_coverage(labels: Labels, first_ring: dict[str, float],
+                  first_calls: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """Per rotating pool: the share of its members in ring alerts within
+    :data:`POOL_WINDOW_S` of the pool's first call, ever, and (given each member's first
+    call) within that window of the member's own first call.
+
+    >>> from testbed.simulation import Campaign
+    >>> lab = Labels({"+1": "rotating_pool", "+2": "rotating_pool"},
+    ...              [Campaign("p", "rotating_pool", ["+1", "+2"], 0.0, 9000.0)], [])
+    >>> [(p["share_15min"], p["share_ever"]) for p in pool_coverage(lab, {"+1": 600.0,
+    ...                                                                 "+2": 4000.0})]
+    [(0.5, 1.0)]
+    """
+    out = []
+    for camp in labels.campaigns:
+        if camp.cls != "rotating_pool":
+            continue
+        members = camp.members
+        soon = sum(1 for m in members if first_ring.get(m, math.inf) <= camp.start + POOL_WINDOW_S)
+        ever = sum(1 for m in members if m in first_ring)
+        entry: dict[str, Any] = {"id": camp.id, "members": len(members),
+                                 "share_15min": soon / len(members),
+                                 "share_ever": ever / len(members),
+                                 "shared_ingress": camp.params.get("shared_ingress"),
+                                 "trunk_field": camp.params.get("trunk_field")}
+        if first_calls is not None:
+            own = sum(1 for m in members if first_ring.get(m, math.inf)
+                      <= first_calls.get(m, camp.start) + POOL_WINDOW_S)
+            entry["share_15min_of_own_first_call"] = own / len(members)
+        out.append(entry)
+    return out
+
+
+def score_alerts(alerts: Iterable[Alert], labels: Labels,
+                 first_calls: dict[str, float] | None = None) -> dict[str, Any]:
+    """The metrics of one detector's alerts against the truth (see the module docstring).
+
+    ``first_calls`` (each number's first call, event time) adds to the rotating-pool
+    figures the share of members found within 15 minutes of their own first call.
+    """
+    n_alerts, first_alert, first_ring = _first_alerts(alerts)
     alerted = set(first_alert)
     by_class: dict[str, set[str]] = {}
     for number, cls in labels.classes.items():
         by_class.setdefault(cls, set()).add(number)
+    abuse_all, required = abuse_classes(labels), required_classes(labels)
     alerted_class = {n: labels.class_of(n) for n in alerted}
-    abuse = {n for n, c in alerted_class.items() if c in ABUSE_CLASSES}
+    abuse = {n for n, c in alerted_class.items() if c in abuse_all}
 
     recall_by_class: dict[str, dict[str, Any]] = {}
-    for cls in ABUSE_CLASSES:
+    for cls in abuse_all:
         members = by_class.get(cls, set())
         hit = len(members & alerted)
         entry: dict[str, Any] = {"members": len(members), "alerted": hit,
                                  "recall": _ratio(hit, len(members))}
-        if cls not in REQUIRED_CLASSES:
+        if cls not in required:
             entry["note"] = "ring issue"
         recall_by_class[cls] = entry
-    required_members = sum(recall_by_class[c]["members"] for c in REQUIRED_CLASSES)
-    required_hits = sum(recall_by_class[c]["alerted"] for c in REQUIRED_CLASSES)
+    required_members = sum(recall_by_class[c]["members"] for c in required)
+    required_hits = sum(recall_by_class[c]["alerted"] for c in required)
     precision = _ratio(len(abuse), len(alerted))
     recall = _ratio(required_hits, required_members)
     f1 = (2 * precision * recall / (precision + recall)
           if precision and recall else 0.0)
 
     false_positives: dict[str, dict[str, Any]] = {}
-    for cls in LEGIT_CLASSES:
+    for cls in legit_classes(labels):
         hit = sum(1 for c in alerted_class.values() if c == cls)
         size = len(by_class.get(cls, ()))
         false_positives[cls] = {"members": size, "alerted": hit, "rate": _ratio(hit, size)}
@@ -150,20 +237,27 @@ def score_alerts(alerts: Iterable[Alert], labels: Labels) -> dict[str, Any]:
     campaigns = []
     delays: dict[str, list[float]] = {}
     counts: dict[str, int] = {}
+    spread_delays: list[float] = []
+    spread = 0
     for camp in labels.campaigns:
         hits = [first_alert[m] for m in camp.members if m in first_alert]
         ttd = min(hits) - camp.start if hits else None
         counts[camp.cls] = counts.get(camp.cls, 0) + 1
         if ttd is not None:
             delays.setdefault(camp.cls, []).append(ttd)
+        if camp.cls == "cloud_dialer" and len(camp.members) > 1:
+            spread += 1
+            if ttd is not None:
+                spread_delays.append(ttd)
         campaigns.append({"id": camp.id, "class": camp.cls, "start": camp.start,
                           "members": len(camp.members), "alerted_members":
                           len(hits), "time_to_detect_s": ttd})
     time_to_detect = {
         cls: {"campaigns": counts.get(cls, 0), "detected": len(delays.get(cls, [])),
               "median_s": statistics.median(delays[cls]) if delays.get(cls) else None}
-        for cls in ABUSE_CLASSES
+        for cls in abuse_all
     }
+    pools = pool_coverage(labels, first_ring, first_calls)
     return {
         "alerts": n_alerts,
         "alerted_numbers": len(alerted),
@@ -176,7 +270,24 @@ def score_alerts(alerts: Iterable[Alert], labels: Labels) -> dict[str, Any]:
         "false_positives_by_class": false_positives,
         "time_to_detect": time_to_detect,
         "campaigns": campaigns,
+        "pools": pools,
+        "worst_pool_share_15min": min((p["share_15min"] for p in pools), default=None),
+        "multi_number_cloud_dialer": {
+            "campaigns": spread, "detected": len(spread_delays),
+            # an undetected campaign counts as never found: the median is over all of them
+            "median_s": _finite(statistics.median(spread_delays + [math.inf] * (
+                spread - len(spread_delays)))) if spread else None,
+        },
     }
+
+
+def first_calls_of(calls: Iterable[Call], numbers: set[str]) -> dict[str, float]:
+    """The first call (event time) of each of ``numbers`` among ``calls``."""
+    first: dict[str, float] = {}
+    for call in calls:
+        if call.caller in numbers and call.start < first.get(call.caller, math.inf):
+            first[call.caller] = call.start
+    return first
 
 
 # --------------------------------------------------------------------------- inputs
@@ -238,6 +349,8 @@ def compare(calls: list[Call], labels: Labels,
     is reported with its error instead of metrics."""
     report: dict[str, Any] = {"world": {k: v for k, v in labels.meta.items() if k != "config"},
                               "calls": len(calls), "detectors": {}}
+    pool_members = {m for c in labels.campaigns if c.cls == "rotating_pool" for m in c.members}
+    first_calls = first_calls_of(calls, pool_members)
     for name, make in detectors:
         try:
             detector = make()
@@ -245,7 +358,7 @@ def compare(calls: list[Call], labels: Labels,
             report["detectors"][name] = {"error": f"not available: {exc}"}
             continue
         run = run_detector(name, detector, calls)
-        metrics = score_alerts(run.alerts, labels)
+        metrics = score_alerts(run.alerts, labels, first_calls)
         metrics["seconds"] = round(run.seconds, 3)
         metrics["calls_per_s"] = round(run.calls / run.seconds) if run.seconds > 0 else None
         report["detectors"][name] = metrics
@@ -282,8 +395,8 @@ def render_tables(report: dict[str, Any]) -> list[Any]:
     recall.add_column("class")
     for name, _ in rows:
         recall.add_column(name, justify="right")
-    for cls in ABUSE_CLASSES:
-        first = rows[0][1]["recall_by_class"][cls] if rows else {}
+    for cls in (rows[0][1]["recall_by_class"] if rows else ()):
+        first = rows[0][1]["recall_by_class"][cls]
         label = cls + (" (ring issue)" if first.get("note") else "")
         cells = []
         for _, m in rows:
@@ -297,13 +410,30 @@ def render_tables(report: dict[str, Any]) -> list[Any]:
     fps.add_column("class")
     for name, _ in rows:
         fps.add_column(name, justify="right")
-    for cls in LEGIT_CLASSES:
+    for cls in (rows[0][1]["false_positives_by_class"] if rows else ()):
         cells = []
         for _, m in rows:
             f = m["false_positives_by_class"][cls]
             cells.append(f"{f['alerted']}/{f['members']}")
         fps.add_row(cls, *cells)
-    return [summary, recall, fps]
+
+    rings = Table(title="Rings: rotating pools' members in ring alerts within 15 min of the "
+                        "pool's first call; multi-number cloud dialers' time to first alert")
+    rings.add_column("figure")
+    for name, _ in rows:
+        rings.add_column(name, justify="right")
+    pools = [m["pools"] for _, m in rows]
+    rings.add_row("pools (worst pool)", *[
+        f"{len(p)} ({_pct(m['worst_pool_share_15min'])})" for p, (_, m) in zip(pools, rows,
+                                                                             strict=True)])
+    rings.add_row("pool members found in 15 min", *[
+        _pct(_ratio(sum(x["share_15min"] * x["members"] for x in p),
+                    sum(x["members"] for x in p))) for p in pools])
+    rings.add_row("multi-number dialers: median time", *[
+        f"{_dur(m['multi_number_cloud_dialer']['median_s'])} "
+        f"({m['multi_number_cloud_dialer']['detected']}/"
+        f"{m['multi_number_cloud_dialer']['campaigns']})" for _, m in rows])
+    return [summary, recall, fps, rings]
 
 
 def render_text(report: dict[str, Any], width: int = 120) -> str:

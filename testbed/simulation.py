@@ -74,18 +74,19 @@ True
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, Protocol
 
 import numpy as np
 import orjson
+
+from formats.files import open_text_for_writing
+from formats.registry import writer
+from testbed.recipes.parts import CallSink, DayClock, Trunks
 
 ABUSE_CLASSES: tuple[str, ...] = (
     "cloud_dialer",
@@ -112,9 +113,6 @@ _BUSINESS_HOURS = (0, 0, 0, 0, 0, 0, 0, 0, 0.6, 1, 1, 1, 0.7, 0.8, 1, 1, 1, 1, 0
                    0.2, 0, 0)
 _DISPATCH_HOURS = (0.2, 0.1, 0.05, 0.05, 0.1, 0.3, 0.8, 1.4, 1.6, 1.2, 1, 1, 1, 1, 1, 1.1, 1.3,
                    1.6, 1.6, 1.3, 1.1, 1, 0.8, 0.4)
-# Abuse operations start in working hours (and a few in the evening).
-_ABUSE_START_HOURS = (0, 0, 0, 0, 0, 0, 0, 0.1, 0.6, 1, 1, 1, 0.6, 0.8, 1, 1, 1, 0.9, 0.6, 0.5,
-                      0.4, 0.2, 0.05, 0)
 
 _MOBILE_PREFIXES = ("130", "131", "132", "133", "134", "135", "136", "137", "138", "139", "150",
                     "151", "152", "153", "155", "156", "157", "158", "159", "177", "180", "181",
@@ -367,34 +365,14 @@ def _e164(v: int) -> str:
 # --------------------------------------------------------------------------- the world
 
 
-class _Calls:
-    """Column store of generated calls."""
+class LabelledDay(Protocol):
+    """What every world's day offers: its records in delivery order and the truth."""
 
-    def __init__(self) -> None:
-        self.t: list[np.ndarray] = []
-        self.caller: list[np.ndarray] = []
-        self.callee: list[np.ndarray] = []
-        self.ring: list[np.ndarray] = []
-        self.talk: list[np.ndarray] = []
-        self.disp: list[np.ndarray] = []
-        self.trunk: list[np.ndarray] = []
+    labels: Labels
 
-    def add(self, t: Any, caller: Any, callee: Any, ring: Any, talk: Any, disp: Any,
-            trunk: Any) -> None:
-        t = np.atleast_1d(np.asarray(t, dtype=np.float64))
-        n = len(t)
+    def records(self) -> Iterator[dict[str, Any]]: ...
 
-        def col(x: Any, dtype: Any) -> np.ndarray:
-            a = np.asarray(x, dtype=dtype)
-            return np.full(n, a, dtype=dtype) if a.ndim == 0 else a
-
-        self.t.append(t)
-        self.caller.append(col(caller, np.int64))
-        self.callee.append(col(callee, np.int64))
-        self.ring.append(col(ring, np.float64))
-        self.talk.append(col(talk, np.int64))
-        self.disp.append(col(disp, np.int8))
-        self.trunk.append(col(trunk, np.int16))
+    def __len__(self) -> int: ...
 
 
 class SimulatedDay:
@@ -409,32 +387,21 @@ class SimulatedDay:
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.end = config.start + config.hours * 3600.0
+        self.clock = DayClock(config.start, self.end, config.utc_offset_h, self.rng)
         self.numbers = _Numbers(self.rng)
-        self.calls = _Calls()
-        self.trunks: list[str] = []
-        self._trunk_index: dict[str, int] = {}
-        self.trunk_has_ids: list[bool] = []
-        self.trunk_ip: list[str | None] = []
+        self.calls = CallSink()
+        self.trunk_table = Trunks(self.rng)
+        #: trunk names, record ids or not, source address or not, by trunk index
+        self.trunks = self.trunk_table.names
+        self.trunk_has_ids = self.trunk_table.has_ids
+        self.trunk_ip = self.trunk_table.ip
+        self._trunk = self.trunk_table.get
         self.classes: dict[str, str] = {}
         self.campaigns: list[Campaign] = []
         self.allowlist: list[str] = []
         self._build()
 
     # ----------------------------------------------------------------- helpers
-
-    def _trunk(self, name: str, has_ids: bool | None = None, ip: bool = False) -> int:
-        found = self._trunk_index.get(name)
-        if found is not None:
-            return found
-        rng = self.rng
-        self._trunk_index[name] = len(self.trunks)
-        self.trunks.append(name)
-        self.trunk_has_ids.append(bool(rng.random() < 0.7) if has_ids is None else has_ids)
-        self.trunk_ip.append(
-            f"{rng.integers(11, 223)}.{rng.integers(0, 256)}.{rng.integers(0, 256)}."
-            f"{rng.integers(1, 255)}" if ip else None
-        )
-        return self._trunk_index[name]
 
     def _label(self, numbers: Iterable[int], cls: str) -> list[str]:
         out = []
@@ -443,39 +410,6 @@ class SimulatedDay:
             self.classes[s] = cls
             out.append(s)
         return out
-
-    def _hour_weights(self, profile: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
-        """Hour slots overlapping the window: (slot starts clipped, weights x overlap)."""
-        cfg = self.config
-        offset = cfg.utc_offset_h * 3600.0
-        first = math.floor((cfg.start + offset) / 3600.0) * 3600.0 - offset
-        starts = np.arange(first, self.end, 3600.0)
-        lo = np.maximum(starts, cfg.start)
-        hi = np.minimum(starts + 3600.0, self.end)
-        hours = (((starts + offset) // 3600) % 24).astype(int)
-        weights = np.array(profile, dtype=np.float64)[hours] * (hi - lo) / 3600.0
-        return np.stack([lo, hi]), weights
-
-    def _fraction(self, profile: tuple[float, ...]) -> float:
-        """Share of a day's activity under ``profile`` that falls in the window."""
-        _, w = self._hour_weights(profile)
-        return float(w.sum() / sum(profile))
-
-    def _times(self, profile: tuple[float, ...], n: int) -> np.ndarray:
-        bounds, w = self._hour_weights(profile)
-        if n == 0 or w.sum() <= 0:
-            return self.rng.uniform(self.config.start, self.end, n)
-        slot = self.rng.choice(len(w), size=n, p=w / w.sum())
-        return self.rng.uniform(bounds[0][slot], bounds[1][slot])
-
-    def _window(self, min_s: float, max_s: float) -> tuple[float, float]:
-        """A campaign window of log-uniform length starting in abuse hours, inside the day."""
-        rng = self.rng
-        length = math.exp(rng.uniform(math.log(min_s), math.log(max_s)))
-        length = min(length, self.end - self.config.start)
-        start = float(self._times(_ABUSE_START_HOURS, 1)[0])
-        start = min(start, self.end - length)
-        return start, start + length
 
     def _leaked(self, n: int, sequential: bool) -> np.ndarray:
         """Callees from a leaked list: on-net subscribers and off-net numbers, or a block."""
@@ -572,11 +506,11 @@ class SimulatedDay:
         me = np.arange(n)[:, None]
         contacts = np.where(contacts == me, (me + 1) % n, contacts)
         rate = np.clip(rng.lognormal(math.log(2.0), 0.9, n), 0.05, 80.0)  # calls per day
-        frac = self._fraction(_ORDINARY_HOURS)
+        frac = self.clock.fraction(_ORDINARY_HOURS)
         per = rng.poisson(rate * frac)
         who = np.repeat(np.arange(n), per)
         m = len(who)
-        t = self._times(_ORDINARY_HOURS, m)
+        t = self.clock.times(_ORDINARY_HOURS, m)
         rank = np.floor(k[who] * rng.random(m) ** 2).astype(np.int64)
         callee_idx = contacts[who, rank]
         callee = book[callee_idx]
@@ -595,7 +529,7 @@ class SimulatedDay:
         caller = ext[rng.integers(0, len(ext), m2)]
         slot = contacts[target, np.floor(k[target] * rng.random(m2)).astype(np.int64)]
         caller = np.where(slot >= n, book[slot], caller)
-        t2 = self._times(_ORDINARY_HOURS, m2)
+        t2 = self.clock.times(_ORDINARY_HOURS, m2)
         itc = np.array([self._trunk(_INTERCONNECT_TRUNKS[i % 3]) for i in range(3)])
         self._personal(t2, caller, pop[target], pick_up[target], itc[caller % 3],
                        follow_up=np.ones(m2, dtype=bool))
@@ -654,13 +588,13 @@ class SimulatedDay:
         self._label([me], "courier")
         trunk = self._trunk(_MOBILE_TRUNKS[int(rng.integers(0, len(_MOBILE_TRUNKS)))])
         self._home[int(me)] = trunk
-        n = int(rng.uniform(40, 150) * self._fraction(_WORK_HOURS))
+        n = int(rng.uniform(40, 150) * self.clock.fraction(_WORK_HOURS))
         if n == 0:
             return
         customers = self._customers(n, rng.uniform(0.5, 0.85))
         n = len(customers)
         # delivery rounds: customers in route order, calls clustered in time
-        t = np.sort(self._times(_WORK_HOURS, n))
+        t = np.sort(self.clock.times(_WORK_HOURS, n))
         p_ans = rng.uniform(0.7, 0.92)
         ans = rng.random(n) < p_ans
         talk = np.clip(self._talk(rng.uniform(20, 35), 0.45, n), 8, 240)
@@ -691,13 +625,13 @@ class SimulatedDay:
             trunk = self._trunk(_MOBILE_TRUNKS[int(rng.integers(0, len(_MOBILE_TRUNKS)))])
         self._label([me], "dispatch")
         self._home[int(me)] = trunk
-        frac = self._fraction(_DISPATCH_HOURS)
+        frac = self.clock.fraction(_DISPATCH_HOURS)
         drivers = self._customers(int(rng.integers(20, 81)), 0.8)
         weight = 1.0 / np.arange(1, len(drivers) + 1) ** 0.6
         weight /= weight.sum()
         # dispatcher -> drivers, repeatedly
         n = int(rng.uniform(80, 400) * frac)
-        t = self._times(_DISPATCH_HOURS, n)
+        t = self.clock.times(_DISPATCH_HOURS, n)
         d = drivers[rng.choice(len(drivers), size=n, p=weight)]
         ans = rng.random(n) < rng.uniform(0.85, 0.97)
         self.calls.add(t, me, d, np.where(ans, rng.uniform(1, 8, n), rng.uniform(10, 30, n)),
@@ -706,13 +640,13 @@ class SimulatedDay:
         # drivers -> dispatcher
         n2 = int(n * rng.uniform(0.3, 0.7))
         src = drivers[rng.choice(len(drivers), size=n2, p=weight)]
-        self.calls.add(self._times(_DISPATCH_HOURS, n2), src, me, rng.uniform(1, 6, n2),
+        self.calls.add(self.clock.times(_DISPATCH_HOURS, n2), src, me, rng.uniform(1, 6, n2),
                        np.clip(self._talk(20, 0.7, n2), 3, 600), ANSWERED,
                        [self._mobile_trunk(v) for v in src.tolist()])
         # customers -> dispatcher (bookings), dispatcher -> some customers (confirmation)
         n3 = int(rng.uniform(100, 500) * frac)
         cust = self._customers(n3, 0.6)
-        tb = self._times(_DISPATCH_HOURS, len(cust))
+        tb = self.clock.times(_DISPATCH_HOURS, len(cust))
         ok = rng.random(len(cust)) < 0.9
         self.calls.add(tb, cust, me, np.where(ok, rng.uniform(2, 15, len(cust)), 30.0),
                        np.where(ok, np.clip(self._talk(35, 0.6, len(cust)), 5, 600), 0),
@@ -783,13 +717,13 @@ class SimulatedDay:
         self.allowlist += labelled
         own = self._trunk(f"ent-{name}-{i + 1}", has_ids=True, ip=True)
         shared = self._trunk(_WHOLESALE_TRUNKS[int(rng.integers(0, len(_WHOLESALE_TRUNKS)))])
-        frac = self._fraction(_BUSINESS_HOURS)
+        frac = self.clock.fraction(_BUSINESS_HOURS)
         for me in numbers:
             trunk = own if rng.random() < 0.7 else shared
             n = int(math.exp(rng.uniform(math.log(500), math.log(4000))) * frac)
             cust = self._customers(n, rng.uniform(0.4, 0.8))
             n = len(cust)
-            t = self._times(_BUSINESS_HOURS, n)
+            t = self.clock.times(_BUSINESS_HOURS, n)
             ans = rng.random(n) < rng.uniform(0.3, 0.6)
             talk = self._talk(rng.uniform(40, 90), 1.0, n, hi=1800)
             short = rng.random(n) < 0.2  # some customers hang up on the bank too
@@ -800,7 +734,7 @@ class SimulatedDay:
             # customers call the number (hotline), and some return missed calls
             n_in = int(n * rng.uniform(0.2, 1.5))
             src = self._customers(n_in, 0.6)
-            self.calls.add(self._times(_BUSINESS_HOURS, len(src)), src, me,
+            self.calls.add(self.clock.times(_BUSINESS_HOURS, len(src)), src, me,
                            rng.uniform(1, 20, len(src)),
                            self._talk(120, 0.9, len(src), hi=3600), ANSWERED,
                            [self._mobile_trunk(v) for v in src.tolist()])
@@ -810,13 +744,13 @@ class SimulatedDay:
         """Personal calls on a SIM that is also someone's phone: family and friends, both ways."""
         rng = self.rng
         contacts = self.population[rng.integers(0, len(self.population), int(rng.integers(2, 9)))]
-        frac = self._fraction(_ORDINARY_HOURS)
+        frac = self.clock.fraction(_ORDINARY_HOURS)
         for outgoing, mean in ((True, 6.0), (False, 4.0)):
             n = int(rng.poisson(mean * frac))
             if n == 0:
                 continue
             other = contacts[rng.integers(0, len(contacts), n)]
-            t = self._times(_ORDINARY_HOURS, n)
+            t = self.clock.times(_ORDINARY_HOURS, n)
             if outgoing:
                 self._personal(t, np.full(n, me), other, np.full(n, 0.8), np.full(n, trunk),
                                np.ones(n, dtype=bool))
@@ -876,7 +810,7 @@ class SimulatedDay:
         numbers = self._dialer_numbers(k)
         members = self._label(numbers, "cloud_dialer")
         trunk = self._dialer_trunk()
-        start, end = self._window(600, 3 * 3600)
+        start, end = self.clock.window(600, 3 * 3600)
         sequential = bool(rng.random() < 0.3)
         p_answer = rng.uniform(0.05, 0.35)
         for me in numbers.tolist():
@@ -900,7 +834,7 @@ class SimulatedDay:
             numbers = self._dialer_numbers(k)
         members = self._label(numbers, "rotating_pool")
         trunk = self._dialer_trunk()
-        start, end = self._window(1800, 4 * 3600)
+        start, end = self.clock.window(1800, 4 * 3600)
         p_answer = rng.uniform(0.05, 0.3)
         give_up = rng.uniform(8, 25)
         for me in numbers.tolist():
@@ -921,7 +855,7 @@ class SimulatedDay:
             me = int(self.numbers.mobile(1, virtual_share=0.6)[0])
             trunk = self._trunk(_MOBILE_TRUNKS[int(rng.integers(0, len(_MOBILE_TRUNKS)))])
         members = self._label([me], "ring_once")
-        start, end = self._window(3600, 6 * 3600)
+        start, end = self.clock.window(3600, 6 * 3600)
         n = int(math.exp(rng.uniform(math.log(100), math.log(1500))))
         t = np.sort(rng.uniform(start, end, n))
         callees = self._leaked(n, bool(rng.random() < 0.4))
@@ -945,7 +879,7 @@ class SimulatedDay:
             self._cover(me, trunk)
         per_hour = rng.uniform(40, 300)
         p_answer = rng.uniform(0.2, 0.5)
-        sessions = [self._window(1800, 3 * 3600) for _ in range(int(rng.integers(1, 4)))]
+        sessions = [self.clock.window(1800, 3 * 3600) for _ in range(int(rng.integers(1, 4)))]
         first = min(s for s, _ in sessions)
         for s, e in sessions:
             n = int(rng.poisson(per_hour * (e - s) / 3600.0))
@@ -984,7 +918,7 @@ class SimulatedDay:
         targets = self.population[rng.choice(len(self.population),
                                              size=min(int(rng.integers(10, 41)),
                                                       len(self.population)), replace=False)]
-        start, end = self._window(2 * 3600, 12 * 3600)
+        start, end = self.clock.window(2 * 3600, 12 * 3600)
         times: list[np.ndarray] = []
         callees: list[np.ndarray] = []
         answered: list[np.ndarray] = []
@@ -1018,9 +952,9 @@ class SimulatedDay:
     def _finish(self) -> None:
         cfg, rng = self.config, self.rng
         c = self.calls
-        t = np.concatenate(c.t)
+        t = np.concatenate(c.parts["t"])
         keep = (t >= cfg.start) & (t < self.end)
-        cols = {name: np.concatenate(getattr(c, name))[keep]
+        cols = {name: np.concatenate(c.parts[name])[keep]
                 for name in ("t", "caller", "callee", "ring", "talk", "disp", "trunk")}
         order = np.argsort(cols["t"], kind="stable")
         self.cols = {k: v[order] for k, v in cols.items()}
@@ -1169,109 +1103,22 @@ def simulate(config: SimConfig | None = None, seed: int = 0) -> SimulatedDay:
     return SimulatedDay(config or SimConfig(), int(seed))
 
 
-# --------------------------------------------------------------------------- writers
+# --------------------------------------------------------------------------- writing
 
 
-def _open_text(path: str | Path, compress: bool) -> IO[str]:
-    if compress:
-        raw = gzip.GzipFile(path, "wb", compresslevel=6, mtime=0)
-        return io.TextIOWrapper(raw, encoding="utf-8", newline="")
-    return open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 - caller closes
-
-
-def write_json_lines(records: Iterable[dict[str, Any]], out: IO[str]) -> int:
-    """One JSON object per line (CONTRACT 1a); returns the number written."""
-    n = 0
-    for rec in records:
-        out.write(orjson.dumps(rec).decode())
-        out.write("\n")
-        n += 1
-    return n
-
-
-def _asterisk_time(value: Any) -> tuple[str, float | None]:
-    """Master.csv start text (UTC) and epoch seconds, or the raw text if unparseable."""
-    t: float | None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        t = float(value)
-    elif isinstance(value, str):
-        try:
-            dt = datetime.fromisoformat(value)
-        except ValueError:
-            return value, None
-        if dt.tzinfo is None:
-            return value, None
-        t = dt.timestamp()
-    else:
-        return "", None
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S"), t
-
-
-def _fmt(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def asterisk_row(rec: dict[str, Any], channel_no: int) -> list[str]:
-    """One record as the 18 Master.csv columns (times in UTC).
-
-    >>> row = asterisk_row({"caller": "13800000001", "callee": "13900000002",
-    ...     "start": 1714521600.0, "duration": 12, "ring": 3.2, "answered": True,
-    ...     "trunk": "gw-cloud", "id": "x1", "disposition": "ANSWERED"}, 26)
-    >>> len(row), row[5], row[9], row[12], row[13], row[14]
-    (18, 'SIP/gw-cloud-0000001a', '2024-05-01 00:00:00', '15', '12', 'ANSWERED')
-    """
-    src = str(rec.get("caller", "") or "")
-    dst = str(rec.get("callee", "") or "")
-    start_text, t = _asterisk_time(rec.get("start"))
-    duration = rec.get("duration", "")
-    ring = rec.get("ring") or 0.0
-    trunk = rec.get("trunk") or "unknown"
-    disposition = rec.get("disposition") or ("ANSWERED" if rec.get("answered") else "NO ANSWER")
-    answered = disposition == "ANSWERED"
-    if isinstance(duration, int) and not isinstance(duration, bool) and t is not None:
-        billsec = duration
-        total = int(round(ring)) + billsec
-        answer = _fmt(t + round(ring)) if answered else ""
-        end = _fmt(t + total)
-        total_text, bill_text = str(total), str(billsec)
-    else:  # a malformed record stays malformed
-        answer = end = ""
-        total_text = bill_text = str(duration)
-    uniqueid = rec.get("id") or (f"{int(t)}.{channel_no}" if t is not None else str(channel_no))
-    return [
-        "", src, dst, "from-trunk", f'"{src}" <{src}>', f"SIP/{trunk}-{channel_no:08x}",
-        f"SIP/core-out-{channel_no + 1:08x}" if disposition != "FAILED" else "",
-        "Dial", f"SIP/core-out/{dst},60", start_text, answer, end, total_text, bill_text,
-        disposition, "DOCUMENTATION", uniqueid, "",
-    ]
-
-
-def write_asterisk_csv(records: Iterable[dict[str, Any]], out: IO[str]) -> int:
-    """Asterisk Master.csv (CONTRACT 1b): no header, 18 quoted columns; returns rows written."""
-    writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
-    n = 0
-    for n, rec in enumerate(records, 1):
-        writer.writerow(asterisk_row(rec, 2 * n))
-    return n
-
-
-def write_day(day: SimulatedDay, out: str | Path, fmt: str = "json", compress: bool = False,
+def write_day(day: LabelledDay, out: str | Path, fmt: str = "json", compress: bool = False,
               progress: Any = None) -> dict[str, Path]:
     """Write records to ``out`` and ``out.labels.json`` / ``out.allowlist.txt`` beside it.
 
     ``progress`` is called with the number of records written so far, now and then.
     """
-    if fmt not in ("json", "asterisk"):
-        raise ValueError(f"unknown format {fmt!r}: json or asterisk")
+    write = writer(fmt)  # raises ValueError naming the formats there are
     out = Path(out)
     records: Iterable[dict[str, Any]] = day.records()
     if progress is not None:
         records = _counting(records, progress)
-    with _open_text(out, compress) as stream:
-        if fmt == "json":
-            write_json_lines(records, stream)
-        else:
-            write_asterisk_csv(records, stream)
+    with open_text_for_writing(out, compress) as stream:
+        write(records, stream)
     labels = Path(f"{out}.labels.json")
     allow = Path(f"{out}.allowlist.txt")
     day.labels.write(labels)

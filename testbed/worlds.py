@@ -72,7 +72,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -86,13 +86,11 @@ from testbed.simulation import (
     BUSY,
     FAILED,
     NO_ANSWER,
+    LabelledDay,
     SimConfig,
     SimulatedDay,
     simulate,
 )
-
-if TYPE_CHECKING:
-    from testbed.recipes.delivery import Day
 
 WORLDS: tuple[str, ...] = ("standard", "hard", "wide")
 
@@ -136,19 +134,6 @@ class HardDay(SimulatedDay):
         before = set(self.classes)
         build(*args)
         self._kind(sorted(set(self.classes) - before), kind)
-
-    def _between(self, profile: tuple[float, ...], start: float, end: float, n: int
-                 ) -> np.ndarray:
-        """``n`` times in ``[start, end)`` following an hourly rhythm."""
-        bounds, w = self._hour_weights(profile)
-        lo = np.maximum(bounds[0], start)
-        hi = np.minimum(bounds[1], end)
-        span = np.maximum(bounds[1] - bounds[0], 1e-9)
-        w = w * np.clip(hi - lo, 0.0, None) / span
-        if n == 0 or w.sum() <= 0:
-            return self.rng.uniform(start, end, n)
-        slot = self.rng.choice(len(w), size=n, p=w / w.sum())
-        return self.rng.uniform(lo[slot], hi[slot])
 
     def _outcomes(self, n: int, p_answer: float, talk_median: float, talk_sigma: float,
                   short_share: float = 0.0, hi: int = 1800, lo: int = 1
@@ -300,7 +285,7 @@ class HardDay(SimulatedDay):
         self._cover(me, trunk)
         n = int(rng.integers(15, 51))
         hotels = self.numbers.fixed(n)
-        start, end = self._window(1800, 3 * 3600)
+        start, end = self.clock.window(1800, 3 * 3600)
         t = np.sort(rng.uniform(start, end, n))
         ans = self._call(t, me, hotels, trunk, rng.uniform(0.75, 0.95), rng.uniform(30, 90), 0.7,
                          short_share=rng.uniform(0.1, 0.4), retry=0.3)
@@ -318,7 +303,7 @@ class HardDay(SimulatedDay):
         self._cover(me, trunk)
         n = int(rng.integers(20, 61))
         landlords = self.numbers.mobile(n)
-        t = np.sort(self._between(_EVENING_HOURS, self.config.start, self.end, n))
+        t = np.sort(self.clock.between(_EVENING_HOURS, self.config.start, self.end, n))
         ans = self._call(t, me, landlords, trunk, rng.uniform(0.45, 0.8), rng.uniform(40, 100),
                          0.8, short_share=rng.uniform(0.1, 0.3), retry=0.4)
         back = rng.random(n) < np.where(ans, 0.1, 0.3)
@@ -333,7 +318,7 @@ class HardDay(SimulatedDay):
         trunk = self._home[me]
         n = int(rng.integers(25, 91))
         people = self._customers(n, 0.7)
-        start, end = self._window(3600, 4 * 3600)
+        start, end = self.clock.window(3600, 4 * 3600)
         t = np.sort(rng.uniform(start, end, len(people)))
         ans = self._call(t, me, people, trunk, rng.uniform(0.6, 0.9), rng.uniform(40, 120), 0.9,
                          retry=0.3)
@@ -352,10 +337,10 @@ class HardDay(SimulatedDay):
         p_ans = rng.uniform(0.5, 0.92)
         talk_median = rng.uniform(6, 30)
         if kind == "food_rider":
-            orders = int(rng.uniform(20, 70) * self._fraction(_MEAL_HOURS))
+            orders = int(rng.uniform(20, 70) * self.clock.fraction(_MEAL_HOURS))
             if orders == 0:
                 return
-            t = np.sort(self._times(_MEAL_HOURS, orders))
+            t = np.sort(self.clock.times(_MEAL_HOURS, orders))
             customers = self._customers(orders, 0.8)
             t = t[:len(customers)]
             ans = self._call(t, me, customers, trunk, p_ans, talk_median, 0.6, retry=0.7, hi=120)
@@ -366,18 +351,18 @@ class HardDay(SimulatedDay):
             self._callbacks(t[~ans], me, customers[~ans], rng.uniform(0.3, 0.7), 0.9, 12, 180)
             return
         if kind == "parcel":
-            n = int(rng.uniform(40, 220) * self._fraction(_COURIER_LATE_HOURS))
+            n = int(rng.uniform(40, 220) * self.clock.fraction(_COURIER_LATE_HOURS))
             if n == 0:
                 return
             customers = self._customers(n, rng.uniform(0.5, 0.85))
-            t = np.sort(self._times(_COURIER_LATE_HOURS, len(customers)))
+            t = np.sort(self.clock.times(_COURIER_LATE_HOURS, len(customers)))
         else:  # parcel station: rounds calling everyone whose parcel came in
             rounds = int(rng.integers(2, 6))
             parts_t, parts_c = [], []
             for _ in range(rounds):
                 m = int(rng.integers(15, 81))
                 cust = self._customers(m, rng.uniform(0.6, 0.9))
-                t0 = float(self._times(_COURIER_LATE_HOURS, 1)[0])
+                t0 = float(self.clock.times(_COURIER_LATE_HOURS, 1)[0])
                 per_min = rng.uniform(2, 6)
                 parts_t.append(t0 + np.sort(rng.uniform(0, len(cust) / per_min * 60, len(cust))))
                 parts_c.append(cust)
@@ -402,11 +387,11 @@ class HardDay(SimulatedDay):
             self._home[me] = trunk
         self._label([me], "dispatch")
         self._kind([me], "dispatch/app_confirm")
-        bookings = int(rng.uniform(150, 700) * self._fraction(_EVENING_HOURS))
+        bookings = int(rng.uniform(150, 700) * self.clock.fraction(_EVENING_HOURS))
         if bookings == 0:
             return
         customers = self._customers(bookings, 0.7)
-        t = np.sort(self._times(_EVENING_HOURS, len(customers)))
+        t = np.sort(self.clock.times(_EVENING_HOURS, len(customers)))
         called = rng.random(len(t)) < rng.uniform(0.6, 0.95)
         tc, cc = t[called], customers[called]
         ans = self._call(tc, me, cc, trunk, rng.uniform(0.6, 0.88), rng.uniform(8, 20), 0.5,
@@ -415,7 +400,7 @@ class HardDay(SimulatedDay):
         self._callbacks(tc[ans], me, cc[ans], rng.uniform(0.02, 0.1), 0.9, 60, 3600)
         drivers = self._customers(int(rng.integers(20, 61)), 0.8)
         k = int(len(t) * rng.uniform(0.1, 0.5))
-        td = np.sort(self._times(_EVENING_HOURS, k))
+        td = np.sort(self.clock.times(_EVENING_HOURS, k))
         self._call(td, me, drivers[rng.integers(0, len(drivers), k)], trunk, 0.9, 15, 0.6)
 
     def _school(self) -> None:
@@ -453,7 +438,7 @@ class HardDay(SimulatedDay):
         self._kind([me], "notice/clinic_reminder")
         trunk = (self._trunk(f"pbx-clinic-{rng.integers(1, 40)}", ip=True)
                  if rng.random() < 0.6 else self._wholesale())
-        n = int(rng.uniform(150, 900) * self._fraction(_BUSINESS_HOURS))
+        n = int(rng.uniform(150, 900) * self.clock.fraction(_BUSINESS_HOURS))
         if n == 0:
             return
         patients = self._customers(n, 0.8)
@@ -463,7 +448,7 @@ class HardDay(SimulatedDay):
         for chunk in np.split(np.arange(len(patients)), edges):
             if len(chunk) == 0:
                 continue
-            t0 = float(self._times(_BUSINESS_HOURS, 1)[0])
+            t0 = float(self.clock.times(_BUSINESS_HOURS, 1)[0])
             parts.append(t0 + np.sort(rng.uniform(0, len(chunk) / rng.uniform(3, 30) * 60,
                                                   len(chunk))))
         t = np.concatenate(parts)
@@ -491,7 +476,7 @@ class HardDay(SimulatedDay):
                 self._home[v] = trunk
         self._label(numbers, "enterprise")
         self._kind(numbers, "enterprise/unregistered_cc")
-        frac = self._fraction(_BUSINESS_HOURS)
+        frac = self.clock.fraction(_BUSINESS_HOURS)
         p_ans = rng.uniform(0.4, 0.8)
         talk_median = rng.uniform(40, 120)
         short = rng.uniform(0.1, 0.35)
@@ -500,14 +485,14 @@ class HardDay(SimulatedDay):
             if n == 0:
                 continue
             cust = self._customers(n, rng.uniform(0.5, 0.8))
-            t = np.sort(self._times(_BUSINESS_HOURS, len(cust)))
+            t = np.sort(self.clock.times(_BUSINESS_HOURS, len(cust)))
             ans = self._call(t, me, cust, trunk, p_ans * rng.uniform(0.85, 1.15), talk_median,
                              0.9, short_share=short, retry=rng.uniform(0.1, 0.5))
             self._callbacks(t[~ans], me, cust[~ans], rng.uniform(0.05, 0.3), 0.8, 60, 1800)
             if j == 0:  # the published number also takes customers' calls
                 k = int(n * rng.uniform(0.05, 0.8))
                 src = self._customers(k, 0.6)
-                self._inbound(self._times(_BUSINESS_HOURS, len(src)), src, me, 120)
+                self._inbound(self.clock.times(_BUSINESS_HOURS, len(src)), src, me, 120)
 
     # ----------------------------------------------------------------- abuse
 
@@ -523,9 +508,9 @@ class HardDay(SimulatedDay):
         p_back = rng.uniform(0.0, 0.1)
         sequential = bool(rng.random() < 0.25)
         if style == "burst":
-            start, end = self._window(600, 3 * 3600)
+            start, end = self.clock.window(600, 3 * 3600)
         else:
-            start, end = self._window(4 * 3600, 12 * 3600)
+            start, end = self.clock.window(4 * 3600, 12 * 3600)
         per_hour = rng.uniform(15, 60)
         for me in numbers.tolist():
             if style == "burst":
@@ -536,7 +521,7 @@ class HardDay(SimulatedDay):
                 s = start + rng.uniform(0, 0.15) * (end - start)
                 e = end - rng.uniform(0, 0.15) * (end - start)
                 n = int(rng.poisson(per_hour * rng.uniform(0.7, 1.3) * (e - s) / 3600.0))
-                t = np.sort(self._between(_BUSINESS_HOURS, s, e, n))
+                t = np.sort(self.clock.between(_BUSINESS_HOURS, s, e, n))
             if n == 0:
                 continue
             callees = self._leaked(n, sequential)
@@ -560,7 +545,7 @@ class HardDay(SimulatedDay):
             k = int(rng.integers(20, 201))
             numbers, trunk, _ = self._abuse_origin(k, sim_ok=False)
             members = self._label(numbers, "rotating_pool")
-            start, end = self._window(1800, 4 * 3600)
+            start, end = self.clock.window(1800, 4 * 3600)
             for me in numbers.tolist():
                 n = 2 + int(rng.poisson(rng.uniform(1, 10)))
                 t = np.sort(rng.uniform(start, end, n))
@@ -575,7 +560,7 @@ class HardDay(SimulatedDay):
             rate = rng.uniform(60, 300)  # calls an hour while a number is in use
             per_number = rng.uniform(20, 60)
             turn = per_number / rate * 3600.0
-            start = float(self._times(_BUSINESS_HOURS, 1)[0])
+            start = float(self.clock.times(_BUSINESS_HOURS, 1)[0])
             end = start
             for j, me in enumerate(numbers.tolist()):
                 s = start + (j // concurrent) * turn * rng.uniform(0.9, 1.3)
@@ -610,7 +595,7 @@ class HardDay(SimulatedDay):
                 self._home[v] = trunk
         members = self._label(numbers, "ring_once")
         self._kind(members, f"ring_once/{style}")
-        start, end = self._window(3600, 12 * 3600)
+        start, end = self.clock.window(3600, 12 * 3600)
         ring_lo = rng.uniform(1.0, 3.0)
         ring_hi = ring_lo + rng.uniform(0.5, 4.0)
         p_back = rng.uniform(0.02, 0.15)
@@ -618,7 +603,7 @@ class HardDay(SimulatedDay):
         total = int(math.exp(rng.uniform(math.log(100), math.log(2000))))
         for me in numbers.tolist():
             n = max(1, int(total / len(numbers) * rng.uniform(0.6, 1.4)))
-            t = np.sort(self._between(_EVENING_HOURS, start, end, n))
+            t = np.sort(self.clock.between(_EVENING_HOURS, start, end, n))
             callees = self._leaked(n, bool(rng.random() < 0.3))
             fail = rng.random(n) < rng.uniform(0.02, 0.2)
             ans = ~fail & (rng.random(n) < p_pick)
@@ -648,7 +633,7 @@ class HardDay(SimulatedDay):
         hang_up = rng.uniform(0.3, 0.75)
         pitch = rng.uniform(20, 90)
         p_back = rng.uniform(0.01, 0.08)
-        sessions = [self._window(1800, 4 * 3600) for _ in range(int(rng.integers(1, 5)))]
+        sessions = [self.clock.window(1800, 4 * 3600) for _ in range(int(rng.integers(1, 5)))]
         first = min(s for s, _ in sessions)
         last = max(e for _, e in sessions)
         per_hour = rng.uniform(20, 150)
@@ -698,7 +683,7 @@ class HardDay(SimulatedDay):
         targets = self.population[rng.choice(len(self.population),
                                              size=min(int(rng.integers(5, 41)),
                                                       len(self.population)), replace=False)]
-        start, end = self._window(2 * 3600, 14 * 3600)
+        start, end = self.clock.window(2 * 3600, 14 * 3600)
         times, callees, answered = [], [], []
         for target in targets.tolist():
             p = rng.uniform(0.05, 0.35)
@@ -745,9 +730,10 @@ class HardDay(SimulatedDay):
         skew = np.where(rng.random(n_trunks) < 0.3, rng.uniform(-40, 40, n_trunks), 0.0)
         whole = rng.random(n_trunks) < 0.3
         calls = self.calls
-        for idx, (t, trunk) in enumerate(zip(calls.t, calls.trunk, strict=True)):
+        times = calls.parts["t"]
+        for idx, (t, trunk) in enumerate(zip(times, calls.parts["trunk"], strict=True)):
             shifted = t + skew[trunk]
-            calls.t[idx] = np.where(whole[trunk], np.floor(shifted), shifted)
+            times[idx] = np.where(whole[trunk], np.floor(shifted), shifted)
 
     def _redeliver(self) -> None:
         """Delivery order: at the end of each call, some trunks in batches, a few very late."""
@@ -769,7 +755,7 @@ class HardDay(SimulatedDay):
 
 
 def simulate_world(world: str, config: SimConfig | None = None, seed: int = 0
-                   ) -> SimulatedDay | Day:
+                   ) -> LabelledDay:
     """A labelled day of the named world (``standard``, ``hard`` or ``wide``, see
     :mod:`testbed.wide`); deterministic per seed.
 

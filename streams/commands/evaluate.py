@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import click
@@ -13,35 +11,25 @@ import orjson
 from detectors.alerts import Alert
 from detectors.config import ConfigError, load_settings
 from detectors.numbers import NumberNormaliser
-from detectors.records import Call
 from streams.cli import main
 from testbed.evaluation import (
-    Observer,
     calls_from_files,
     calls_from_records,
     compare,
     default_detectors,
+    recording,
     render_tables,
+)
+from testbed.report import (
+    SEED_SPLIT,
+    SeedJob,
+    evaluate_seeds,
+    parse_seeds,
+    pool_seeds,
+    render_pooled,
 )
 from testbed.simulation import Labels, SimConfig
 from testbed.worlds import WORLDS, kind_breakdown, kind_of, simulate_world
-
-
-def _recording(make: Callable[[], Observer], sink: list[Alert]) -> Callable[[], Observer]:
-    """The same detector, its alerts also kept in ``sink`` (for the report's alert list)."""
-
-    def build() -> Observer:
-        inner = make().observe
-
-        def observe(call: Call) -> Sequence[Alert]:
-            found = inner(call)
-            if found:
-                sink.extend(found)
-            return found
-
-        return SimpleNamespace(observe=observe)
-
-    return build
 
 
 def _alert_rows(alerts: list[Alert], labels: Labels) -> list[dict[str, Any]]:
@@ -74,6 +62,13 @@ def _kind_table(breakdown: dict[str, dict[str, Any]], names: list[str]) -> Any:
 @main.command("evaluate")
 @click.option("--seed", default=1, show_default=True, type=int,
               help="Simulate this world (ignored with --input).")
+@click.option("--seeds", "seeds_text",
+              help="Many seeds instead of one: a range (1-20), a list (1,5,9), or "
+                   f"{' / '.join(SEED_SPLIT)} (the seed split: "
+                   + "; ".join(f"{k} {v[0]}-{v[-1]}" for k, v in SEED_SPLIT.items())
+                   + "); figures per seed, pooled, and the worst seed.")
+@click.option("--jobs", default=2, show_default=True, type=click.IntRange(min=1),
+              help="Processes evaluating seeds in parallel (with --seeds).")
 @click.option("--world", type=click.Choice(WORLDS), default="standard", show_default=True,
               help="Which simulated world (ignored with --input); see testbed.worlds.")
 @click.option("--size", type=click.Choice(["small", "day"]), default="day", show_default=True)
@@ -90,18 +85,31 @@ def _kind_table(breakdown: dict[str, dict[str, Any]], names: list[str]) -> Any:
 @click.option("--json", "json_path", type=click.Path(dir_okay=False),
               help="Also write the full report (per-campaign detail, every alert with the "
                    "truth about its numbers) as JSON here.")
-def evaluate_command(seed: int, world: str, size: str, hours: float | None, subscribers: int | None,
-                     inputs: tuple[str, ...], labels_path: str | None, fmt: str,
-                     config_path: str | None, json_path: str | None) -> None:
+def evaluate_command(seed: int, seeds_text: str | None, jobs: int, world: str, size: str,
+                     hours: float | None, subscribers: int | None, inputs: tuple[str, ...],
+                     labels_path: str | None, fmt: str, config_path: str | None,
+                     json_path: str | None) -> None:
     """Compare dialguard with a pike-style volume rule and an hourly ANI profile on a
     labelled day: precision, recall per abuse class, false positives per legitimate
-    class, F1 and time to detect.  Simulates the day unless --input/--labels are given."""
+    class, F1, time to detect, rotating pools found in rings.  Simulates the day unless
+    --input/--labels are given; with --seeds, many days: per seed, pooled, worst seed."""
     from rich.console import Console
 
     try:
         settings = load_settings(config_path)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+    if seeds_text is not None:
+        if inputs or labels_path:
+            raise click.UsageError("--seeds simulates its days: not with --input/--labels")
+        try:
+            seeds = parse_seeds(seeds_text)
+            SimConfig.preset(size, hours=hours, subscribers=subscribers)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+        _evaluate_seeds([SeedJob(world, s, size, hours, subscribers, config_path)
+                         for s in seeds], jobs, json_path)
+        return
     normaliser = NumberNormaliser(settings.input.region)
     console = Console(stderr=True)
     rejected: dict[str, int] = {}
@@ -132,7 +140,7 @@ def evaluate_command(seed: int, world: str, size: str, hours: float | None, subs
     detectors = []
     for name, make in default_detectors(settings, allow):
         sinks[name] = []
-        detectors.append((name, _recording(make, sinks[name])))
+        detectors.append((name, recording(make, sinks[name])))
     with console.status(f"running {len(detectors)} detectors over {len(calls)} calls"):
         report = compare(calls, labels, detectors)
     report["rejected"] = rejected
@@ -150,6 +158,31 @@ def evaluate_command(seed: int, world: str, size: str, hours: float | None, subs
     if rejected:
         console.print(f"rejected records: {sum(rejected.values())} {rejected}")
     if json_path:
+        try:
+            Path(json_path).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {json_path}: {exc.strerror or exc}") from None
+
+
+def _evaluate_seeds(jobs: list[SeedJob], processes: int, json_path: str | None) -> None:
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    done: list[int] = []
+    with console.status(f"evaluating {len(jobs)} seeds of the {jobs[0].world} world") as status:
+        def progress(seed: int) -> None:
+            done.append(seed)
+            status.update(f"evaluated {len(done)}/{len(jobs)} seeds (last: {seed})")
+
+        per_seed = evaluate_seeds(jobs, processes, progress)
+    pooled = pool_seeds(per_seed)
+    out = Console()
+    out = Console(width=max(out.width, 150))  # the tables are wide; a pipe gets them whole
+    for table in render_pooled(pooled, jobs[0].world):
+        out.print(table)
+    if json_path:
+        report = {"world": jobs[0].world, "seeds": pooled["seeds"], "split": pooled["split"],
+                  "pooled": pooled, "per_seed": per_seed}
         try:
             Path(json_path).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
         except OSError as exc:

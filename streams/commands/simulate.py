@@ -60,9 +60,7 @@ def simulate_command(out: str, seed: int, world: str, fmt: str, size: str, hours
         day = simulate_world(world, config, seed)
         bar.update(task, description="writing", total=len(day), completed=0)
         try:
-            # write_day reads only records() and labels, which every world's day has; its
-            # annotation names the standard day (it lives with the writers)
-            paths = write_day(day, out, fmt, compress,  # type: ignore[arg-type]
+            paths = write_day(day, out, fmt, compress,
                               progress=lambda n: bar.update(task, completed=n))
         except OSError as exc:
             raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from None

@@ -136,9 +136,11 @@ def cloud_dialer(ctx: WorldContext) -> None:
             t = np.sort(rng.uniform(s, end, n))
             callees = ctx.leaked(n, sequential)
             times.append(t)
-            ctx.bulk(t, me, callees, trunk, p_answer, p_fail, give_up, short, talk,
-                     ctx.hidden_share(n, hidden))
-            ctx.callbacks(t, me, callees, rng.uniform(0.0, 0.03), 0.3, 8, 1800)
+            withheld = np.asarray(ctx.hidden_share(n, hidden)) | np.zeros(n, dtype=bool)
+            ctx.bulk(t, me, callees, trunk, p_answer, p_fail, give_up, short, talk, withheld)
+            # a curious few call back, those who saw the number
+            ctx.callbacks(t[~withheld], me, callees[~withheld], rng.uniform(0.0, 0.03), 0.3, 8,
+                          1800)
     ctx.book.campaign("cloud_dialer", members, times, ctx.trunks.names[trunk], numbers=k,
                       per_hour=per_hour, answer_rate=p_answer, sequential=float(sequential),
                       withheld=hidden, origin_gateway=float(origin == "gateway"))

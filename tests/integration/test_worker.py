@@ -29,8 +29,9 @@ from detectors.engine import Detector
 from detectors.numbers import NumberNormaliser
 from detectors.readers import read_json_lines
 from detectors.records import Call, Rejected
+from formats.json_lines import write_json_lines
 from streams.app import alert_rows
-from testbed.simulation import SimConfig, simulate, write_json_lines
+from testbed.simulation import SimConfig, simulate
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-c", "from streams.cli import main; main()"]

@@ -126,3 +126,58 @@ def test_cli_simulate_then_evaluate(tmp_path):
     assert "precision" in result.output
     bad = runner.invoke(main, ["evaluate", "--input", str(tmp_path / "small.csv.gz")])
     assert bad.exit_code == 2 and "--labels" in bad.output
+
+
+def _ring(members, t):
+    return Alert("ring", 1.0, ["ring"], t, 0.0, members=members)
+
+
+def test_ring_alerts_count_every_member_and_pools_are_scored_within_15_minutes():
+    members = [f"+{i}" for i in range(10, 20)]
+    classes = {m: "rotating_pool" for m in members} | {"+1": "cloud_dialer", "+2": "cloud_dialer",
+                                                       "+3": "cloud_dialer", "+8": "ordinary"}
+    labels = Labels(classes=classes, allowlist=[], campaigns=[
+        Campaign("pool", "rotating_pool", members, 1000.0, 9000.0, params={"shared_ingress": 1.0}),
+        Campaign("spread", "cloud_dialer", ["+1", "+2"], 100.0, 900.0),
+        Campaign("spread2", "cloud_dialer", ["+3", "+4"], 100.0, 900.0),
+        Campaign("single", "cloud_dialer", ["+5"], 100.0, 900.0)])
+    alerts = [_ring(members[:6] + ["+8"], 1800.0),  # 6 members inside 15 min, an ordinary one
+              _ring(members[6:9], 5000.0),  # 3 more later
+              _ring(["+2", "+1"], 130.0), _alert("+3", 400.0)]
+    first_calls = {m: 1000.0 + 600 * i for i, m in enumerate(members)}
+    m = score_alerts(alerts, labels, first_calls)
+    assert m["alerted_numbers"] == 13 and m["false_positives"] == 1
+    [pool] = m["pools"]
+    assert pool["share_15min"] == pytest.approx(0.6) and pool["share_ever"] == pytest.approx(0.9)
+    # member i first calls at 1000 + 600 i, so each of the nine alerted members was named
+    # within 15 min of its own first call (member 6: 5000 <= 4600 + 900)
+    assert pool["share_15min_of_own_first_call"] == pytest.approx(0.9)
+    first_calls["+16"] = 3000.0  # now alerted 2000 s after its own first call
+    assert score_alerts(alerts, labels, first_calls)["pools"][0][
+        "share_15min_of_own_first_call"] == pytest.approx(0.8)
+    assert m["worst_pool_share_15min"] == pytest.approx(0.6)
+    spread = m["multi_number_cloud_dialer"]
+    assert spread == {"campaigns": 2, "detected": 2, "median_s": pytest.approx((30 + 300) / 2)}
+    assert m["recall_by_class"]["rotating_pool"]["alerted"] == 9
+
+
+def test_undetected_multi_number_dialers_count_as_never_in_the_median():
+    labels = Labels(classes={"+1": "cloud_dialer", "+2": "cloud_dialer", "+3": "cloud_dialer",
+                             "+4": "cloud_dialer"}, allowlist=[], campaigns=[
+        Campaign("a", "cloud_dialer", ["+1", "+2"], 0.0, 9.0),
+        Campaign("b", "cloud_dialer", ["+3", "+4"], 0.0, 9.0)])
+    m = score_alerts([_alert("+1", 50.0)], labels)
+    assert m["multi_number_cloud_dialer"] == {"campaigns": 2, "detected": 1, "median_s": None}
+    m = score_alerts([_alert("+1", 50.0), _alert("+4", 70.0)], labels)
+    assert m["multi_number_cloud_dialer"]["median_s"] == 60.0
+
+
+def test_classes_come_from_the_labels_of_the_world():
+    labels = Labels(classes={"+1": "debt_collection", "+2": "privacy_number"}, allowlist=[],
+                    campaigns=[], meta={"abuse_classes": ["debt_collection", "rotating_pool"],
+                                        "legit_classes": ["ordinary", "privacy_number"]})
+    m = score_alerts([_alert("+1", 5.0), _alert("+2", 5.0)], labels)
+    assert set(m["recall_by_class"]) == {"debt_collection", "rotating_pool"}
+    assert m["recall"] == 1.0 and m["precision"] == 0.5
+    assert m["false_positives_by_class"]["privacy_number"]["alerted"] == 1
+    assert "debt_collection" in render_text({"calls": 2, "detectors": {"x": m}})

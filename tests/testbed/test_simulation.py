@@ -13,15 +13,15 @@ import pytest
 from detectors.numbers import NumberNormaliser
 from detectors.readers import read_asterisk_csv, read_json_lines
 from detectors.records import Call
+from formats.asterisk import write_asterisk_csv
+from formats.json_lines import write_json_lines
 from testbed.simulation import (
     ABUSE_CLASSES,
     ALL_CLASSES,
     Labels,
     SimConfig,
     simulate,
-    write_asterisk_csv,
     write_day,
-    write_json_lines,
 )
 
 SMALL = SimConfig.preset("small")

@@ -1,0 +1,78 @@
+"""Many seeds: parsing seed ranges, pooling per-seed reports, the worst seed, the CLI."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from detectors.alerts import Alert
+from testbed.evaluation import score_alerts
+from testbed.report import SEED_SPLIT, parse_seeds, pool_seeds, split_of
+from testbed.simulation import Campaign, Labels
+
+
+def test_parse_seeds_ranges_lists_and_the_split():
+    assert parse_seeds("1-3") == [1, 2, 3]
+    assert parse_seeds("4, 2,2-3") == [4, 2, 3]
+    assert parse_seeds("development") == list(range(1, 21))
+    assert parse_seeds("reported") == list(range(101, 121))
+    assert set(SEED_SPLIT["development"]).isdisjoint(SEED_SPLIT["reported"])
+    assert split_of(range(101, 121)) == "reported" and split_of([1, 2]) is None
+    for bad in ("", "x", "5-2", "1-y"):
+        with pytest.raises(ValueError):
+            parse_seeds(bad)
+
+
+def _seed_report(seed, alerts, labels):
+    return {"seed": seed, "calls": 100, "detectors": {"d": score_alerts(alerts, labels)}}
+
+
+def _labels(n_dialers):
+    classes = {f"+{i}": "cloud_dialer" for i in range(n_dialers)} | {"+99": "courier"}
+    return Labels(classes=classes, allowlist=[], campaigns=[
+        Campaign(f"c{i}", "cloud_dialer", [f"+{i}"], 0.0, 100.0) for i in range(n_dialers)])
+
+
+def test_pooled_figures_are_sums_and_the_worst_seed_is_named():
+    a = _seed_report(1, [Alert("number", 1, [], 10.0 * (i + 1), 0, caller=f"+{i}")
+                         for i in range(4)], _labels(4))
+    b = _seed_report(2, [Alert("number", 1, [], 50.0, 0, caller="+0"),
+                         Alert("number", 1, [], 50.0, 0, caller="+99")], _labels(2))
+    pooled = pool_seeds([a, b])
+    d = pooled["detectors"]["d"]
+    assert pooled["seeds"] == [1, 2] and pooled["calls"] == 200
+    assert d["alerted_numbers"] == 6 and d["true_positives"] == 5
+    assert d["precision"] == pytest.approx(5 / 6)
+    assert d["worst_seed_precision"] == {"value": 0.5, "seed": 2}
+    cd = d["recall_by_class"]["cloud_dialer"]
+    assert (cd["members"], cd["alerted"]) == (6, 5)
+    assert cd["worst_seed"] == {"value": 0.5, "seed": 2}
+    # delays 10, 20, 30, 40 and 50: the median over all detected campaigns of all seeds
+    assert cd["time_to_detect"] == {"campaigns": 6, "detected": 5, "median_s": 30.0}
+    assert d["false_positives_by_class"]["courier"] == {"members": 2, "alerted": 1, "rate": 0.5}
+    assert [row["seed"] for row in d["per_seed"]] == [1, 2]
+    assert [row["time_to_detect_s"]["cloud_dialer"] for row in d["per_seed"]] == [25.0, 50.0]
+
+
+def test_cli_evaluate_many_seeds_writes_per_seed_and_pooled_json(tmp_path):
+    from streams.cli import main
+
+    out = tmp_path / "seeds.json"
+    runner = CliRunner()
+    result = runner.invoke(main, ["evaluate", "--world", "wide", "--size", "small", "--hours",
+                                  "2", "--seeds", "3,4", "--jobs", "2", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "worst seed" in result.output and "pool members in rings" in result.output
+    assert "marketing_blast/sim_farm" in result.output  # the per-kind table
+    report = orjson.loads(out.read_bytes())
+    assert report["seeds"] == [3, 4] and [r["seed"] for r in report["per_seed"]] == [3, 4]
+    dialguard = report["pooled"]["detectors"]["dialguard"]
+    per_seed = [r["detectors"]["dialguard"] for r in report["per_seed"]]
+    assert dialguard["alerted_numbers"] == sum(m["alerted_numbers"] for m in per_seed)
+    assert set(dialguard["recall_by_class"]) >= {"marketing_blast", "debt_collection"}
+    assert report["pooled"]["kinds"]
+    bad = runner.invoke(main, ["evaluate", "--seeds", "9-1"])
+    assert bad.exit_code == 2 and "below the start" in bad.output
+    bad = runner.invoke(main, ["evaluate", "--seeds", "1", "--input", "x", "--labels", "y"])
+    assert bad.exit_code == 2
