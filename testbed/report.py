@@ -120,23 +120,37 @@ def alerted_numbers(alerts: Iterable[Alert]) -> set[str]:
     return out
 
 
+class SeedFailed(RuntimeError):
+    """A seed's evaluation raised: which seed, and what."""
+
+
+def _run(job: SeedJob) -> dict[str, Any]:
+    try:
+        return evaluate_seed(job)
+    except Exception as exc:  # a broken seed is named, not lost in a pool's traceback
+        raise SeedFailed(f"{job.world} world, seed {job.seed}: {type(exc).__name__}: {exc}"
+                         ) from exc
+
+
 def evaluate_seeds(jobs: list[SeedJob], processes: int = 2, progress: Any = None
                    ) -> list[dict[str, Any]]:
     """Per-seed reports in seed order; ``processes`` > 1 runs seeds in parallel processes.
-    ``progress`` is called with each finished seed."""
+    ``progress`` is called with each finished seed; a seed that fails raises
+    :class:`SeedFailed` naming it."""
     if processes <= 1 or len(jobs) <= 1:
         out = []
         for job in jobs:
-            out.append(evaluate_seed(job))
+            out.append(_run(job))
             if progress is not None:
                 progress(job.seed)
         return out
     with ProcessPoolExecutor(max_workers=processes) as pool:
+        futures = [pool.submit(_run, job) for job in jobs]
         results = []
-        for report in pool.map(evaluate_seed, jobs):
-            results.append(report)
+        for future in futures:
+            results.append(future.result())
             if progress is not None:
-                progress(report["seed"])
+                progress(results[-1]["seed"])
     return results
 
 

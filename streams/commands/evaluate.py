@@ -22,6 +22,7 @@ from testbed.evaluation import (
 )
 from testbed.report import (
     SEED_SPLIT,
+    SeedFailed,
     SeedJob,
     evaluate_seeds,
     parse_seeds,
@@ -174,7 +175,10 @@ def _evaluate_seeds(jobs: list[SeedJob], processes: int, json_path: str | None) 
             done.append(seed)
             status.update(f"evaluated {len(done)}/{len(jobs)} seeds (last: {seed})")
 
-        per_seed = evaluate_seeds(jobs, processes, progress)
+        try:
+            per_seed = evaluate_seeds(jobs, processes, progress)
+        except SeedFailed as exc:
+            raise click.ClickException(str(exc)) from None
     pooled = pool_seeds(per_seed)
     out = Console()
     out = Console(width=max(out.width, 150))  # the tables are wide; a pipe gets them whole

@@ -83,7 +83,9 @@ class DayClock:
 
     def window(self, min_s: float, max_s: float,
                profile: Sequence[float] = ABUSE_START_HOURS) -> tuple[float, float]:
-        """A window of log-uniform length starting under ``profile``, inside the day."""
+        """A window of log-uniform length (``min_s`` to ``max_s``, or ``max_s`` if that is
+        shorter) starting under ``profile``, inside the day."""
+        min_s = min(min_s, max_s)
         length = math.exp(self.rng.uniform(math.log(min_s), math.log(max_s)))
         length = min(length, self.end - self.start)
         start = float(self.times(profile, 1)[0])

@@ -8,7 +8,15 @@ from click.testing import CliRunner
 
 from detectors.alerts import Alert
 from testbed.evaluation import score_alerts
-from testbed.report import SEED_SPLIT, parse_seeds, pool_seeds, split_of
+from testbed.report import (
+    SEED_SPLIT,
+    SeedFailed,
+    SeedJob,
+    evaluate_seeds,
+    parse_seeds,
+    pool_seeds,
+    split_of,
+)
 from testbed.simulation import Campaign, Labels
 
 
@@ -76,3 +84,8 @@ def test_cli_evaluate_many_seeds_writes_per_seed_and_pooled_json(tmp_path):
     assert bad.exit_code == 2 and "below the start" in bad.output
     bad = runner.invoke(main, ["evaluate", "--seeds", "1", "--input", "x", "--labels", "y"])
     assert bad.exit_code == 2
+
+
+def test_a_failing_seed_is_named():
+    with pytest.raises(SeedFailed, match="nowhere world, seed 7: ValueError: unknown world"):
+        evaluate_seeds([SeedJob("nowhere", 7, "small")], processes=1)

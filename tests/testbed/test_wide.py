@@ -39,6 +39,13 @@ def test_same_seed_same_day_other_seed_other_day():
     assert a.labels.meta["priors"] != c.labels.meta["priors"]
 
 
+@pytest.mark.parametrize("seeds", [range(1, 21), range(101, 121)], ids=["development",
+                                                                       "reported"])
+def test_every_seed_of_the_split_simulates(seeds):
+    for seed in seeds:
+        assert len(simulate_wide(SMALL, seed)) > 1000
+
+
 def test_every_class_and_campaign_class_is_present(days):
     for seed, day in days.items():
         labels = day.labels
