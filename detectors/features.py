@@ -39,9 +39,11 @@ if TYPE_CHECKING:
     from detectors.config import FeatureSettings
 
 # Counter slots per horizon bucket.
+# Every call is NEW or goes to someone in the ring, a contact or a stranger called again
+# (STRANGER_REPEAT): calls to contacts are ATTEMPTS - NEW - STRANGER_REPEAT, no counter.
 ATTEMPTS, ANSWERED, SHORT, TALK, RING_ONCE, FAILED, NEW, REPEAT_REFUSED, SEQUENTIAL, INBOUND, \
-    CALLBACK, CONTACT, STRANGER_REPEAT = range(13)
-N_COUNTERS = 13
+    CALLBACK, STRANGER_REPEAT = range(12)
+N_COUNTERS = 12
 _STRIDE = 2 * N_COUNTERS  # current bucket, then previous bucket, per horizon
 _ZEROS = array("i", bytes(4 * N_COUNTERS))
 _GAP_ALPHA = 0.05  # weight of the newest inter-call gap in the decayed mean/variance
@@ -277,7 +279,7 @@ class NumberState:
             flags = refusals[idx]
             refusal_count = flags & _REFUSALS
             novelty = REPEAT_REFUSED if refusal_count >= 2 else -1
-            known = CONTACT if flags & CONTACT_FLAG else STRANGER_REPEAT
+            known = -1 if flags & CONTACT_FLAG else STRANGER_REPEAT
             flags &= ~INBOUND_ONLY
             if refused:
                 if refusal_count < _MAX_REFUSALS:
@@ -417,7 +419,7 @@ class NumberState:
             "virtual": 0.0,  # filled in by the detector, which knows the number
             "refused_callees": float(sum(1 for r in self.refusals if r & _REFUSALS >= 2)),
             "strangers": w[NEW],
-            "contact_ratio": w[CONTACT] * per_attempt,
+            "contact_ratio": max(0.0, attempts - w[NEW] - w[STRANGER_REPEAT]) * per_attempt,
             "stranger_repeat_ratio": w[STRANGER_REPEAT] * per_attempt,
             "circle_callees": 0.0,  # filled in by the detector, which sees who calls whom
         }
