@@ -78,7 +78,7 @@ _RING_POS, _CALLS, _NEXT_JUDGE, _NEXT_SCORE = -4, -3, -2, -1
 _N_INTS = 4
 # Binary form (:meth:`NumberState.to_bytes`): magic and version, then the lengths of counts,
 # ring and trunk (0xFFFF: no trunk), then counts, vals, ring (little-endian), refusals, trunk.
-_MAGIC = b"DGS\x01"
+_MAGIC = b"DGS\x02"  # 2: a STRANGER_REPEAT counter per bucket, contact flags per slot
 _HEADER = struct.Struct("<4sHHH")
 _NO_TRUNK = 0xFFFF
 _SWAP = sys.byteorder != "little"

@@ -204,3 +204,11 @@ def test_new_counters_survive_the_binary_form() -> None:
     back = NumberState.from_bytes(st.to_bytes())
     assert back.features(3600, T0 + 5, FS) == st.features(3600, T0 + 5, FS)
     assert back.strangers_in_ring() == st.strangers_in_ring()
+
+
+def test_a_state_of_the_previous_layout_is_refused() -> None:
+    st = NumberState(FS, T0)
+    call(st, T0, 8613900000006)
+    old = b"DGS\x01" + st.to_bytes()[4:]
+    with pytest.raises(ValueError):
+        NumberState.from_bytes(old)
