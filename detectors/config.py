@@ -29,27 +29,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-#: Features a rule can name; see ``detectors.features.NumberState.features``.
-FEATURES: tuple[str, ...] = (
-    "attempts",
-    "answered",
-    "answer_ratio",
-    "short_call_ratio",
-    "mean_talk_s",
-    "ring_once_ratio",
-    "failed_ratio",
-    "distinct_ratio",
-    "repeat_refused",
-    "repeat_refused_ratio",
-    "sequential_ratio",
-    "inbound",
-    "inbound_ratio",
-    "callback_ratio",
-    "calls_per_min",
-    "gap_cv",
-    "virtual",
-    "refused_callees",
-)
+from detectors.catalogue import NAMES
+
+#: Features a rule can name; defined in :mod:`detectors.catalogue`.
+FEATURES: tuple[str, ...] = NAMES
 
 #: Keys whose change would alter the layout of per-number state.
 FIXED_AT_START: frozenset[str] = frozenset(
@@ -57,7 +40,8 @@ FIXED_AT_START: frozenset[str] = frozenset(
      "model.window_size", "model.seed", "input.region", "input.timezone", "input.format",
      "input.freeswitch_template", "input.csv_columns", "input.csv_time_format",
      "input.min_year", "input.max_year", "input.max_call_s", "rings.enabled",
-     "rings.callee_blocks"}
+     "rings.callee_blocks", "reach.half_life_s", "circles.enabled", "circles.bits",
+     "circles.generation_s"}
 )
 
 
@@ -93,6 +77,7 @@ class FeatureSettings:
     horizons_s: tuple[int, ...] = (600, 3600, 21600)
     short_call_s: float = 10.0
     refusal_talk_s: float = 5.0
+    contact_talk_s: float = 90.0
     ring_once_s: float = 5.0
     sequential_gap: int = 20
     idle_expiry_s: float = 7200.0
@@ -146,6 +131,33 @@ class RingSettings:
 
 
 @dataclass(frozen=True)
+class ReachSettings:
+    """The reach judgement (:mod:`detectors.reach`); see ``[reach]`` in defaults.toml."""
+
+    enabled: bool = True
+    horizon_s: int = 21600
+    settle_s: int = 3600
+    min_strangers: float = 12.0
+    max_returns: float = 0.0
+    max_contact_ratio: float = 0.1
+    max_stranger_repeat_ratio: float = 0.1
+    reference_quantile: float = 0.5
+    min_expected_returns: float = 6.0
+    min_samples: int = 200
+    half_life_s: float = 43200.0
+    weight: float = 1.5
+
+
+@dataclass(frozen=True)
+class CircleSettings:
+    """The call-graph sketch (:mod:`detectors.circles`); see ``[circles]`` in defaults.toml."""
+
+    enabled: bool = False
+    bits: int = 24
+    generation_s: float = 43200.0
+
+
+@dataclass(frozen=True)
 class RuleProfile:
     """One explainable profile: fires when every min/max condition holds."""
 
@@ -166,6 +178,8 @@ class Settings:
     model: ModelSettings
     rules: Mapping[str, RuleProfile]
     rings: RingSettings = field(default_factory=RingSettings)
+    reach: ReachSettings = ReachSettings()
+    circles: CircleSettings = CircleSettings()
     #: the merged raw mapping these settings were built from (for overrides and display)
     raw: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
@@ -275,7 +289,7 @@ def _input_format_settings(i: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-_SECTIONS = ("input", "features", "alerts", "model", "rules", "rings")
+_SECTIONS = ("input", "features", "alerts", "model", "rules", "rings", "reach", "circles")
 
 
 def build_settings(raw: Mapping[str, Any]) -> Settings:
@@ -328,6 +342,7 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
         horizons_s=tuple(sorted(horizons)),
         short_call_s=_number(f["short_call_s"], "features.short_call_s"),
         refusal_talk_s=_number(f["refusal_talk_s"], "features.refusal_talk_s"),
+        contact_talk_s=_number(f["contact_talk_s"], "features.contact_talk_s", minimum=1.0),
         ring_once_s=_number(f["ring_once_s"], "features.ring_once_s"),
         sequential_gap=_number(f["sequential_gap"], "features.sequential_gap", integer=True),
         idle_expiry_s=_number(f["idle_expiry_s"], "features.idle_expiry_s", minimum=1.0),
@@ -375,6 +390,8 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
         model=model_settings,
         rules=rules,
         rings=_build_rings(raw["rings"]),
+        reach=_build_reach(raw["reach"], feature_settings.horizons_s),
+        circles=_build_circles(raw["circles"]),
         raw=copy.deepcopy(dict(raw)),
     )
 
@@ -408,6 +425,49 @@ def _build_rings(r: Mapping[str, Any]) -> RingSettings:
         if getattr(rings, name) <= 0:
             raise ConfigError(f"rings.{name} must be > 0")
     return rings
+
+
+def _typed_section(section: Mapping[str, Any], cls: type, name: str) -> dict[str, Any]:
+    """The keys of a flat section, each checked against the type of its dataclass default."""
+    fields = cls.__dataclass_fields__  # type: ignore[attr-defined]
+    _exact_keys(section, set(fields), name)
+    values: dict[str, Any] = {}
+    for key, spec in fields.items():
+        if key not in section:
+            raise ConfigError(f"missing setting {name}.{key}")
+        value, dotted = section[key], f"{name}.{key}"
+        if isinstance(spec.default, bool):
+            values[key] = _bool(value, dotted)
+        else:
+            values[key] = _number(value, dotted, integer=isinstance(spec.default, int))
+    return values
+
+
+def _build_reach(section: Mapping[str, Any], horizons: tuple[int, ...]) -> ReachSettings:
+    reach = ReachSettings(**_typed_section(section, ReachSettings, "reach"))
+    if reach.horizon_s not in horizons:
+        raise ConfigError(f"reach.horizon_s must be one of features.horizons_s {list(horizons)}, "
+                          f"got {reach.horizon_s!r}")
+    if reach.settle_s not in horizons or reach.settle_s >= reach.horizon_s:
+        raise ConfigError(f"reach.settle_s must be one of features.horizons_s {list(horizons)} "
+                          f"below reach.horizon_s, got {reach.settle_s!r}")
+    if not 0 < reach.reference_quantile < 1:
+        raise ConfigError("reach.reference_quantile must be between 0 and 1")
+    if reach.max_contact_ratio > 1 or reach.max_stranger_repeat_ratio > 1:
+        raise ConfigError("reach.max_contact_ratio and reach.max_stranger_repeat_ratio must be "
+                          "between 0 and 1")
+    if reach.min_expected_returns <= 0 or reach.half_life_s <= 0:
+        raise ConfigError("reach.min_expected_returns and reach.half_life_s must be above 0")
+    return reach
+
+
+def _build_circles(section: Mapping[str, Any]) -> CircleSettings:
+    circles = CircleSettings(**_typed_section(section, CircleSettings, "circles"))
+    if not 8 <= circles.bits <= 30:
+        raise ConfigError("circles.bits must be between 8 and 30 (2**bits / 4 bytes of memory)")
+    if circles.generation_s < 60:
+        raise ConfigError("circles.generation_s must be at least 60 seconds")
+    return circles
 
 
 def _build_rule(name: str, body: Any, horizons: tuple[int, ...]) -> RuleProfile:

@@ -42,10 +42,12 @@ from dataclasses import dataclass
 
 from detectors.alerts import Alert
 from detectors.allowlist import Allowlist
-from detectors.config import FIXED_AT_START, ConfigError, Settings, load_settings
+from detectors.circles import CallGraph, circle_members
+from detectors.config import FIXED_AT_START, ConfigError, RuleProfile, Settings, load_settings
 from detectors.dedup import Deduplicator
-from detectors.features import NumberState
+from detectors.features import NumberState, fingerprint
 from detectors.model import CallingProfileModel
+from detectors.reach import ReachJudge
 from detectors.records import WITHHELD, Call
 from detectors.rules import RuleMatch, evaluate
 
@@ -87,6 +89,11 @@ class Detector:
         self.dedup = Deduplicator(settings.input.dedup_window_s)
         #: ids of calls seen on their callee side only (:meth:`observe_sides`)
         self.inbound_dedup = Deduplicator(settings.input.dedup_window_s)
+        #: what busy callers look like today (learned; see detectors.reach)
+        self.reach = ReachJudge(settings.reach)
+        cs = settings.circles
+        #: who called whom lately (see detectors.circles); None when [circles] is off
+        self.graph = CallGraph(cs.bits, cs.generation_s) if cs.enabled else None
         self.stats = DetectorStats()
         #: newest event time seen (what idle expiry is measured against)
         self.watermark = -math.inf
@@ -114,6 +121,11 @@ class Detector:
         self._confidence_z = settings.alerts.confidence_z
         self._sweep_interval = settings.features.idle_expiry_s * _SWEEP_FRACTION
         self._max_jump = settings.input.max_clock_jump_s
+        self.reach = ReachJudge(settings.reach, self.reach.references)
+        self._settle = settings.reach.settle_s
+        #: enabled profiles that name circle_callees (costly: computed only for them)
+        self._circle_profiles = {p.name for p in settings.rules.values()
+                                 if "circle_callees" in p.min or "circle_callees" in p.max}
 
     def update_settings(self, settings: Settings) -> None:
         """Switch to new thresholds (live tuning); layout-shaping keys must not change."""
@@ -159,6 +171,9 @@ class Detector:
         alert = self.observe_outbound(call) if outbound else None
         if inbound:
             self.observe_inbound(call)
+        if outbound and self.graph is not None and call.caller != WITHHELD:
+            self.graph.add(fingerprint(int(call.caller[1:])), fingerprint(int(call.callee[1:])),
+                           call.start)
         if self.watermark - self._last_sweep >= self._sweep_interval:
             self.maybe_expire()
         return _NO_ALERTS if alert is None else (alert,)
@@ -260,21 +275,31 @@ class Detector:
             # the volume floor first: most judged numbers fail it at most horizons
             if floor > 0 and round(state.attempts(profile.horizon_s, t, fs), 3) < floor:
                 continue
-            match = evaluate(profile, features(profile.horizon_s), self._confidence_z)
+            match = self._match(profile, state, features(profile.horizon_s))
             if match is not None and (best is None or match.score > best.score):
                 best, best_horizon = match, profile.horizon_s
+        reach_horizon = settings.reach.horizon_s
+        reach = self.reach.judge(
+            features(reach_horizon),
+            settled=features(reach_horizon)["attempts"] - state.attempts(self._settle, t, fs))
+        if reach is not None and (best is None or reach.score > best.score):
+            best, best_horizon = reach, reach_horizon
 
         ms = settings.model
         model_score: float | None = None
-        if ms.enabled:
-            state.next_score -= 1
-            if state.next_score <= 0 or best is not None:
-                state.next_score = ms.score_every
+        state.next_score -= 1
+        if state.next_score <= 0 or best is not None:
+            state.next_score = ms.score_every
+            if best is None and t - state.last_alert >= self._cooldown:
+                # a busy caller not alerted: part of what is normal today
+                self.reach.learn(features(reach_horizon), t)
+            if ms.enabled:
                 state.model_score = self.model.score_and_learn(
                     features(fs.horizons_s[-1]), learn=best is None
                 )
                 if self.on_model_score is not None:
                     self.on_model_score(state.model_score)
+        if ms.enabled:
             model_score = state.model_score if self.model.warmed_up else 0.0
 
         if best is not None:
@@ -300,6 +325,19 @@ class Detector:
                 return self._raise(caller, state, t, ms.weight * model_score, reasons, "model",
                                    model_score, longest)
         return None
+
+    def _match(self, profile: RuleProfile, state: NumberState,
+               features: dict[str, float]) -> RuleMatch | None:
+        """One profile against one horizon's features; circles only if all else holds."""
+        z = self._confidence_z
+        if profile.name not in self._circle_profiles or self.graph is None:
+            return evaluate(profile, features, z)
+        features["circle_callees"] = math.inf  # first: would it match if the circle did?
+        if evaluate(profile, features, z) is None:
+            features["circle_callees"] = 0.0
+            return None
+        features["circle_callees"] = float(circle_members(self.graph, state.strangers_in_ring()))
+        return evaluate(profile, features, z)
 
     def _raise(
         self,

@@ -8,7 +8,9 @@ of integer counters.  A sliding count is estimated as
 when calls are evenly spread.  Alongside the counters a number remembers a
 fixed ring of its most recent distinct callees (31-bit fingerprints), and how
 often each refused, which gives distinct-callee, repeat-after-refusal and
-call-back counts without an unbounded set.
+call-back counts without an unbounded set.  Numbers that call a tracked number
+enter its ring too, as *contacts*, and so does a callee once a call to it was
+answered for ``contact_talk_s``: a callee who is neither is a *stranger*.
 
 The layout is fixed and small: one ``array('i')`` holding the bucket indices
 and counters, one ``array('i')`` ring and one ``bytearray`` of refusals of
@@ -37,13 +39,19 @@ if TYPE_CHECKING:
     from detectors.config import FeatureSettings
 
 # Counter slots per horizon bucket.
+# Every call is NEW or goes to someone in the ring, a contact or a stranger called again
+# (STRANGER_REPEAT): calls to contacts are ATTEMPTS - NEW - STRANGER_REPEAT, no counter.
 ATTEMPTS, ANSWERED, SHORT, TALK, RING_ONCE, FAILED, NEW, REPEAT_REFUSED, SEQUENTIAL, INBOUND, \
-    CALLBACK = range(11)
-N_COUNTERS = 11
+    CALLBACK, STRANGER_REPEAT = range(12)
+N_COUNTERS = 12
 _STRIDE = 2 * N_COUNTERS  # current bucket, then previous bucket, per horizon
 _ZEROS = array("i", bytes(4 * N_COUNTERS))
 _GAP_ALPHA = 0.05  # weight of the newest inter-call gap in the decayed mean/variance
-_MAX_REFUSALS = 250
+# Each recent-callee slot has one byte: refusals in the low six bits, and two flags.
+_MAX_REFUSALS = 60
+_REFUSALS = 0x3F
+CONTACT_FLAG = 0x80  # they called us, or talked at length with us: not a stranger
+INBOUND_ONLY = 0x40  # in the ring because they called us; we have not called them (yet)
 _INT_MAX = 2**31 - 1  # counters are 32-bit: they saturate instead of overflowing
 _FINGERPRINT_MOD = 2_147_483_629  # largest prime below 2**31
 
@@ -71,7 +79,7 @@ _RING_POS, _CALLS, _NEXT_JUDGE, _NEXT_SCORE = -4, -3, -2, -1
 _N_INTS = 4
 # Binary form (:meth:`NumberState.to_bytes`): magic and version, then the lengths of counts,
 # ring and trunk (0xFFFF: no trunk), then counts, vals, ring (little-endian), refusals, trunk.
-_MAGIC = b"DGS\x01"
+_MAGIC = b"DGS\x02"  # 2: a STRANGER_REPEAT counter per bucket, contact flags per slot
 _HEADER = struct.Struct("<4sHHH")
 _NO_TRUNK = 0xFFFF
 _SWAP = sys.byteorder != "little"
@@ -266,19 +274,26 @@ class NumberState:
         recent = self.ring
         refusals = self.refusals
         key = callee % _FINGERPRINT_MOD or 1
+        engaged = answered and talk >= fs.contact_talk_s
         if key in recent:
             idx = recent.index(key)
-            novelty = REPEAT_REFUSED if refusals[idx] >= 2 else -1
+            flags = refusals[idx]
+            refusal_count = flags & _REFUSALS
+            novelty = REPEAT_REFUSED if refusal_count >= 2 else -1
+            known = -1 if flags & CONTACT_FLAG else STRANGER_REPEAT
+            flags &= ~INBOUND_ONLY
             if refused:
-                if refusals[idx] < _MAX_REFUSALS:
-                    refusals[idx] += 1
+                if refusal_count < _MAX_REFUSALS:
+                    flags += 1
             elif talk >= fs.short_call_s:
-                refusals[idx] = 0  # a real conversation: whatever they said, it was not no
+                flags &= ~_REFUSALS  # a real conversation: whatever they said, it was not no
+            refusals[idx] = flags | CONTACT_FLAG if engaged else flags
         else:
             novelty = NEW
+            known = -1
             pos = counts[_RING_POS]
             recent[pos] = key
-            refusals[pos] = 1 if refused else 0
+            refusals[pos] = (1 if refused else 0) | (CONTACT_FLAG if engaged else 0)
             pos += 1
             counts[_RING_POS] = 0 if pos == len(recent) else pos
         last = vals[LAST_CALLEE]
@@ -295,6 +310,8 @@ class NumberState:
                 counts[base + outcome] += 1
             if novelty >= 0:
                 counts[base + novelty] += 1
+            if known >= 0:
+                counts[base + known] += 1
             if sequential:
                 counts[base + SEQUENTIAL] += 1
 
@@ -308,19 +325,39 @@ class NumberState:
             self.trunk = trunk
 
     def inbound(self, t: float, caller: int, fs: FeatureSettings) -> None:
-        """Account a call this number received; a call-back if we called ``caller`` lately."""
+        """Account a call this number received; a call-back if we called ``caller`` lately.
+
+        The caller becomes a contact: it enters the recent-callee ring if it is not there.
+        """
         if t >= self.vals[NEXT_ROLL]:
             self._roll(t, fs.horizons_s)
         counts = self.counts
         recent = self.ring
+        refusals = self.refusals
         key = caller % _FINGERPRINT_MOD or 1
-        callback = caller != 0 and key in recent
+        if caller == 0:  # a withheld caller: counted, but nobody to call back or remember
+            callback = False
+        elif key in recent:
+            idx = recent.index(key)
+            callback = not refusals[idx] & INBOUND_ONLY
+            # they called us: not a refusal, and a contact from now on
+            refusals[idx] = (refusals[idx] & INBOUND_ONLY) | CONTACT_FLAG
+        else:
+            callback = False
+            pos = counts[_RING_POS]
+            recent[pos] = key
+            refusals[pos] = CONTACT_FLAG | INBOUND_ONLY
+            pos += 1
+            counts[_RING_POS] = 0 if pos == len(recent) else pos
         for base in range(len(fs.horizons_s), len(counts) - _N_INTS, _STRIDE):
             counts[base + INBOUND] += 1
             if callback:
                 counts[base + CALLBACK] += 1
-        if callback:
-            self.refusals[recent.index(key)] = 0  # they called back: not a refusal
+
+    def strangers_in_ring(self) -> list[int]:
+        """Fingerprints of the recent callees who are not contacts."""
+        return [key for key, flags in zip(self.ring, self.refusals, strict=True)
+                if key and not flags & CONTACT_FLAG]
 
     def may_reach(self, attempts: float) -> bool:
         """False when the longest horizon's two buckets together hold fewer calls (cheap gate)."""
@@ -384,5 +421,9 @@ class NumberState:
             "calls_per_min": attempts * 60.0 / horizon,
             "gap_cv": gap_cv,
             "virtual": 0.0,  # filled in by the detector, which knows the number
-            "refused_callees": float(sum(1 for r in self.refusals if r >= 2)),
+            "refused_callees": float(sum(1 for r in self.refusals if r & _REFUSALS >= 2)),
+            "strangers": w[NEW],
+            "contact_ratio": max(0.0, attempts - w[NEW] - w[STRANGER_REPEAT]) * per_attempt,
+            "stranger_repeat_ratio": w[STRANGER_REPEAT] * per_attempt,
+            "circle_callees": 0.0,  # filled in by the detector, which sees who calls whom
         }

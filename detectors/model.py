@@ -18,41 +18,25 @@ True
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 from river import anomaly
 
-_RATIOS = (
-    "answer_ratio",
-    "short_call_ratio",
-    "ring_once_ratio",
-    "failed_ratio",
-    "distinct_ratio",
-    "repeat_refused_ratio",
-    "sequential_ratio",
-    "callback_ratio",
-)
-_LOG_ATTEMPTS_CAP = math.log1p(5000.0)
-_LOG_TALK_CAP = math.log1p(3600.0)
+from detectors.catalogue import CATALOGUE, MODEL_FEATURES
 
 
 def model_vector(features: Mapping[str, float]) -> dict[str, float]:
-    """The [0, 1] vector the model sees; missing features count as 0.
+    """The [0, 1] vector the model sees (scales from the catalogue); missing features count as 0.
 
     >>> v = model_vector({"attempts": 5000, "inbound_ratio": 3.0})
     >>> v["attempts"], v["inbound_ratio"], v["answer_ratio"]
     (1.0, 1.0, 0.0)
     """
-    def get(name: str) -> float:
+    vector = {}
+    for name in MODEL_FEATURES:
         value = features.get(name)
-        return float(value) if isinstance(value, int | float) and value == value else 0.0
-
-    vector = {name: min(1.0, max(0.0, get(name))) for name in _RATIOS}
-    vector["attempts"] = min(1.0, math.log1p(max(0.0, get("attempts"))) / _LOG_ATTEMPTS_CAP)
-    vector["mean_talk_s"] = min(1.0, math.log1p(max(0.0, get("mean_talk_s"))) / _LOG_TALK_CAP)
-    vector["inbound_ratio"] = min(1.0, max(0.0, get("inbound_ratio")))
-    vector["gap_cv"] = min(1.0, max(0.0, get("gap_cv")) / 3.0)
+        number = float(value) if isinstance(value, int | float) and value == value else 0.0
+        vector[name] = CATALOGUE[name].scaled(number) or 0.0
     return vector
 
 

@@ -23,6 +23,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from detectors.catalogue import CATALOGUE, NEW_CALLEES
 from detectors.config import RuleProfile
 
 _MAX_VOLUME_FACTOR = 3.0
@@ -48,45 +49,8 @@ def _fmt(value: float) -> str:
     return f"{value:.0f}" if float(value).is_integer() else f"{value:.2f}".rstrip("0")
 
 
-_PHRASES: dict[str, str] = {
-    "answered": "{v} answered",
-    "answer_ratio": "answer rate {v}",
-    "short_call_ratio": "share of answered calls under the short-call limit {v}",
-    "mean_talk_s": "mean talk {v} s",
-    "ring_once_ratio": "ring-once share {v}",
-    "failed_ratio": "failed share {v}",
-    "distinct_ratio": "distinct-callee share {v}",
-    "repeat_refused": "{v} repeat calls to people who refused twice",
-    "repeat_refused_ratio": "repeat-after-refusal share {v}",
-    "sequential_ratio": "sequential-number share {v}",
-    "inbound": "{v} calls received",
-    "inbound_ratio": "calls received per call made {v}",
-    "callback_ratio": "call-back rate {v}",
-    "calls_per_min": "{v} calls per minute",
-    "gap_cv": "inter-call gap variation {v}",
-    "virtual": "virtual-operator segment {v}",
-    "refused_callees": "{v} people called again after refusing twice",
-}
-
-
 def _phrase(feature: str, value: float, horizon_s: int) -> str:
-    if feature == "attempts":
-        return f"{value:.0f} calls in {horizon_text(horizon_s)}"
-    whole = feature in ("repeat_refused", "inbound", "answered", "refused_callees")
-    return _PHRASES[feature].format(v=f"{value:.0f}" if whole else f"{value:.2f}")
-
-
-#: For ratio features, the feature whose value is the ratio's denominator.
-_DENOMINATOR: dict[str, str] = {
-    "answer_ratio": "attempts",
-    "short_call_ratio": "answered",
-    "ring_once_ratio": "attempts",
-    "failed_ratio": "attempts",
-    "distinct_ratio": "attempts",
-    "repeat_refused_ratio": "attempts",
-    "sequential_ratio": "attempts",
-    "callback_ratio": "_new_callees",
-}
+    return CATALOGUE[feature].text(value, horizon_text(horizon_s))
 
 
 def wilson_bounds(ratio: float, n: float, z: float) -> tuple[float, float]:
@@ -110,10 +74,10 @@ def wilson_bounds(ratio: float, n: float, z: float) -> tuple[float, float]:
 
 def _bounds(feature: str, features: Mapping[str, float], z: float) -> tuple[float, float]:
     value = features.get(feature, 0.0)
-    denominator = _DENOMINATOR.get(feature)
+    denominator = CATALOGUE[feature].denominator
     if denominator is None or z <= 0:
         return value, value
-    if denominator == "_new_callees":
+    if denominator == NEW_CALLEES:
         n = features.get("distinct_ratio", 0.0) * features.get("attempts", 0.0)
     else:
         n = features.get(denominator, 0.0)

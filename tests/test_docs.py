@@ -7,6 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from detectors.catalogue import readme_table
 from detectors.config import FEATURES, default_mapping
 from streams.cli import main
 
@@ -19,7 +20,7 @@ def test_every_setting_is_in_the_readme_table() -> None:
     combined = re.findall(r"^\| (`(?:model|rings)\.[^|]+)\|", README, re.M)
     documented |= {k.strip("` ") for row in combined for k in row.split(",")}
     defaults = default_mapping()
-    for section in ("input", "features", "alerts", "model", "rings"):
+    for section in ("input", "features", "alerts", "model", "rings", "reach", "circles"):
         for key in defaults[section]:
             assert f"{section}.{key}" in documented, f"{section}.{key} missing from README"
     for key in ("horizon_s", "weight", "enabled", "description"):
@@ -29,6 +30,10 @@ def test_every_setting_is_in_the_readme_table() -> None:
 def test_every_feature_is_listed() -> None:
     for feature in FEATURES:
         assert f"`{feature}`" in README
+
+
+def test_the_feature_table_is_the_catalogues() -> None:
+    assert readme_table() in README, "regenerate the README table from detectors.catalogue"
 
 
 def test_every_command_is_documented() -> None:

@@ -17,6 +17,7 @@ constructor without arguments.  Each must keep these:
 
 from __future__ import annotations
 
+import copy
 import importlib
 import inspect
 import pickle
@@ -29,11 +30,13 @@ import pytest
 
 import detectors
 from detectors.alerts import Alert
-from detectors.config import load_settings
+from detectors.config import build_settings, load_settings, with_override
 from detectors.engine import Detector
+from detectors.features import NumberState
 from detectors.model import model_vector
 from detectors.protocol import CallDetector, PartDetector
 from detectors.records import Call
+from detectors.references import References
 
 from .helpers import T0, courier_calls, dialer_calls, pool_calls
 
@@ -121,6 +124,22 @@ def test_table_state_round_trips_in_binary(name: str) -> None:
     assert before + run(detector, calls[cut:]) == straight
 
 
+def test_state_values_alone_round_trip() -> None:
+    """The engine's parts, copied one by one, carry on as the original (references too)."""
+    detector = Detector(load_settings())
+    calls = stream()
+    run(detector, calls[:500])
+    copied = Detector(load_settings(), states={k: pickle.loads(pickle.dumps(v))
+                                               for k, v in detector.states.items()})
+    copied.light = copy.deepcopy(detector.light)
+    copied.model = pickle.loads(pickle.dumps(detector.model))
+    copied.reach.references = References.from_bytes(detector.reach.references.to_bytes())
+    copied.dedup = copy.deepcopy(detector.dedup)
+    copied.watermark = detector.watermark
+    copied._last_sweep = detector._last_sweep
+    assert run(copied, calls[500:]) == run(detector, calls[500:])
+
+
 def test_missing_optional_fields_do_not_crash(factory: Callable[[], Any]) -> None:
     detector = factory()
     bare = [Call("+8617000000003", f"+86139{i:08d}", T0 + i, 0, False) for i in range(200)]
@@ -184,3 +203,36 @@ def test_engine_part_alone_is_the_engine() -> None:
 def test_model_vector_tolerates_missing_and_extreme_features(features: dict) -> None:
     vector = model_vector(features)
     assert all(0.0 <= v <= 1.0 for v in vector.values())
+
+
+def test_learned_references_survive_a_restart_mid_stream() -> None:
+    """A worker restarted from its changelog (states and references as bytes) alerts the same."""
+    settings = load_settings()
+    settings = type(settings)(**{**settings.__dict__,
+                                 "reach": type(settings.reach)(min_samples=5)})
+    calls = stream()
+    straight = run(Detector(settings), calls)
+    detector = Detector(settings)
+    half = len(calls) // 2
+    before = run(detector, calls[:half])
+    assert detector.reach.references.samples > 0
+    restarted = Detector(settings, states={k: NumberState.from_bytes(v.to_bytes())
+                                           for k, v in detector.states.items()})
+    restarted.reach.references = References.from_bytes(detector.reach.references.to_bytes())
+    restarted.light = copy.deepcopy(detector.light)
+    restarted.model = pickle.loads(pickle.dumps(detector.model))
+    restarted.dedup = copy.deepcopy(detector.dedup)
+    restarted.watermark, restarted._last_sweep = detector.watermark, detector._last_sweep
+    assert before + run(restarted, calls[half:]) == straight
+
+
+def test_circles_on_keeps_the_contract() -> None:
+    settings = with_override(load_settings(), "rules.harassment.min_circle_callees", 0)
+    raw = dict(settings.raw)
+    raw["circles"] = dict(raw["circles"], enabled=True, bits=16)
+    on = Detector(build_settings(raw))
+    calls = stream()
+    first = run(on, calls)
+    restored = pickle.loads(pickle.dumps(on))
+    assert restored.graph is not None and restored.graph.added == on.graph.added
+    assert run(Detector(build_settings(raw)), calls) == first

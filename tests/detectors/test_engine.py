@@ -4,7 +4,7 @@ import zlib
 import pytest
 
 from detectors.allowlist import Allowlist
-from detectors.config import ConfigError, build_settings, load_settings, with_override
+from detectors.config import ConfigError, Settings, build_settings, load_settings, with_override
 from detectors.engine import Detector
 from detectors.records import Call
 
@@ -63,8 +63,22 @@ def test_repeated_calls_to_people_who_refused() -> None:
     calls = [Call("+8613811112222", victims[i % 12], T0 + 50 * i, 0, False, ring=25.0)
              for i in range(70)]
     alerts = run(Detector(load_settings()), calls)
-    assert [a.profile for a in alerts] == ["repeat_refused"]
+    # harassment's floor (10 calls) is lower than repeat_refused's: it speaks first
+    assert [a.profile for a in alerts] == ["harassment"]
     assert any("refused" in r for r in alerts[0].reasons)
+    assert any("share of calls that repeat a stranger" in r for r in alerts[0].reasons)
+
+
+def test_calling_family_again_is_not_harassment() -> None:
+    """The same few people called again and again, but they are contacts: they call back."""
+    family = [f"+86139000001{i:02d}" for i in range(5)]
+    calls = []
+    for i in range(60):
+        callee = family[i % 5]
+        calls.append(Call("+8613811113333", callee, T0 + 300 * i, 0, False, ring=25.0))
+        if i % 3 == 0:
+            calls.append(Call(callee, "+8613811113333", T0 + 300 * i + 60, 40, True))
+    assert run(Detector(load_settings()), sorted(calls, key=lambda c: c.start)) == []
 
 
 def test_duplicate_ids_count_once() -> None:
@@ -177,3 +191,25 @@ def test_one_record_from_a_bad_clock_does_not_age_everyone_out() -> None:
     run(det, [Call(f"+86138000001{i:02d}", "+8613900000001", future + i, 30, True)
               for i in range(100)])
     assert det.watermark >= future
+
+
+def _circle_settings() -> Settings:
+    raw = copy.deepcopy(dict(load_settings().raw))
+    raw["circles"] = dict(raw["circles"], enabled=True, bits=16)
+    raw["rules"] = {"circle": {"description": "calls a circle", "horizon_s": 21600,
+                               "min_attempts": 10, "min_circle_callees": 4}}
+    return build_settings(raw)
+
+
+@pytest.mark.parametrize("connected", [True, False])
+def test_circle_callees_need_strangers_who_call_each_other(connected: bool) -> None:
+    family = [f"+86139000002{i:02d}" for i in range(5)]
+    calls = []
+    if connected:  # the family members call each other before the collector starts
+        calls += [Call(family[i], family[(i + 1) % 5], T0 + i, 60, True) for i in range(5)]
+    calls += [Call("+8613811114444", family[i % 5], T0 + 100 + 600 * i, 0, False, ring=25.0)
+              for i in range(15)]
+    alerts = run(Detector(_circle_settings()), calls)
+    assert [a.profile for a in alerts] == (["circle"] if connected else [])
+    if connected:
+        assert "5 callees who call each other (>= 4)" in alerts[0].reasons

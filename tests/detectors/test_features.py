@@ -3,7 +3,7 @@ import pickle
 import pytest
 
 from detectors.config import load_settings, with_override
-from detectors.features import NumberState
+from detectors.features import NumberState, fingerprint
 
 # Full state from the first call, so counts in these tests are exact.
 FS = with_override(load_settings(), "features.promote_after", 1).features
@@ -140,3 +140,75 @@ def test_late_call_is_counted_not_lost() -> None:
     call(st, T0 + 10, 8613900000002)  # arrives late
     assert st.features(3600, T0 + 1000, FS)["attempts"] == 2
 
+
+
+def test_a_caller_of_ours_is_a_contact_not_a_stranger() -> None:
+    st = NumberState(FS, T0)
+    friend, stranger = 8613900000001, 8613900000999
+    st.inbound(T0, friend, FS)
+    call(st, T0 + 10, friend, answered=True, talk=30)
+    call(st, T0 + 20, stranger, answered=True, talk=30)
+    f = st.features(3600, T0 + 30, FS)
+    assert f["strangers"] == 1  # the friend called us first
+    assert f["contact_ratio"] == 0.5
+    assert f["callback_ratio"] == 0.0  # they called before we did: not a call-back
+    assert st.strangers_in_ring() == [fingerprint(stranger)]
+
+
+def test_a_long_talk_makes_a_contact() -> None:
+    st = NumberState(FS, T0)
+    callee = 8613900000002
+    call(st, T0, callee, answered=True, talk=int(FS.contact_talk_s))
+    call(st, T0 + 600, callee, answered=True, talk=20)
+    f = st.features(3600, T0 + 700, FS)
+    assert (f["strangers"], f["contact_ratio"], f["stranger_repeat_ratio"]) == (1, 0.5, 0.0)
+    assert st.strangers_in_ring() == []
+
+
+def test_calling_the_same_strangers_again_is_counted() -> None:
+    st = NumberState(FS, T0)
+    for i in range(12):
+        call(st, T0 + 60 * i, 8613900000100 + i % 3)  # three people, never answered
+    f = st.features(3600, T0 + 800, FS)
+    assert f["strangers"] == 3
+    assert f["stranger_repeat_ratio"] == 9 / 12
+    assert f["refused_callees"] == 3
+    assert f["contact_ratio"] == 0.0
+
+
+def test_a_call_back_still_counts_and_clears_refusals() -> None:
+    st = NumberState(FS, T0)
+    callee = 8613900000003
+    call(st, T0, callee)
+    call(st, T0 + 60, callee)
+    st.inbound(T0 + 120, callee, FS)
+    f = st.features(3600, T0 + 130, FS)
+    assert f["callback_ratio"] == 1.0
+    assert f["refused_callees"] == 0
+    call(st, T0 + 200, callee)
+    assert st.features(3600, T0 + 210, FS)["contact_ratio"] == pytest.approx(1 / 3)
+
+
+def test_refusal_counts_saturate_below_the_flags() -> None:
+    st = NumberState(FS, T0)
+    for i in range(200):
+        call(st, T0 + i, 8613900000004)
+    assert st.refusals[0] & 0xC0 == 0
+    assert st.features(3600, T0 + 300, FS)["refused_callees"] == 1
+
+
+def test_new_counters_survive_the_binary_form() -> None:
+    st = NumberState(FS, T0)
+    st.inbound(T0, 8613900000005, FS)
+    call(st, T0 + 1, 8613900000005, answered=True, talk=200)
+    back = NumberState.from_bytes(st.to_bytes())
+    assert back.features(3600, T0 + 5, FS) == st.features(3600, T0 + 5, FS)
+    assert back.strangers_in_ring() == st.strangers_in_ring()
+
+
+def test_a_state_of_the_previous_layout_is_refused() -> None:
+    st = NumberState(FS, T0)
+    call(st, T0, 8613900000006)
+    old = b"DGS\x01" + st.to_bytes()[4:]
+    with pytest.raises(ValueError):
+        NumberState.from_bytes(old)

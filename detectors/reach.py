@@ -1,0 +1,106 @@
+"""Reach without reciprocity, judged against what busy callers show today.
+
+Ordinary busy callers (couriers, dispatchers, shops, people) are called back:
+some of the strangers they call, or miss, call them.  A number that keeps
+calling strangers and is never called at all is far outside that, whatever
+its hourly rate.  :class:`ReachJudge` learns, from the busy callers the
+detector judges (numbers over ``[alerts].min_attempts``, not alerted), the
+distribution of *calls received per call made* and of *strangers called*
+(:mod:`detectors.references`), and alerts a number when
+
+- it called at least ``min_strangers`` strangers in ``horizon_s``,
+- it received at most ``max_returns`` calls in that time, although busy
+  callers today receive a ``reference_quantile`` share of a call per call made
+  or more: over its calls that are older than ``settle_s`` (people return a
+  call later, not at once) at least ``min_expected_returns`` returns were to
+  be expected (the chance that an ordinary caller gets none is about
+  ``exp(-expected)``),
+- at most a ``max_contact_ratio`` share of its calls went to contacts, and at
+  most a ``max_stranger_repeat_ratio`` share called a stranger again (a
+  reminder or notice line retries the people it missed: it wants *them*; a
+  list dialer does not care who answers).
+
+Nothing here depends on an hourly rate: three times the calls means three
+times the expected returns.  Before ``min_samples`` busy callers were seen
+there is no reference and no reach alert.
+
+>>> from detectors.config import ReachSettings
+>>> judge = ReachJudge(ReachSettings(min_samples=10))
+>>> for i in range(50):
+...     judge.learn({"inbound_ratio": 0.5, "strangers": 5.0}, t=float(i))
+>>> farm = {"attempts": 40.0, "strangers": 38.0, "inbound": 0.0, "contact_ratio": 0.0}
+>>> match = judge.judge(farm, settled=30.0)
+>>> match.profile
+'reach'
+>>> match.reasons[2].split(", ")[1]
+'15 expected over 30 calls made over 1 h ago (>= 6)'
+>>> judge.judge(dict(farm, inbound=3.0), settled=30.0) is None
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from detectors.config import ReachSettings
+from detectors.references import References
+from detectors.rules import RuleMatch, horizon_text
+
+#: What the reference learns about busy callers.
+REFERENCE_FEATURES = ("inbound_ratio", "strangers")
+_MAX_VOLUME_FACTOR = 3.0
+
+
+class ReachJudge:
+    """Learned references of busy callers and the reach judgement over them."""
+
+    def __init__(self, settings: ReachSettings, references: References | None = None) -> None:
+        self.settings = settings
+        self.references = references if references is not None else References(
+            REFERENCE_FEATURES, settings.half_life_s)
+
+    def learn(self, features: Mapping[str, float], t: float) -> None:
+        """One busy caller's features over ``horizon_s`` (not an alerted one)."""
+        self.references.learn(features, t)
+
+    @property
+    def warmed_up(self) -> bool:
+        return self.references.samples >= self.settings.min_samples
+
+    def judge(self, features: Mapping[str, float], settled: float) -> RuleMatch | None:
+        """A reach match for one number's features over ``horizon_s``, or None.
+
+        ``settled`` is how many of its calls in ``horizon_s`` are older than ``settle_s``.
+        """
+        rs = self.settings
+        if not rs.enabled or not self.warmed_up:
+            return None
+        strangers = features.get("strangers", 0.0)
+        if strangers < rs.min_strangers:
+            return None
+        returns = features.get("inbound", 0.0)
+        contact_ratio = features.get("contact_ratio", 0.0)
+        repeats = features.get("stranger_repeat_ratio", 0.0)
+        if (returns > rs.max_returns or contact_ratio > rs.max_contact_ratio
+                or repeats > rs.max_stranger_repeat_ratio):
+            return None
+        per_call = self.references.quantile("inbound_ratio", rs.reference_quantile)
+        expected = settled * per_call
+        if expected < rs.min_expected_returns:
+            return None
+        horizon = horizon_text(rs.horizon_s)
+        rank = self.references.rank("strangers", strangers)
+        typical = self.references.quantile("strangers", 0.5)
+        reasons = [
+            "reach: calls strangers and nobody calls back, unlike busy callers today",
+            f"{strangers:.0f} strangers called in {horizon} (>= {rs.min_strangers:g}), "
+            f"more than {100 * rank:.1f} % of busy callers today (median {typical:.0f})",
+            f"{returns:.0f} calls received; busy callers today receive {per_call:.2f} per call "
+            f"made, {expected:.0f} expected over {settled:.0f} calls made over "
+            f"{horizon_text(rs.settle_s)} ago (>= {rs.min_expected_returns:g})",
+            f"share of calls to contacts {contact_ratio:.2f} (<= {rs.max_contact_ratio:g}), "
+            f"calling a stranger again {repeats:.2f} (<= {rs.max_stranger_repeat_ratio:g})",
+        ]
+        factor = expected / rs.min_expected_returns
+        score = rs.weight * min(_MAX_VOLUME_FACTOR, factor)
+        return RuleMatch(profile="reach", score=score, reasons=reasons)
