@@ -144,12 +144,17 @@ class JsonLines:
         fast = self._fast_call(data)
         if fast is not None:
             return [fast]
-        if too_deep(data):
-            return self._deep(data, source)
-        if data[:1] in (b"[", "[") or data.lstrip()[:1] in (b"[", "["):
+        is_array = data[:1] in (b"[", "[") or data.lstrip()[:1] in (b"[", "[")
+        if is_array:
             many = self._fast_calls(data)
             if many is not None:
                 return many
+        # Only now, on the careful path, is the depth measured: the typed fast decoders
+        # refuse deep nesting themselves (RecursionError, caught), and scanning every
+        # message for brackets would cost more than decoding it.
+        if too_deep(data):
+            return self._deep(data, source)
+        if is_array:
             # One bad element must not send its whole batch down the careful path: split
             # the array into its elements' raw JSON and decode each alone.
             try:
@@ -257,8 +262,6 @@ class JsonLines:
 
     def _fast_call(self, data: bytes | str) -> Call | None:
         """The Call in one well-formed JSON object, or None when the careful path must decide."""
-        if too_deep(data):
-            return None
         try:
             w = _decode_wire(data)
         except DECODE_ERRORS:
@@ -267,8 +270,6 @@ class JsonLines:
 
     def _fast_calls(self, data: bytes | str) -> list[Decoded] | None:
         """The Calls in a JSON array of well-formed objects, or None (the careful path decides)."""
-        if too_deep(data):
-            return None
         try:
             wires = _decode_wire_list(data)
         except DECODE_ERRORS:

@@ -57,6 +57,17 @@ def test_deep_nesting_inside_an_array_spoils_only_its_element() -> None:
     assert isinstance(out[0], Call) and isinstance(out[-1], Rejected)
 
 
+def test_an_unknown_field_nested_within_the_decoders_limit_is_kept_and_ignored() -> None:
+    """CONTRACT 1a: unknown fields are ignored.  The fast decoder takes nesting up to its
+    own recursion limit (deeper raises, and the careful path rejects, as above), so the
+    depth is scanned only for messages that did not decode, never for every message."""
+    data = good()[:-1] + b', "x": ' + b"[" * 50 + b"]" * 50 + b"}"
+    [call] = JSON.decode(data)
+    assert isinstance(call, Call) and call.duration == GOOD["duration"]
+    assert [type(r).__name__ for r in JSON.decode(b"[" + data + b"," + good() + b"]")] == [
+        "Call", "Call"]
+
+
 # ---------------------------------------------------------------- 11.2 out-of-range values
 
 
