@@ -14,19 +14,31 @@ Data flow and topics: :mod:`streams.topology`.  The jobs live apart:
 * **detect** (a Faust agent, :mod:`streams.detection`) reads ``dialguard.calls``
   with ``stream.take_events``; one detector per partition, states in the table
   of :mod:`streams.state`, alerts to an :class:`~streams.sinks.AlertSink`.
+* **groups** (a Faust agent, :mod:`streams.grouping`; with group detection on) reads
+  ``dialguard.groups``, where ingest sent every call once per grouping key to the
+  key's partition; one :class:`~detectors.rings.detector.GroupDetector` per partition,
+  key states in the groups table, ring alerts to ``dialguard.alerts``.
 * **control** (:mod:`streams.control`): every worker reads the whole control
   topic with its own group-less consumer, from the beginning, before it
   processes calls.
 
-Adding a stage (e.g. a group/ring detector keyed by its own key): declare its
-input topic in :func:`~streams.topology.declare_topology`, have ingest (or the
-detect stage) send to it keyed by the stage's key, and attach its processing
-with :meth:`Pipeline.add_stage`; its state goes in a table of its own
-(:func:`~streams.state.declare_state_table` for :class:`NumberState`-like values).
+::
 
-Sends to ``dialguard.calls`` and ``dialguard.alerts`` are forced (sent at once,
-not held until the source offset commits), which keeps detection latency in
-milliseconds; delivery is at least once.
+    cdr.raw ─ingest─┬─▶ dialguard.calls ──detect──▶ dialguard.alerts ◀─┐
+                    │        (by number)     └─▶ state table            │ ring alerts
+                    ├─▶ dialguard.groups ─groups────────────────────────┘
+                    │        (by grouping key)   └─▶ groups table
+                    └─▶ cdr.rejected
+
+Adding a stage (as the groups stage was added): declare its input topic and table in
+:func:`~streams.topology.declare_topology` (and in ``Topology.internal_topics``), have
+ingest (or the detect stage) send to it keyed by the stage's key, and attach its
+processing with :meth:`Pipeline.add_stage`; its state goes in a table of its own
+(:func:`~streams.state.declare_state_table` with a codec for its values).
+
+Sends to ``dialguard.calls``, ``dialguard.groups`` and ``dialguard.alerts`` are forced
+(sent at once, not held until the source offset commits), which keeps detection latency
+in milliseconds; delivery is at least once.
 """
 
 from __future__ import annotations

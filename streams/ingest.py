@@ -11,6 +11,11 @@ call goes to the callee's partition only (else every withheld call would land
 on the one partition of the empty number).  A number always maps to the same partition
 (:func:`partition_for`, a stable CRC-32).
 
+With group detection on, every call is also sent once per grouping key
+(:func:`group_keys`) to the partition of ``dialguard.groups`` that owns the key (the
+same CRC-32 of the key), one :class:`GroupBatch` per partition with the key of each
+call, for the group (ring) stage (:mod:`streams.grouping`).
+
 :class:`Ingest` is the stage; it sends through two injected coroutines, so the
 same code runs
 

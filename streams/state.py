@@ -1,10 +1,12 @@
-"""The detect stage's state store: the per-number table, its codec and its changelog writes.
+"""The state stores: the per-number and group tables, their codecs and changelog writes.
 
 Per-number state (:class:`~detectors.features.NumberState`) lives in a Faust table
 partitioned like ``dialguard.calls``, backed by a changelog topic so that a
 restarted or re-assigned worker resumes it.  Values are stored in the binary form
 of :meth:`NumberState.to_bytes` (:class:`StateCodec`); the changed states of a
-buffer are written as whole producer batches (:class:`ChangelogWriter`).
+buffer are written as whole producer batches (:class:`ChangelogWriter`).  The group
+stage's table holds :class:`~detectors.rings.cohort.KeyState` values by grouping key in
+the same way (:class:`KeyStateCodec`, :class:`TouchedStates`).
 """
 
 from __future__ import annotations
