@@ -6,7 +6,10 @@ links whole, and a few small rings) goes through ``dialguard replay`` and throug
 as one group detector per groups partition, each key's calls on the partition of its key.
 Every ring alert must be replay's: the same ``ring_id``, members, new members and event
 time; the number alerts name the same numbers.  The worker's metrics count
-the rings it found.  Waits are on committed offsets (every stage done), bounded.
+the rings it found.  A worker stopped halfway through the pool's life and replaced by a
+new one (same app id) resumes the group state from the changelog: together they raise
+replay's ring alerts over the whole day.  Waits are on committed offsets (every stage
+done), bounded.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from typing import Any
 
 import orjson
 
-from formats.json_lines import write_json_lines
+from detectors.numbers import NumberNormaliser
+from detectors.records import Call
+from formats.json_lines import JsonLines, write_json_lines
 from streams.options import Topics, kafka_bootstrap
 from streams.reconcile import Reconciliation, read_topic, reconcile
 from testbed.simulation import SimConfig
@@ -55,6 +60,28 @@ def _settle(broker: Any, app_id: str, topics: Topics, produced: int) -> Reconcil
         time.sleep(1.0)
 
 
+def _replay(data: Path, tmp_path: Path) -> list[dict[str, Any]]:
+    out = tmp_path / "replay.jsonl"
+    subprocess.run([*CLI, "replay", str(data), "--alerts", str(out), "--no-progress"],
+                   cwd=ROOT, capture_output=True, timeout=300, check=True)
+    return [orjson.loads(line) for line in out.read_bytes().splitlines()]
+
+
+def _produce(broker: Any, data: Path, topic: str) -> None:
+    subprocess.run([*CLI, "produce", str(data), "--broker", broker.url, "--topic", topic],
+                   cwd=ROOT, capture_output=True, timeout=120, check=True)
+
+
+def _read_alerts(broker: Any, topic: str) -> list[dict[str, Any]]:
+    messages = asyncio.run(read_topic(kafka_bootstrap(broker.url), topic))
+    return [orjson.loads(v) for _, _, v in messages if v is not None]
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+
+
 def test_workers_report_the_rings_replay_reports(kafka_broker: Any, tmp_path: Path,
                                                  start_worker: Callable[..., Any]) -> None:
     tag = uuid.uuid4().hex[:8]
@@ -67,25 +94,19 @@ def test_workers_report_the_rings_replay_reports(kafka_broker: Any, tmp_path: Pa
     with data.open("w") as out:
         n_records = write_json_lines(day.records(), out)
 
-    replayed_path = tmp_path / "replay.jsonl"
-    subprocess.run([*CLI, "replay", str(data), "--alerts", str(replayed_path), "--no-progress"],
-                   cwd=ROOT, capture_output=True, timeout=300, check=True)
-    expected = [orjson.loads(line) for line in replayed_path.read_bytes().splitlines()]
+    expected = _replay(data, tmp_path)
     expected_rings = _ring_alerts(expected)
     ring_members = {m for _, _, members, _ in expected_rings for m in members}
     pools = [c.members for c in day.labels.campaigns if c.cls == "rotating_pool"]
     assert pools and all(set(p) <= ring_members for p in pools)  # the seed's pools are found
     assert len({r for r, *_ in expected_rings}) >= 2
 
-    subprocess.run([*CLI, "produce", str(data), "--broker", kafka_broker.url,
-                    "--topic", names["raw"]], cwd=ROOT, capture_output=True, timeout=120,
-                   check=True)
+    _produce(kafka_broker, data, names["raw"])
     app_id = f"dg-rg-{tag}"
     proc, log = start_worker(kafka_broker, names, app_id, tmp_path, "w", PARTITIONS,
                              "--duration", "400")
     _settle(kafka_broker, app_id, topics, n_records)
-    alerts = [orjson.loads(v) for _, _, v in asyncio.run(
-        read_topic(kafka_bootstrap(kafka_broker.url), names["alerts"])) if v is not None]
+    alerts = _read_alerts(kafka_broker, names["alerts"])
 
     assert _ring_alerts(alerts) == expected_rings
     # The same numbers alerted.  Which profile and when is the per-number stage's matter
@@ -114,7 +135,57 @@ def test_workers_report_the_rings_replay_reports(kafka_broker: Any, tmp_path: Pa
     members = re.search(r"^dialguard_ring_members_count (\S+)$", exposition, re.M)
     assert members and float(members.group(1)) == len(expected_rings)
 
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=60)
+    _stop(proc)
     summary = re.search(r"(\d+) ring alerts", log.read_text())
     assert summary and int(summary.group(1)) == len(expected_rings), log.read_text()[-2000:]
+
+
+def test_a_replaced_worker_resumes_the_rings_from_the_changelog(
+        kafka_broker: Any, tmp_path: Path, start_worker: Callable[..., Any]) -> None:
+    tag = uuid.uuid4().hex[:8]
+    names = {name: f"rr-{tag}.{name}" for name in ("raw", "alerts", "rejected", "control",
+                                                   "calls")}
+    topics = Topics(**names)
+    kafka_broker.create_topics([names["raw"]], partitions=1)
+    day = simulate_world("wide", SimConfig.preset("small"), seed=SEED)
+    data = tmp_path / "day.jsonl"
+    with data.open("w") as out:
+        write_json_lines(day.records(), out)
+    expected_rings = _ring_alerts(_replay(data, tmp_path))
+    pool = max((c for c in day.labels.campaigns if c.cls == "rotating_pool"),
+               key=lambda c: len(c.members))
+    # cut halfway through the pool's life: its ring is founded before, grows after
+    cut = (pool.start + pool.end) / 2
+    spanning = {r for r, t, _, _ in expected_rings if t < cut} & {
+        r for r, t, _, _ in expected_rings if t >= cut}
+    assert spanning  # a worker that forgot the first part would give it another id
+    reader = JsonLines(NumberNormaliser("CN"))
+
+    def late_call(line: bytes) -> bool:  # a rejected line goes with the early part
+        return any(type(r) is Call and r.start >= cut for r in reader.decode(line))
+
+    lines = data.read_bytes().splitlines(keepends=True)
+    early = [line for line in lines if not late_call(line)]
+    late = [line for line in lines if late_call(line)]
+    parts = []
+    for name, part in (("early", early), ("late", late)):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_bytes(b"".join(part))
+        parts.append((path, len(part)))
+
+    app_id = f"dg-rr-{tag}"
+    produced = 0
+    logs = []
+    for i, (path, n) in enumerate(parts):
+        _produce(kafka_broker, path, names["raw"])
+        produced += n
+        proc, log = start_worker(kafka_broker, names, app_id, tmp_path, f"w{i}", PARTITIONS,
+                                 "--duration", "400")
+        _settle(kafka_broker, app_id, topics, produced)
+        _stop(proc)
+        logs.append(log.read_text(errors="replace"))
+    # the second worker found the first one's rings in the group table
+    resumed = [int(m) for m in re.findall(r"groups partition \d+: resumed \d+ keys \((\d+) rings\)",
+                                          logs[1])]
+    assert sum(resumed) >= 1, logs[1][-3000:]
+    assert _ring_alerts(_read_alerts(kafka_broker, names["alerts"])) == expected_rings
