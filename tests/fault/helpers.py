@@ -159,7 +159,7 @@ def alerted_twice_within_cooldown(alerts: Iterable[dict[str, Any]]) -> list[str]
     last: dict[str, float] = {}
     twice = []
     seen: set[tuple[str, float]] = set()
-    for a in sorted(alerts, key=lambda a: a["detected_at"]):
+    for a in sorted((a for a in alerts if a.get("caller")), key=lambda a: a["detected_at"]):
         key = (a["caller"], a["detected_at"])
         if key in seen:  # the same alert delivered twice (at least once), not a second alert
             continue
