@@ -7,7 +7,8 @@ consumer groups' committed offsets, so it holds after a ``kill -9``.
   other message one record);
 * **ingest rejected**: rejections in ``cdr.rejected`` whose source is ``cdr.raw``;
 * **forwarded**: calls in ``dialguard.calls`` on their caller side (each call is
-  sent there once on that side, plus once more on its callee's partition);
+  sent there once on that side, plus once more on its callee's partition), and calls
+  of withheld callers (sent once, on their callee's side only);
 * **processed**: forwarded calls below the detect group's (``<app id>``) committed
   offsets, less the ``detect_error`` rejections (a call whose detection raised);
 * **pending**: raw messages above the ingest group's (``<app id>-ingest``)
@@ -28,6 +29,7 @@ from typing import Any
 import msgspec
 import orjson
 
+from detectors.records import WITHHELD
 from streams.ingest import BATCH_DECODER, OUT
 from streams.options import Topics
 
@@ -142,7 +144,9 @@ async def reconcile(bootstrap: list[str], app_id: str, topics: Topics) -> Reconc
             result.detect_rejected += 1
     for partition, offset, value in await read_topic(bootstrap, topics.calls):
         try:
-            outbound = sum(1 for f in BATCH_DECODER.decode(value or b"").flags if f & OUT)
+            batch = BATCH_DECODER.decode(value or b"")
+            outbound = sum(1 for f, call in zip(batch.flags, batch.calls, strict=False)
+                           if f & OUT or call.caller == WITHHELD)
         except (msgspec.DecodeError, msgspec.ValidationError):
             result.bad_batches += 1
             continue
