@@ -14,19 +14,31 @@ Data flow and topics: :mod:`streams.topology`.  The jobs live apart:
 * **detect** (a Faust agent, :mod:`streams.detection`) reads ``dialguard.calls``
   with ``stream.take_events``; one detector per partition, states in the table
   of :mod:`streams.state`, alerts to an :class:`~streams.sinks.AlertSink`.
+* **groups** (a Faust agent, :mod:`streams.grouping`; with group detection on) reads
+  ``dialguard.groups``, where ingest sent every call once per grouping key to the
+  key's partition; one :class:`~detectors.rings.detector.GroupDetector` per partition,
+  key states in the groups table, ring alerts to ``dialguard.alerts``.
 * **control** (:mod:`streams.control`): every worker reads the whole control
   topic with its own group-less consumer, from the beginning, before it
   processes calls.
 
-Adding a stage (e.g. a group/ring detector keyed by its own key): declare its
-input topic in :func:`~streams.topology.declare_topology`, have ingest (or the
-detect stage) send to it keyed by the stage's key, and attach its processing
-with :meth:`Pipeline.add_stage`; its state goes in a table of its own
-(:func:`~streams.state.declare_state_table` for :class:`NumberState`-like values).
+::
 
-Sends to ``dialguard.calls`` and ``dialguard.alerts`` are forced (sent at once,
-not held until the source offset commits), which keeps detection latency in
-milliseconds; delivery is at least once.
+    cdr.raw ─ingest─┬─▶ dialguard.calls ──detect──▶ dialguard.alerts ◀─┐
+                    │        (by number)     └─▶ state table            │ ring alerts
+                    ├─▶ dialguard.groups ─groups────────────────────────┘
+                    │        (by grouping key)   └─▶ groups table
+                    └─▶ cdr.rejected
+
+Adding a stage (as the groups stage was added): declare its input topic and table in
+:func:`~streams.topology.declare_topology` (and in ``Topology.internal_topics``), have
+ingest (or the detect stage) send to it keyed by the stage's key, and attach its
+processing with :meth:`Pipeline.add_stage`; its state goes in a table of its own
+(:func:`~streams.state.declare_state_table` with a codec for its values).
+
+Sends to ``dialguard.calls``, ``dialguard.groups`` and ``dialguard.alerts`` are forced
+(sent at once, not held until the source offset commits), which keeps detection latency
+in milliseconds; delivery is at least once.
 """
 
 from __future__ import annotations
@@ -39,6 +51,7 @@ from typing import Any
 from detectors.alerts import Alert
 from streams.control import ControlError, ControlReader, Tuning
 from streams.detection import PartitionDetectors
+from streams.grouping import PartitionGroups
 from streams.ingest import Ingest
 from streams.metrics import NullMetrics, PipelineMetrics, sample_lag
 from streams.options import WorkerOptions, kafka_bootstrap
@@ -86,9 +99,20 @@ class Pipeline:
                                             self.changelog, TopicAlertSink(topo.alerts),
                                             self.metrics, self.counts, self._send_rejected)
 
+        #: the group stage (one GroupDetector per partition of ``dialguard.groups``), or None
+        self.groups: PartitionGroups | None = None
+        #: writes the group table's changelog (None without the group stage)
+        self.group_changelog: ChangelogWriter | None = None
+        if topo.groups is not None:
+            self.group_changelog = ChangelogWriter(app, topo.group_state)
+            self.groups = PartitionGroups(self.tuning, options.partitions, topo.group_state,
+                                          self.group_changelog, TopicAlertSink(topo.alerts),
+                                          self.metrics, self.counts)
+
         # ------------------------------------------------------------ ingest
         self.ingest = Ingest(options, NumberNormaliser(settings.input.region), self.metrics,
-                             self._send_calls, self._send_rejected, self.counts)
+                             self._send_calls, self._send_rejected, self.counts,
+                             self._send_groups if self.groups is not None else None)
         self.supervisor = IngestSupervisor(options, self.ingest, settings.input.region,
                                            self.metrics, self.counts, self._ingest_ready,
                                            app.crash)
@@ -103,6 +127,11 @@ class Pipeline:
         # ------------------------------------------------------------ detect
         self.detect: Any = self.add_stage("detect", topo.calls, self.detect_events,
                                           options.detect_batch, options.detect_within)
+        #: the Faust agent of the group stage, else None
+        self.group_agent: Any = None
+        if self.groups is not None:
+            self.group_agent = self.add_stage("groups", topo.groups, self.group_events,
+                                              options.groups_batch, options.groups_within)
 
         # ------------------------------------------------------------ control, upkeep
         if options.control_consumer:
@@ -159,6 +188,9 @@ class Pipeline:
     async def _send_calls(self, value: bytes, partition: int | None) -> Any:
         return await self.topology.calls.send(value=value, partition=partition, force=True)
 
+    async def _send_groups(self, value: bytes, partition: int | None) -> Any:
+        return await self.topology.groups.send(value=value, partition=partition, force=True)
+
     async def _send_rejected(self, value: bytes, partition: int | None) -> Any:
         return await self.topology.rejected.send(value=value, partition=partition, force=True)
 
@@ -193,17 +225,26 @@ class Pipeline:
 
     async def detect_events(self, events: Sequence[Any]) -> None:
         """Process a buffer of repartitioned batches (events of ``dialguard.calls``)."""
+        await self._hold_on_failure("detect", events, self.detection.process)
+
+    async def group_events(self, events: Sequence[Any]) -> None:
+        """Process a buffer of batches grouped by key (events of ``dialguard.groups``)."""
+        assert self.groups is not None
+        await self._hold_on_failure("groups", events, self.groups.process)
+
+    async def _hold_on_failure(self, stage: str, events: Sequence[Any],
+                               process: Callable[[Sequence[Any]], Awaitable[None]]) -> None:
         await self.control_ready.wait()
         try:
-            await self.detection.process(events)
+            await process(events)
         except Exception as exc:
             # Faust acknowledges a buffer however its processing ended, and commits what
             # was acknowledged on the way down: hold these events so that no offset past
             # work not done is committed, and stop; whoever takes over re-reads them.
             for event in events:
                 event.message.incref()
-            log.error("detect: a buffer of %d batches failed (%s); stopping without "
-                      "committing it", len(events), type(exc).__name__)
+            log.error("%s: a buffer of %d batches failed (%s); stopping without "
+                      "committing it", stage, len(events), type(exc).__name__)
             await self.app.crash(exc)
             await asyncio.get_running_loop().create_future()  # held until the stop cancels it
 
@@ -258,6 +299,9 @@ class Pipeline:
     def _on_revoked(self, sender: Any, revoked: set[Any], **kwargs: Any) -> None:
         calls = self.options.topics.calls
         self.detection.revoke(tp.partition for tp in revoked if tp.topic == calls)
+        if self.groups is not None:
+            groups = self.options.topics.groups
+            self.groups.revoke(tp.partition for tp in revoked if tp.topic == groups)
 
     # ------------------------------------------------------------------ control
 
@@ -266,6 +310,8 @@ class Pipeline:
         try:
             description = self.tuning.apply(data)
             self.detection.retune()
+            if self.groups is not None:
+                self.groups.retune()
         except ControlError as exc:
             log.warning("control message refused: %s", exc)
             self.metrics.config_change(False)
@@ -281,8 +327,10 @@ class Pipeline:
         self.check_detect_owned()
         consumer = getattr(self.app, "_consumer", None)
         if consumer is not None:
-            await sample_lag(consumer, (self.options.topics.raw, self.options.topics.calls),
-                             self.metrics)
+            topics = self.options.topics
+            watched = (topics.raw, topics.calls) if self.groups is None else (
+                topics.raw, topics.calls, topics.groups)
+            await sample_lag(consumer, watched, self.metrics)
 
 
 def alert_rows(alerts: Iterable[Alert | Mapping[str, Any]]) -> list[tuple[Any, ...]]:

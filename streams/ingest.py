@@ -11,6 +11,11 @@ call goes to the callee's partition only (else every withheld call would land
 on the one partition of the empty number).  A number always maps to the same partition
 (:func:`partition_for`, a stable CRC-32).
 
+With group detection on, every call is also sent once per grouping key
+(:func:`group_keys`) to the partition of ``dialguard.groups`` that owns the key (the
+same CRC-32 of the key), one :class:`GroupBatch` per partition with the key of each
+call, for the group (ring) stage (:mod:`streams.grouping`).
+
 :class:`Ingest` is the stage; it sends through two injected coroutines, so the
 same code runs
 
@@ -43,6 +48,7 @@ import orjson
 
 from detectors.numbers import NumberNormaliser
 from detectors.records import WITHHELD, Call, Rejected
+from detectors.rings.keys import is_block, route
 from formats.registry import make_reader
 from streams.alignment import EventTimeAligner, in_event_time_order
 from streams.metrics import sample_lag
@@ -103,8 +109,44 @@ class CallBatch(msgspec.Struct, array_like=True, gc=False):
     calls: list[Call]
 
 
+class GroupBatch(msgspec.Struct, array_like=True, gc=False):
+    """One message of ``dialguard.groups``: one partition's calls, each with the grouping key
+    (:func:`detectors.rings.keys.route`) it was sent under; a call routed by two keys of one
+    partition is in it twice.  Encoded like :class:`CallBatch`."""
+
+    arrived: float
+    #: the grouping key of each call (parallel to ``calls``)
+    keys: list[str]
+    calls: list[Call]
+
+
 BATCH_ENCODER = msgspec.msgpack.Encoder()
 BATCH_DECODER = msgspec.msgpack.Decoder(CallBatch)
+GROUP_DECODER = msgspec.msgpack.Decoder(GroupBatch)
+
+
+def group_keys(call: Call, callee_blocks: bool) -> tuple[str, ...]:
+    """The grouping keys ``call`` is sent under: :func:`~detectors.rings.keys.route`, and for a
+    withheld caller its ingress only (a withheld call is evidence for its ingress, never for a
+    callee block: it cannot be a member).
+
+    >>> call = Call("+8617000000001", "+8613812345678", 1.7e9, 0, False, trunk="gw-x")
+    >>> hidden = msgspec.structs.replace(call, caller=WITHHELD)
+    >>> group_keys(call, True), group_keys(hidden, True)
+    (('in:gw-x', 'blk:+861381234'), ('in:gw-x',))
+    """
+    keys = route(call, callee_blocks)
+    if call.caller == WITHHELD and keys and is_block(keys[-1]):
+        return keys[:-1]
+    return keys
+
+
+def ordered_by_start(keys: list[str], rows: list[Call]) -> tuple[list[str], list[Call]]:
+    """``keys`` and ``rows`` (parallel) sorted by call start, stably; unchanged if in order."""
+    if all(rows[i].start <= rows[i + 1].start for i in range(len(rows) - 1)):
+        return keys, rows
+    order = sorted(range(len(rows)), key=lambda i: rows[i].start)
+    return [keys[i] for i in order], [rows[i] for i in order]
 
 
 def encode_batch(flagged: Iterable[tuple[int, Call]], arrived: float) -> bytes:
@@ -175,12 +217,15 @@ class Ingest:
     def __init__(self, options: WorkerOptions, normaliser: Callable[[str], str],
                  metrics: IngestMetrics,
                  send_calls: Send, send_rejected: Send,
-                 counts: dict[str, int] | None = None) -> None:
+                 counts: dict[str, int] | None = None,
+                 send_groups: Send | None = None) -> None:
         self.options = options
         self.normaliser = normaliser
         self.metrics = metrics
         self.send_calls = send_calls
         self.send_rejected = send_rejected
+        #: sends one :class:`GroupBatch` to ``dialguard.groups``; None: no group stage
+        self.send_groups = send_groups if options.group_detection else None
         self.counts = counts if counts is not None else {}
         settings = options.settings.input if options.settings is not None else None
         #: ``decode(value)``: one message value to calls and rejections
@@ -188,6 +233,9 @@ class Ingest:
                                   settings).decode
         for key in ("messages", "calls", "rejected"):
             self.counts.setdefault(key, 0)
+        #: ``[rings].callee_blocks``: calls are also grouped by called-number block
+        self.callee_blocks = (options.settings.rings.callee_blocks
+                              if options.settings is not None else True)
         #: newest event time per raw partition; which to hold back (``align_slack``)
         self.aligner: EventTimeAligner[tuple[str, int]] = EventTimeAligner(options.align_slack)
 
@@ -204,6 +252,9 @@ class Ingest:
         def new_batch() -> tuple[bytearray, list[Call]]:
             return bytearray(), []
 
+        grouping = self.send_groups is not None
+        callee_blocks = self.callee_blocks
+        groups: dict[int, tuple[list[str], list[Call]]] = {}
         rejected: list[Rejected] = []
         calls = count = withheld = 0
         source: tuple[str, int] | None = None
@@ -233,6 +284,11 @@ class Ingest:
                     calls += 1
                     if record.start > newest:
                         newest = record.start
+                    if grouping:
+                        for key in group_keys(record, callee_blocks):
+                            keys, rows = groups.setdefault(partition_for(key, n), ([], []))
+                            keys.append(key)
+                            rows.append(record)
                     in_p = partition_for(record.callee, n)
                     if record.caller == WITHHELD:
                         withheld += 1
@@ -264,6 +320,8 @@ class Ingest:
             for i in range(0, len(rows), step):
                 value = encode(CallBatch(arrived, ordered_flags[i:i + step], rows[i:i + step]))
                 futures.append(await self.send_calls(value, part))
+        if groups:
+            futures.extend(await self._send_groups(groups, arrived))
         for rej in rejected:
             futures.append(await self.send_rejected(orjson.dumps(rej.to_dict()), None))
             self.metrics.record_rejected(rej.reason)
@@ -273,6 +331,21 @@ class Ingest:
         self.metrics.record_read(calls + len(rejected), "kafka")
         if withheld:
             self.metrics.record_withheld(withheld)
+        return futures
+
+    async def _send_groups(self, groups: dict[int, tuple[list[str], list[Call]]],
+                           arrived: float) -> list[asyncio.Future[Any]]:
+        """One :class:`GroupBatch` (or more, of ``max_batch_rows``) per partition of
+        ``dialguard.groups``, calls in event-time order."""
+        assert self.send_groups is not None
+        futures = []
+        step = self.options.max_batch_rows
+        encode = BATCH_ENCODER.encode
+        for part, (unordered_keys, unordered_rows) in groups.items():
+            keys, rows = ordered_by_start(unordered_keys, unordered_rows)
+            for i in range(0, len(rows), step):
+                value = encode(GroupBatch(arrived, keys[i:i + step], rows[i:i + step]))
+                futures.append(await self.send_groups(value, part))
         return futures
 
     async def run(self, ready: Callable[[], Awaitable[Any]] | None = None) -> None:
@@ -484,7 +557,11 @@ async def _ingest_process(options: WorkerOptions, region: str, conn: Any,
     async def send_rejected(value: bytes, partition: int | None) -> asyncio.Future[Any]:
         return await producer.send(topics.rejected, value, partition=partition)
 
-    ingest = Ingest(options, NumberNormaliser(region), metrics, send_calls, send_rejected, counts)
+    async def send_groups(value: bytes, partition: int | None) -> asyncio.Future[Any]:
+        return await producer.send(topics.groups, value, partition=partition)
+
+    ingest = Ingest(options, NumberNormaliser(region), metrics, send_calls, send_rejected, counts,
+                    send_groups)
 
     def report() -> None:
         taken = dict(counts)

@@ -36,6 +36,14 @@ class Topics:
     alerts: str = "dialguard.alerts"
     control: str = "dialguard.control"
     calls: str = "dialguard.calls"
+    #: calls repartitioned by grouping key for the group (ring) stage; by default named
+    #: after ``calls`` (``dialguard.calls`` -> ``dialguard.groups``)
+    groups: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.groups:
+            stem = self.calls[:-len(".calls")] if self.calls.endswith(".calls") else self.calls
+            self.groups = f"{stem}.groups"
 
 
 @dataclass
@@ -44,8 +52,10 @@ class WorkerOptions:
     settings: Settings | None = None
     allowlist: Allowlist | None = None
     topics: Topics = field(default_factory=Topics)
-    #: partitions of the repartition topic and of the state table (fixed once created)
+    #: partitions of the repartition topics and of the state tables (fixed once created)
     partitions: int = 8
+    #: run the group (ring) stage; None: ``[rings].enabled`` of ``settings``
+    rings: bool | None = None
     app_id: str = "dialguard"
     data_dir: str | Path = "dialguard-data"
     #: ``kafka``: ingest with one aiokafka consumer (fast); ``faust``: a Faust agent
@@ -70,6 +80,11 @@ class WorkerOptions:
     #: seconds to wait for repartitioned batches to be delivered before giving up
     delivery_timeout: float = 120.0
     ingest_within: float = 0.05
+    #: the group stage takes up to this many batches of ``dialguard.groups`` (or
+    #: ``groups_within`` s) at a time; its keys' states are written once per buffer, and a
+    #: busy ingress key's state is large, so its buffers are longer than detect's
+    groups_batch: int = 64
+    groups_within: float = 0.25
     #: ingest decodes and sends on a fetch in slices of about this many bytes of CDRs,
     #: yielding to the detect agent between slices
     ingest_slice_bytes: int = 1 << 20
@@ -88,3 +103,10 @@ class WorkerOptions:
     #: and ingest groups) to the others: how long a crashed worker's share waits
     session_timeout: float = 10.0
     faust_conf: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def group_detection(self) -> bool:
+        """Whether the group stage runs (``rings``, else the settings' ``[rings].enabled``)."""
+        if self.rings is not None:
+            return self.rings
+        return self.settings.rings.enabled if self.settings is not None else True

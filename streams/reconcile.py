@@ -12,7 +12,9 @@ consumer groups' committed offsets, so it holds after a ``kill -9``.
 * **processed**: forwarded calls below the detect group's (``<app id>``) committed
   offsets, less the ``detect_error`` rejections (a call whose detection raised);
 * **pending**: raw messages above the ingest group's (``<app id>-ingest``)
-  committed offsets, and forwarded calls above the detect group's.
+  committed offsets, forwarded calls above the detect group's, and messages of
+  ``dialguard.groups`` (the group stage's input, where it exists) above the same
+  group's committed offsets.
 
 Once nothing is pending, ``produced == processed + rejected`` (rejected: ingest
 and detection); delivery is at least once, so a crash can make the right side
@@ -43,6 +45,8 @@ class Reconciliation:
     detect_rejected: int = 0
     #: calls-topic messages that are not batches of calls (skipped by detection)
     bad_batches: int = 0
+    #: messages of the groups topic the group stage has not committed yet
+    pending_group_batches: int = 0
 
     @property
     def processed(self) -> int:
@@ -58,7 +62,8 @@ class Reconciliation:
 
     @property
     def pending(self) -> bool:
-        return self.pending_raw_messages > 0 or self.pending_calls > 0
+        return (self.pending_raw_messages > 0 or self.pending_calls > 0
+                or self.pending_group_batches > 0)
 
     @property
     def lost(self) -> int:
@@ -80,7 +85,8 @@ class Reconciliation:
             f"produced {self.produced:,} records in {self.raw_messages:,} raw messages",
             f"processed {self.processed:,}, rejected {self.rejected:,} "
             f"(ingest {self.ingest_rejected:,}, detection {self.detect_rejected:,})",
-            f"pending: {self.pending_raw_messages:,} raw messages, {self.pending_calls:,} calls",
+            f"pending: {self.pending_raw_messages:,} raw messages, {self.pending_calls:,} calls, "
+            f"{self.pending_group_batches:,} group batches",
         ]
         if self.redelivered:
             lines.append(f"redelivered (at least once, after a crash): {self.redelivered:,}")
@@ -120,6 +126,7 @@ async def reconcile(bootstrap: list[str], app_id: str, topics: Topics) -> Reconc
     try:
         ingest_done = await _committed(admin, f"{app_id}-ingest", topics.raw)
         detect_done = await _committed(admin, app_id, topics.calls)
+        groups_done = await _committed(admin, app_id, topics.groups)
     finally:
         await admin.close()
     result = Reconciliation()
@@ -146,6 +153,9 @@ async def reconcile(bootstrap: list[str], app_id: str, topics: Topics) -> Reconc
             result.detected += outbound
         else:
             result.pending_calls += outbound
+    for partition, offset, _ in await read_topic(bootstrap, topics.groups):
+        if offset >= groups_done.get(partition, 0):
+            result.pending_group_batches += 1
     return result
 
 

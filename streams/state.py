@@ -1,10 +1,12 @@
-"""The detect stage's state store: the per-number table, its codec and its changelog writes.
+"""The state stores: the per-number and group tables, their codecs and changelog writes.
 
 Per-number state (:class:`~detectors.features.NumberState`) lives in a Faust table
 partitioned like ``dialguard.calls``, backed by a changelog topic so that a
 restarted or re-assigned worker resumes it.  Values are stored in the binary form
 of :meth:`NumberState.to_bytes` (:class:`StateCodec`); the changed states of a
-buffer are written as whole producer batches (:class:`ChangelogWriter`).
+buffer are written as whole producer batches (:class:`ChangelogWriter`).  The group
+stage's table holds :class:`~detectors.rings.cohort.KeyState` values by grouping key in
+the same way (:class:`KeyStateCodec`, :class:`TouchedStates`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import io
 import pickle
-from collections.abc import MutableMapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import faust
@@ -20,6 +22,7 @@ from faust.serializers import codecs
 
 from detectors.engine import Detector
 from detectors.features import NumberState
+from detectors.rings.cohort import KeyState
 from streams.ingest import partition_for
 
 
@@ -65,22 +68,23 @@ STATE_CODEC = "dialguard_state"
 codecs.register(STATE_CODEC, StateCodec())
 
 
-def declare_state_table(app: faust.App, name: str, partitions: int, help: str) -> Any:
-    """A Faust table of ``str`` keys and :class:`NumberState` values in :class:`StateCodec`."""
+def declare_state_table(app: faust.App, name: str, partitions: int, help: str,
+                        codec: str = STATE_CODEC) -> Any:
+    """A Faust table of ``str`` keys and binary state values in ``codec`` (default
+    :class:`StateCodec`, per-number states; :data:`GROUP_CODEC` for group states)."""
     table: Any = app.Table(
         name, partitions=partitions, help=help,
-        schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer=STATE_CODEC),
+        schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer=codec),
     )
     # Tables take their codecs from key/value types (json by default): set them outright.
     table.key_serializer = "raw"
-    table.value_serializer = STATE_CODEC
+    table.value_serializer = codec
     # The changelog topic was made (by app.Table) with the json serializers: recovery
     # decodes with its schema, so give it the table's codecs too.
     changelog: Any = table.changelog_topic
-    changelog.schema = faust.Schema(key_type=str, key_serializer="raw",
-                                    value_serializer=STATE_CODEC)
+    changelog.schema = faust.Schema(key_type=str, key_serializer="raw", value_serializer=codec)
     changelog.key_serializer = "raw"
-    changelog.value_serializer = STATE_CODEC
+    changelog.value_serializer = codec
     return table
 
 
@@ -142,19 +146,80 @@ class ChangelogWriter:
 
         Returns the records written (a number whose state was dropped is a deletion).
         """
-        states: MutableMapping[str, NumberState] = detector.states
+        return await self.write(partition, detector.states, detector.drain_touched())
+
+    async def write(self, partition: int, states: Mapping[str, Any], touched: Iterable[str]) -> int:
+        """Write the ``touched`` keys of ``states`` (values with ``to_bytes()``) to the table
+        and this changelog partition; a key no longer in ``states`` is a deletion."""
         data = self.table.data
-        to_bytes = NumberState.to_bytes
         records: list[tuple[bytes, bytes | None]] = []
-        for number in detector.drain_touched():
-            state = states.get(number)
+        for key in touched:
+            state = states.get(key)
             if state is None:
-                if number in data:
-                    del data[number]
-                    records.append((number.encode(), None))
+                if key in data:
+                    del data[key]
+                    records.append((key.encode(), None))
             else:
-                data[number] = state
-                records.append((number.encode(), to_bytes(state)))
+                data[key] = state
+                records.append((key.encode(), state.to_bytes()))
         if records:
             await self.send(partition, records)
         return len(records)
+
+
+class TouchedStates(dict[str, KeyState]):
+    """The group detector's per-key states, remembering which keys were set or deleted
+    (what :meth:`ChangelogWriter.write` must write; keys updated in place are added by the
+    stage that observed them).
+
+    >>> states = TouchedStates({"in:a": KeyState.new(3)})
+    >>> states["in:b"] = KeyState.new(3); del states["in:a"]
+    >>> sorted(states.drain())
+    ['in:a', 'in:b']
+    """
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.touched: set[str] = set()
+
+    def __setitem__(self, key: str, value: KeyState) -> None:
+        self.touched.add(key)
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.touched.add(key)
+        super().__delitem__(key)
+
+    def drain(self) -> set[str]:
+        touched, self.touched = self.touched, set()
+        return touched
+
+
+class KeyStateCodec(codecs.Codec):
+    """Faust codec of the group table: :meth:`KeyState.to_bytes` (MessagePack, no code runs
+    on load).
+
+    >>> KeyStateCodec().loads(KeyStateCodec().dumps(KeyState.new(3))) == KeyState.new(3)
+    True
+    """
+
+    def _dumps(self, obj: Any) -> bytes:
+        state: KeyState = obj
+        return state.to_bytes()
+
+    def _loads(self, s: bytes) -> Any:
+        return KeyState.from_bytes(s)
+
+
+GROUP_CODEC = "dialguard_group_state"
+codecs.register(GROUP_CODEC, KeyStateCodec())
+
+
+def partition_key_states(table: Any, partition: int, partitions: int) -> TouchedStates:
+    """The group states in ``table`` whose grouping key ``partition`` owns."""
+    states = TouchedStates()
+    for key, value in table.items():
+        name = key.decode() if isinstance(key, bytes) else key
+        if isinstance(value, KeyState) and partition_for(name, partitions) == partition:
+            dict.__setitem__(states, name, value)
+    return states

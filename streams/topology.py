@@ -3,9 +3,15 @@
 Data flow (topic names are options; defaults shown)::
 
     cdr.raw ─ingest─▶ dialguard.calls (repartitioned by calling number) ─detect─▶ dialguard.alerts
-               │                                                           │
-               └──▶ cdr.rejected                       state table ◀──────┘ (changelog topic)
+               │                                                           │        ▲
+               │                                       state table ◀──────┘        │
+               ├──▶ dialguard.groups (by grouping key) ─groups─────────────────────┘ (rings)
+               │                                           └──▶ groups table
+               └──▶ cdr.rejected
     dialguard.control ──(every worker reads all of it)──▶ live settings and allowlist
+
+Both tables are changelog-backed.  ``dialguard.groups`` and the groups table exist only
+with group detection on (``[rings].enabled``, ``dialguard worker --rings/--no-rings``).
 
 The agents that read these topics are attached in :mod:`streams.app`.
 """
@@ -22,7 +28,7 @@ from typing import Any
 import faust
 
 from streams.options import WorkerOptions, kafka_bootstrap
-from streams.state import declare_state_table
+from streams.state import GROUP_CODEC, declare_state_table
 
 log = logging.getLogger("dialguard.worker")
 
@@ -129,19 +135,30 @@ class Topology:
     calls: Any
     #: E.164 number -> NumberState, partitioned like ``calls``, changelog-backed
     state: Any
+    #: calls repartitioned by grouping key (internal, named by an option like ``calls``);
+    #: None when group detection is off
+    groups: Any = None
+    #: grouping key -> KeyState, partitioned like ``groups``, changelog-backed (or None)
+    group_state: Any = None
 
     def internal_topics(self) -> list[TopicSpec]:
         """Topics the worker creates before any consumer joins (:func:`ensure_topics`)."""
-        changelog = self.state.changelog_topic
-        return [
-            TopicSpec(self.calls.get_topic_name(), self.calls.partitions),
-            TopicSpec(changelog.get_topic_name(), changelog.partitions,
-                      {"cleanup.policy": "compact"}),
-            TopicSpec(self.control.get_topic_name(), 1),
-        ]
+        specs = [TopicSpec(self.calls.get_topic_name(), self.calls.partitions),
+                 _changelog_spec(self.state)]
+        if self.groups is not None:
+            specs += [TopicSpec(self.groups.get_topic_name(), self.groups.partitions),
+                      _changelog_spec(self.group_state)]
+        return [*specs, TopicSpec(self.control.get_topic_name(), 1)]
 
     def output_topics(self) -> list[Any]:
-        return [self.rejected, self.alerts, self.calls]
+        out = [self.rejected, self.alerts, self.calls]
+        return out if self.groups is None else [*out, self.groups]
+
+
+def _changelog_spec(table: Any) -> TopicSpec:
+    changelog = table.changelog_topic
+    return TopicSpec(changelog.get_topic_name(), changelog.partitions,
+                     {"cleanup.policy": "compact"})
 
 
 def declare_topology(options: WorkerOptions) -> Topology:
@@ -155,7 +172,14 @@ def declare_topology(options: WorkerOptions) -> Topology:
     calls = app.topic(t.calls, key_type=bytes, value_type=bytes,
                       partitions=options.partitions, internal=True)
     state = declare_state_table(app, "state", options.partitions, "per-number detection state")
-    return Topology(app, raw, rejected, alerts, control, calls, state)
+    topology = Topology(app, raw, rejected, alerts, control, calls, state)
+    if options.group_detection:
+        topology.groups = app.topic(t.groups, key_type=bytes, value_type=bytes,
+                                    partitions=options.partitions, internal=True)
+        topology.group_state = declare_state_table(app, "groups", options.partitions,
+                                                   "group (ring) detection state per key",
+                                                   GROUP_CODEC)
+    return topology
 
 
 def prepare_topics(options: WorkerOptions, topology: Topology,

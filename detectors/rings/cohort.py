@@ -90,8 +90,9 @@ class KeyState(msgspec.Struct, array_like=True):
     ring: Ring | None = None
 
     @classmethod
-    def new(cls, max_strength: int) -> KeyState:
-        return cls({}, [0] * (max_strength + 1), [0.0] * (max_strength + 1))
+    def new(cls, max_strength: int, now: float = -math.inf) -> KeyState:
+        """An empty key first seen at ``now`` (its first sweep is due a while later)."""
+        return cls({}, [0] * (max_strength + 1), [0.0] * (max_strength + 1), swept_at=now)
 
     # ------------------------------------------------------------------ per call
 

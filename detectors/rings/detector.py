@@ -156,7 +156,7 @@ class GroupDetector:
                     self.lone_blocks[key] = (caller, t)
                     return None
                 del self.lone_blocks[key]
-            state = KeyState.new(rs.max_strength)
+            state = KeyState.new(rs.max_strength, t)
             self.states[key] = state
         elif state.ring is not None and t - state.ring.last_call > rs.ring_idle_s:
             self._forget_ring(state.end_ring(rs))

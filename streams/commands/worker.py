@@ -43,6 +43,12 @@ def broker_url(value: str | None) -> str:
 @click.option("--topic-control", default="dialguard.control", show_default=True)
 @click.option("--topic-calls", default="dialguard.calls", show_default=True,
               help="Internal repartition topic.")
+@click.option("--topic-groups", default=None,
+              help="Internal topic of calls by grouping key, for the group stage "
+                   "(default: the calls topic's name with .groups for .calls).")
+@click.option("--rings/--no-rings", "rings", default=None,
+              help="Run the group (ring) stage beside per-number detection "
+                   "(default: [rings].enabled).")
 @click.option("--ingest-batch", type=int, default=2000, show_default=True,
               help="Raw messages decoded and repartitioned together.")
 @click.option("--ingest", type=click.Choice(["kafka", "faust"]), default="kafka",
@@ -76,6 +82,8 @@ def worker_command(
     topic_rejected: str,
     topic_control: str,
     topic_calls: str,
+    topic_groups: str | None,
+    rings: bool | None,
     ingest_batch: int,
     ingest: str,
     ingest_processes: int,
@@ -120,8 +128,9 @@ def worker_command(
         settings=settings,
         allowlist=allowlist,
         topics=Topics(raw=topic_in, rejected=topic_rejected, alerts=topic_alerts,
-                      control=topic_control, calls=topic_calls),
+                      control=topic_control, calls=topic_calls, groups=topic_groups or ""),
         partitions=partitions,
+        rings=rings,
         app_id=app_id,
         data_dir=data_dir,
         ingest_batch=ingest_batch,
@@ -150,4 +159,5 @@ def worker_command(
         c = pipeline.counts
         print(f"dialguard worker: stopped; {c['messages']} messages, {c['calls']} calls, "
               f"{c['rejected']} rejected, {c['alerts']} alerts, "
-              f"{c.get('detect_rejected', 0)} rejected by detection", file=sys.stderr)
+              f"{c.get('detect_rejected', 0)} rejected by detection, "
+              f"{c.get('ring_alerts', 0)} ring alerts", file=sys.stderr)

@@ -16,8 +16,8 @@ import orjson
 from kafka import KafkaProducer
 
 from detectors.alerts import Alert
+from detectors.composite import DetectorChain
 from detectors.config import load_settings
-from detectors.engine import Detector
 from detectors.numbers import NumberNormaliser
 from detectors.records import Call, Rejected
 from formats.json_lines import JsonLines, write_json_lines
@@ -64,10 +64,10 @@ def make_day(seed: int = 21, hours: float = 6.0) -> Day:
 
 
 def replay_alerts(lines: Iterable[bytes]) -> list[Alert]:
-    """What ``dialguard replay`` alerts: the detector over the calls in event-time order
+    """What ``dialguard replay`` alerts: its detectors over the calls in event-time order
     (within its 300 s slack), each line decoded as ingest decodes a message; a line the
     decoder fails on, or a call whose detection raises, is rejected (skipped)."""
-    detector = Detector(load_settings())
+    detector = DetectorChain.for_settings(load_settings())  # per number and rings
     reader = JsonLines(NumberNormaliser("CN"))
 
     def decoded() -> Iterator[Call | Rejected]:
@@ -159,7 +159,7 @@ def alerted_twice_within_cooldown(alerts: Iterable[dict[str, Any]]) -> list[str]
     last: dict[str, float] = {}
     twice = []
     seen: set[tuple[str, float]] = set()
-    for a in sorted(alerts, key=lambda a: a["detected_at"]):
+    for a in sorted((a for a in alerts if a.get("caller")), key=lambda a: a["detected_at"]):
         key = (a["caller"], a["detected_at"])
         if key in seen:  # the same alert delivered twice (at least once), not a second alert
             continue

@@ -26,7 +26,9 @@ def test_prepare_creates_the_internal_topics_before_any_consumer(kafka_broker: A
                             app_id=f"dg-st-{tag}", control_consumer=False, lag_interval=0)
     pipeline = create_pipeline(options)
     changelog = f"dg-st-{tag}-state-changelog"
-    expected = {topics.calls: 3, changelog: 3, topics.control: 1}
+    expected = {topics.calls: 3, changelog: 3, topics.groups: 3,
+                f"dg-st-{tag}-groups-changelog": 3, topics.control: 1}
+    assert topics.groups == f"st-{tag}.groups"
     assert pipeline.prepare() == expected
     assert pipeline.prepare() == expected  # a second worker: nothing to create, same answer
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
-from unittest.mock import patch
 
 import orjson
 import pytest
@@ -15,77 +14,17 @@ from detectors.config import load_settings
 from detectors.engine import Detector
 from detectors.features import NumberState
 from detectors.records import Call
-from streams.app import Pipeline, alert_rows, create_pipeline
+from streams.app import Pipeline, alert_rows
 from streams.ingest import BATCH_DECODER, BATCH_ENCODER, IN, OUT, encode_batch, partition_for
-from streams.metrics import DialguardMetrics
-from streams.options import WorkerOptions
 from streams.state import StateCodec
 
-Sent = list[tuple[str, dict[str, Any]]]
-
-
-@pytest.fixture
-def sent() -> Iterator[Sent]:
-    captured: Sent = []
-
-    def fake_send(topic: Any, **kwargs: Any) -> None:
-        captured.append((topic.get_topic_name(), kwargs))
-
-    with patch("faust.topics.Topic.send", autospec=True, side_effect=fake_send):
-        yield captured
-
-
-class _Batch:
-    def __init__(self) -> None:
-        self.records: list[tuple[bytes, bytes | None]] = []
-
-    def append(self, *, key: bytes, value: bytes | None, timestamp: None) -> bool:
-        self.records.append((key, value))
-        return True
-
-
-class FakeBatchProducer:
-    """Stands in for the aiokafka producer the changelog writer uses; keeps what it got."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, int, bytes, bytes | None]] = []
-
-    def create_batch(self) -> _Batch:
-        return _Batch()
-
-    async def send_batch(self, batch: Any, topic: str, *, partition: int) -> Any:
-        self.sent.extend((topic, partition, k, v) for k, v in batch.records)
-        future = asyncio.get_running_loop().create_future()
-        future.set_result(SimpleNamespace(topic_partition=(topic, partition), offset=0))
-        return future
-
-
-@pytest.fixture
-def make_pipeline() -> Callable[..., Pipeline]:
-    def make(partitions: int = 1, **kwargs: Any) -> Pipeline:
-        options = WorkerOptions(broker="kafka://127.0.0.1:1", partitions=partitions,
-                                control_consumer=False, lag_interval=0, ingest="faust",
-                                **kwargs)
-        pipeline = create_pipeline(options, DialguardMetrics())
-        pipeline.app.conf.store = "memory://"  # type: ignore[assignment]
-        pipeline.app.finalize()
-        pipeline.app.flow_control.resume()
-        fake = FakeBatchProducer()
-        pipeline.changelog._producer = lambda: fake  # type: ignore[method-assign]
-        pipeline.changelog_sent = fake.sent  # type: ignore[attr-defined]
-        return pipeline
-
-    return make
+from .helpers import Sent, of
 
 
 def campaign(caller: str = "+8617000000001", n: int = 120, t0: float = 1.7e9) -> list[Call]:
     """A cloud-dialer burst: a call every 3 s to distinct numbers, none answered."""
     return [Call(caller, f"+86139{i * 7919:08d}", t0 + 3 * i, 0, False, 12.0,
                  id=f"{caller[-4:]}-{i}") for i in range(n)]
-
-
-def of(sent: Sent, topic: str) -> list[dict[str, Any]]:
-    return [kw for name, kw in sent if name == topic]
 
 
 async def _put_raw(pipeline: Pipeline, values: list[bytes]) -> None:

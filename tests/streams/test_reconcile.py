@@ -16,6 +16,10 @@ def test_balanced_pending_redelivered_and_lost() -> None:
     pending = Reconciliation(produced=10, ingest_rejected=2, forwarded=6, detected=4,
                              pending_calls=2, pending_raw_messages=1)
     assert pending.pending and not pending.balanced and pending.lost == 0
+    # the group stage not done with its input: not settled, though every call was detected
+    grouping = Reconciliation(produced=10, raw_messages=4, ingest_rejected=2, forwarded=8,
+                              detected=8, pending_group_batches=3)
+    assert grouping.pending and not grouping.balanced and "3 group batches" in grouping.render()
     again = Reconciliation(produced=10, ingest_rejected=2, forwarded=9, detected=9)
     assert (again.redelivered, again.lost, again.balanced) == (1, 0, False)
     short = Reconciliation(produced=10, ingest_rejected=2, forwarded=7, detected=7)

@@ -1,0 +1,213 @@
+"""The group (ring) stage without a broker: ingest's routing by grouping key, the stage's
+rings against replay's, its table and changelog, duplicates and resumption."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import pytest
+from msgspec.structs import replace
+
+from detectors.alerts import Alert
+from detectors.composite import DetectorChain
+from detectors.config import load_settings
+from detectors.records import WITHHELD, Call
+from detectors.rings.keys import route
+from streams.app import Pipeline
+from streams.ingest import BATCH_DECODER, GROUP_DECODER, group_keys, partition_for
+from streams.state import KeyStateCodec
+
+from ..detectors.helpers import T0, pool_calls
+from .helpers import Sent, of
+
+PARTITIONS = 4
+
+
+def day() -> list[Call]:
+    """Two rotating pools (one behind its own gateway, one sweeping blocks on a shared trunk),
+    ordinary traffic on that trunk, and withheld callers."""
+    calls = pool_calls(members=10, calls_each=12) + pool_calls(
+        "+86162000", members=6, calls_each=30, trunk="mob-1", t0=T0 + 600, every=30.0)
+    calls += [Call(f"+86138{p:08d}", f"+86137{p * 7919 % 10**8:08d}", T0 + 17 * p, 60, True,
+                   3.0, id=f"town-{p}", trunk="mob-1") for p in range(300)]
+    calls += [Call(WITHHELD, f"+86139{i:08d}", T0 + 40 * i, 0, False, 5.0, id=f"w-{i}",
+                   trunk="gw-pool") for i in range(20)]
+    return sorted(calls, key=lambda c: (c.start, c.caller, c.callee))
+
+
+def ingest(pipeline: Pipeline, calls: list[Call], per_message: int = 50) -> None:
+    values = [orjson.dumps([c.to_dict() for c in calls[i:i + per_message]])
+              for i in range(0, len(calls), per_message)]
+    asyncio.run(pipeline.ingest.ingest_messages(
+        (value, "cdr.raw", 0, offset) for offset, value in enumerate(values)))
+
+
+def events(sent: Sent, topic: str = "dialguard.groups") -> list[Any]:
+    """The messages sent to ``topic`` as Faust events of the partitions they were sent to."""
+    offsets: dict[int, int] = {}
+    out = []
+    for kw in of(sent, topic):
+        p = kw["partition"]
+        offsets[p] = offsets.get(p, -1) + 1
+        out.append(SimpleNamespace(value=kw["value"], message=SimpleNamespace(
+            topic=topic, partition=p, offset=offsets[p])))
+    return out
+
+
+def rings(alerts: list[Alert] | list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Each ring's members at its last alert, by ring id."""
+    out: dict[str, list[str]] = {}
+    for a in alerts:
+        d = a.to_dict() if isinstance(a, Alert) else a
+        if d["kind"] == "ring":
+            out[d["ring_id"]] = sorted(d["members"])
+    return out
+
+
+def replayed(calls: list[Call]) -> list[Alert]:
+    chain = DetectorChain.for_settings(load_settings())
+    return [a for c in calls for a in chain.observe(c)]
+
+
+def test_ingest_sends_each_call_once_per_grouping_key_to_the_key_partition(
+    make_pipeline: Callable[..., Pipeline], sent: Sent
+) -> None:
+    pipeline = make_pipeline(partitions=PARTITIONS)
+    calls = day()
+    ingest(pipeline, calls)
+    got: list[tuple[str, str, str, float]] = []
+    for kw in of(sent, "dialguard.groups"):
+        batch = GROUP_DECODER.decode(kw["value"])
+        assert [c.start for c in batch.calls] == sorted(c.start for c in batch.calls)
+        for key, call in zip(batch.keys, batch.calls, strict=True):
+            assert partition_for(key, PARTITIONS) == kw["partition"]
+            got.append((key, call.caller, call.callee, call.start))
+    expected = [(key, c.caller, c.callee, c.start) for c in calls
+                for key in group_keys(c, callee_blocks=True)]
+    assert sorted(got) == sorted(expected)
+    # a withheld caller counts on its ingress only; everyone else also on the callee block
+    withheld = [g for g in got if g[1] == WITHHELD]
+    assert len(withheld) == 20 and {g[0] for g in withheld} == {"in:gw-pool"}
+    assert len(got) == 2 * len(calls) - 20
+    assert {p for p in range(PARTITIONS)} == {kw["partition"] for kw in of(sent,
+                                                                           "dialguard.groups")}
+    # the per-number path is as it was: every call on its caller's and callee's partition
+    numbered = [c for kw in of(sent, "dialguard.calls")
+                for c in BATCH_DECODER.decode(kw["value"]).calls]
+    assert len(numbered) >= len(calls)
+
+
+def test_without_group_detection_there_is_no_groups_topic(
+    make_pipeline: Callable[..., Pipeline], sent: Sent
+) -> None:
+    pipeline = make_pipeline(partitions=PARTITIONS, rings=False)
+    assert pipeline.groups is None and pipeline.group_agent is None
+    assert pipeline.topology.groups is None
+    names = {spec.name for spec in pipeline.topology.internal_topics()}
+    assert "dialguard.groups" not in names and "dialguard-groups-changelog" not in names
+    ingest(pipeline, day()[:200])
+    assert of(sent, "dialguard.calls") and not of(sent, "dialguard.groups")
+
+
+def test_the_group_stage_reports_the_rings_replay_reports(
+    make_pipeline: Callable[..., Pipeline], sent: Sent
+) -> None:
+    pipeline = make_pipeline(partitions=PARTITIONS)
+    names = {spec.name for spec in pipeline.topology.internal_topics()}
+    assert {"dialguard.groups", "dialguard-groups-changelog"} <= names
+    calls = day()
+    ingest(pipeline, calls)
+    batches = events(sent)
+    # buffers of a few batches, as the agent takes them
+    for i in range(0, len(batches), 5):
+        asyncio.run(pipeline.group_events(batches[i:i + 5]))
+
+    expected = replayed(calls)
+    expected_rings = rings(expected)
+    assert len(expected_rings) >= 2
+    alerts = [orjson.loads(kw["value"]) for kw in of(sent, "dialguard.alerts")]
+    assert rings(alerts) == expected_rings
+    assert sorted((a["ring_id"], a["detected_at"]) for a in alerts) == sorted(
+        (a.ring_id, a.detected_at) for a in expected if a.kind == "ring")
+    assert {kw["key"] for kw in of(sent, "dialguard.alerts")} == {
+        r.encode() for r in expected_rings}
+    assert not any(m == WITHHELD or m.startswith("+86138") for ms in expected_rings.values()
+                   for m in ms)
+    m = pipeline.metrics
+    assert m.value("dialguard_rings_found_total") == len(expected_rings)
+    assert m.value("dialguard_alerts_total", kind="ring", profile="ring") == len(alerts)
+    assert pipeline.counts["ring_alerts"] == len(alerts)
+
+    # every key's state is in the table, and the newest changelog record per key is it
+    live = {k: s for det in pipeline.groups.detectors.values()  # type: ignore[union-attr]
+            for k, s in det.states.items()}
+    table = pipeline.topology.group_state
+    assert set(table.keys()) == set(live)
+    newest = {key.decode(): value for _, p, key, value in pipeline.group_changelog_sent}  # type: ignore[attr-defined]
+    assert {k for k, v in newest.items() if v is not None} == set(live)
+    codec = KeyStateCodec()
+    assert all(codec.loads(newest[k]) == s for k, s in live.items())
+    assert all(partition_for(k, PARTITIONS) == p
+               for _, p, key, _ in pipeline.group_changelog_sent  # type: ignore[attr-defined]
+               for k in [key.decode()])
+
+
+def test_a_duplicate_delivery_and_a_resumed_partition_change_nothing(
+    make_pipeline: Callable[..., Pipeline], sent: Sent
+) -> None:
+    pipeline = make_pipeline(partitions=PARTITIONS)
+    calls = day()
+    half = len(calls) // 2
+    ingest(pipeline, calls[:half] + calls[half - 50:half])  # 50 calls delivered again
+    first = events(sent)
+    asyncio.run(pipeline.group_events(first))
+    groups = pipeline.groups
+    assert groups is not None
+    # each duplicate call is dropped once under each key it was sent under
+    assert pipeline.counts["group_duplicates"] == sum(
+        len(group_keys(c, True)) for c in calls[half - 50:half])
+    before = {p: (d.table_state(), dict(d.memberships)) for p, d in groups.detectors.items()}
+    assert any(memberships for _, memberships in before.values())
+    # the partitions are revoked and assigned again: their detectors come back from the table
+    groups.revoke(range(PARTITIONS))
+    assert not groups.detectors
+    assert {p: (groups.detector(p).table_state(), groups.detector(p).memberships)
+            for p in before} == before
+    sent.clear()
+    ingest(pipeline, calls[half:])
+    asyncio.run(pipeline.group_events(events(sent)))
+    alerts = [orjson.loads(kw["value"]) for kw in of(sent, "dialguard.alerts")]
+    # the alerts of the second part are replay's alerts of the whole day after the first part
+    expected = replayed(calls)
+    cut = calls[half - 1].start
+    later = [a for a in expected if a.kind == "ring" and a.detected_at >= cut]
+    assert sorted((a["ring_id"], a["detected_at"]) for a in alerts) == sorted(
+        (a.ring_id, a.detected_at) for a in later)
+
+
+def test_an_undecodable_groups_message_is_skipped(
+    make_pipeline: Callable[..., Pipeline], sent: Sent
+) -> None:
+    pipeline = make_pipeline(partitions=1)
+    calls = pool_calls(members=10, calls_each=12)
+    calls.sort(key=lambda c: c.start)
+    ingest(pipeline, calls)
+    good = events(sent)
+    bad = SimpleNamespace(value=b"{not msgpack", message=SimpleNamespace(
+        topic="dialguard.groups", partition=0, offset=99))
+    asyncio.run(pipeline.group_events([bad, *good]))
+    assert pipeline.counts["bad_group_batches"] == 1
+    assert rings([orjson.loads(kw["value"]) for kw in of(sent, "dialguard.alerts")]) == rings(
+        replayed(calls))
+
+
+@pytest.mark.parametrize("callee_blocks", [True, False])
+def test_group_keys_follow_route(callee_blocks: bool) -> None:
+    call = Call("+8617000000001", "+8613812345678", T0, 0, False, src_ip="10.0.0.9")
+    assert group_keys(call, callee_blocks) == route(call, callee_blocks)
+    hidden = replace(call, caller=WITHHELD)
+    assert group_keys(hidden, callee_blocks) == ("ip:10.0.0.9",)
