@@ -306,10 +306,11 @@ class KeyState(msgspec.Struct, array_like=True):
         if rec[RING_INDEX] >= 0:
             self.in_ring -= 1
             return
-        self._withdraw(rec, rs)
+        qualified = self._qualifies(rec, rs)
+        if qualified:  # out of ``active`` (what _withdraw does for a caller in no ring)
+            self.active[self._bin(rec)] -= 1
         if now > self.baseline_at:
             self._decay(now, rs)
-        qualified = self._qualifies(rec, rs)
         if not qualified and rec[CALLS] >= rs.min_strength:  # a few calls say too little
             self.engaged[caller] = [rec[LAST], rec[CALLS], rec[ENGAGED], rec[ANSWERED]]
         strength = self._bin(rec) if qualified else 0
