@@ -220,3 +220,14 @@ def test_a_number_back_after_a_quiet_spell_keeps_its_engagement(memory_s: float,
     assert (state.qualified_at_least(3) == 1) is qualifies
     state.expire(later + rs.member_idle_s * 2 + max(memory_s, 1.0), rs)
     assert not state.engaged and KeyState.from_bytes(state.to_bytes()) == state
+
+
+def test_a_block_only_talked_to_keeps_no_state() -> None:
+    det = GroupDetector.example()
+    block = "blk:+861381234"
+    for i in range(6):  # two callers talking with numbers of one block: no sweep
+        det.observe(Call(f"+8617000000{i % 2:03d}", f"+861381234{i:04d}", T0 + 60 * i, 60, True))
+    assert block not in det.states and block not in det.lone_blocks
+    for i in range(2):  # two callers leaving unanswered calls there: the block is watched
+        det.observe(Call(f"+8617000000{i:03d}", f"+86138123499{i:02d}", T0 + 600 + i, 0, False))
+    assert block in det.states
