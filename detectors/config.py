@@ -122,6 +122,7 @@ class RingSettings:
     max_engaged_ratio: float = 0.2
     max_answer_ratio: float = 0.4
     youth_s: float = 3600.0
+    engaged_memory_s: float = 86400.0
     max_false_share: float = 0.02
     prior_tail: float = 0.3
     prior_weight: float = 20.0

@@ -327,7 +327,8 @@ def calls_from_files(paths: Iterable[str], fmt: str, normaliser: Any, timezone: 
 
 def default_detectors(settings: Any, allowlist: Iterable[str]
                       ) -> list[tuple[str, Callable[[], Observer]]]:
-    """dialguard's Detector and the two baselines, all with the same allowlist and cool-down."""
+    """dialguard (the per-number Detector and, when ``[rings].enabled``, the group detector, as
+    in replay and the workers) and the two baselines, all with the same allowlist and cool-down."""
     from testbed.baselines import AniProfileBaseline, VolumeRuleBaseline
 
     allow = frozenset(allowlist)
@@ -335,9 +336,9 @@ def default_detectors(settings: Any, allowlist: Iterable[str]
 
     def dialguard() -> Observer:
         from detectors.allowlist import Allowlist
-        from detectors.engine import Detector
+        from detectors.composite import DetectorChain
 
-        return Detector(settings, allowlist=Allowlist(allow))
+        return DetectorChain.for_settings(settings, Allowlist(allow))
 
     return [
         ("dialguard", dialguard),

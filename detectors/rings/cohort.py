@@ -2,9 +2,15 @@
 
 Each caller seen under a key has a small record: when it was first and last seen, its
 calls, its **strength** (unanswered or cut-short calls to callees it had not just
-called) and its engaged calls (real conversations).  A caller whose engaged share
-stays at most ``max_engaged_ratio`` *qualifies*; couriers, privacy numbers and call
-centres talk to the people they call, so they do not.
+called) and its engaged calls (real conversations, and repeated contacts: calling back
+a number it has just called).  A caller whose engaged share stays at most
+``max_engaged_ratio`` and whose answered share stays at most ``max_answer_ratio``
+*qualifies*; couriers, privacy numbers, notice lines and call centres talk to the people
+they call and try them again, so they do not.  A number is judged on its life under the
+key, not on its latest hour: a caller that retires from the key without qualifying is
+remembered (``engaged``, for ``engaged_memory_s``), and when it calls again its new
+record starts from its old engagement, so one unlucky run of unanswered calls after a
+quiet spell does not make a notice line look like a fresh dialer number.
 
 What counts as many is judged against the key itself.  Callers that retire from the
 key without joining a ring feed a decaying histogram of the strength they reached: the
@@ -88,6 +94,9 @@ class KeyState(msgspec.Struct, array_like=True):
     in_ring: int = 0
     withheld: int = 0
     ring: Ring | None = None
+    #: callers that retired without qualifying: caller -> [last call, calls, engaged,
+    #: answered] (their engagement carries over when they call again)
+    engaged: dict[str, list[float]] = msgspec.field(default_factory=dict)
 
     @classmethod
     def new(cls, max_strength: int, now: float = -math.inf) -> KeyState:
@@ -115,6 +124,10 @@ class KeyState(msgspec.Struct, array_like=True):
         outside = True
         if rec is None:
             rec = [t, t, 0.0, 0.0, 0.0, 0.0, NOT_IN_RING, 0.0, -1.0, -1.0, -1.0, -1.0]
+            if self.engaged:
+                past = self.engaged.pop(caller, None)
+                if past is not None and t - past[0] <= rs.engaged_memory_s:
+                    rec[CALLS], rec[ENGAGED], rec[ANSWERED] = past[1], past[2], past[3]
             self.callers[caller] = rec
         else:
             outside = rec[RING_INDEX] < 0
@@ -128,13 +141,15 @@ class KeyState(msgspec.Struct, array_like=True):
         value = float(callee)
         repeat = rec[8] == value or rec[9] == value or rec[10] == value or rec[11] == value
         grew = False
-        if not repeat:
+        if repeat:  # trying a number again is contact, not a sweep of a list
+            rec[ENGAGED] += 1
+        else:
             slot = int(rec[NEXT_SLOT])
             rec[8 + slot] = value
             rec[NEXT_SLOT] = float((slot + 1) % RECENT)
         if answered:
             rec[ANSWERED] += 1
-            if talk >= rs.engaged_talk_s:
+            if talk >= rs.engaged_talk_s and not repeat:
                 rec[ENGAGED] += 1
             elif not repeat and talk < rs.short_talk_s and t - rec[FIRST] <= rs.youth_s:
                 rec[STRENGTH] += 1
@@ -267,6 +282,10 @@ class KeyState(msgspec.Struct, array_like=True):
         cutoff = now - rs.member_idle_s
         for caller in [c for c, rec in self.callers.items() if rec[LAST] < cutoff]:
             self._retire(caller, now, rs)
+        if self.engaged:
+            forget = now - rs.engaged_memory_s
+            for caller in [c for c, past in self.engaged.items() if past[0] < forget]:
+                del self.engaged[caller]
         ring = self.ring
         if ring is None or now - ring.last_call <= rs.ring_idle_s:
             return None
@@ -287,10 +306,14 @@ class KeyState(msgspec.Struct, array_like=True):
         if rec[RING_INDEX] >= 0:
             self.in_ring -= 1
             return
-        self._withdraw(rec, rs)
+        qualified = self._qualifies(rec, rs)
+        if qualified:  # out of ``active`` (what _withdraw does for a caller in no ring)
+            self.active[self._bin(rec)] -= 1
         if now > self.baseline_at:
             self._decay(now, rs)
-        strength = self._bin(rec) if self._qualifies(rec, rs) else 0
+        if not qualified and rec[CALLS] >= rs.min_strength:  # a few calls say too little
+            self.engaged[caller] = [rec[LAST], rec[CALLS], rec[ENGAGED], rec[ANSWERED]]
+        strength = self._bin(rec) if qualified else 0
         since = max(0.0, self.baseline_at - (rec[LAST] + rs.member_idle_s))
         weight = 0.5 ** (since / rs.baseline_half_life_s)
         self.baseline[strength] += weight
@@ -313,7 +336,8 @@ class KeyState(msgspec.Struct, array_like=True):
     @property
     def empty(self) -> bool:
         """Nothing left worth keeping: no callers, no ring, a baseline all but forgotten."""
-        return not self.callers and self.ring is None and self.baseline_total < 0.5
+        return (not self.callers and self.ring is None and self.baseline_total < 0.5
+                and not self.engaged)
 
     # ------------------------------------------------------------------ binary form
 

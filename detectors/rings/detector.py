@@ -66,8 +66,9 @@ class GroupDetector:
         self.settings = settings
         self.allowlist = allowlist if allowlist is not None else Allowlist()
         self.states: MutableMapping[str, KeyState] = states if states is not None else {}
-        #: block keys called by one caller so far: key -> (caller, last call); a block
-        #: gets full state only when a second caller sweeps it (most blocks never do)
+        #: block keys swept by one caller so far: key -> (caller, last call); a block gets
+        #: full state only when a second caller sweeps it (unanswered or cut-short calls;
+        #: most blocks never are), and until then its talked-to calls are not kept
         self.lone_blocks: dict[str, tuple[str, float]] = {}
         #: caller -> ring id, for tagging number alerts (rebuilt from ``states``)
         self.memberships: dict[str, str] = {}
@@ -111,7 +112,8 @@ class GroupDetector:
     def observe_unique(self, call: Call) -> Sequence[Alert]:
         """A call known not to be a duplicate, under every key it is routed by."""
         self.stats.calls += 1
-        self._advance(call.start)
+        if call.start > self.watermark:
+            self._advance(call.start)
         alerts: list[Alert] | None = None
         keys = route(call, self._blocks)
         if keys and (not call.caller or call.caller not in self.allowlist):
@@ -151,6 +153,8 @@ class GroupDetector:
         t = call.start
         if state is None:
             if key.startswith(BLOCK):
+                if call.answered and call.duration >= rs.short_talk_s:
+                    return None  # no sweep evidence: a block nobody sweeps need not learn it
                 lone = self.lone_blocks.get(key)
                 if lone is None or lone[0] == caller or t - lone[1] > rs.member_idle_s:
                     self.lone_blocks[key] = (caller, t)

@@ -187,3 +187,47 @@ def test_ring_settings_are_live_except_what_shapes_state() -> None:
     assert detector.settings.rings.update_interval_s == 60
     with pytest.raises(ConfigError, match="fixed at start"):
         with_override(load_settings(), "rings.callee_blocks", False)
+
+
+def _unanswered_run(state: KeyState, caller: str, t0: float, callees: list[int]) -> None:
+    rs = load_settings().rings
+    for i, callee in enumerate(callees):
+        state.account(caller, t0 + 60 * i, callee, False, 0, rs)
+
+
+def test_trying_numbers_again_is_engagement_not_a_sweep() -> None:
+    sweeper, retrier = KeyState.new(24), KeyState.new(24)
+    _unanswered_run(sweeper, "+8617000000001", T0, [8613900000000 + i for i in range(8)])
+    _unanswered_run(retrier, "+8617000000002", T0,
+                    [8613900000000 + i // 2 for i in range(8)])  # each callee tried twice
+    assert sweeper.qualified_at_least(3) == 1
+    assert retrier.qualified_at_least(1) == 0
+
+
+@pytest.mark.parametrize("memory_s, qualifies", [(86400.0, False), (0.0, True)])
+def test_a_number_back_after_a_quiet_spell_keeps_its_engagement(memory_s: float,
+                                                                qualifies: bool) -> None:
+    rs = with_override(load_settings(), "rings.engaged_memory_s", memory_s).rings
+    state = KeyState.new(rs.max_strength, T0)
+    line = "+862100000001"  # a notice line: its calls answered and listened to
+    for i in range(20):
+        state.account(line, T0 + 60 * i, 8613900000000 + i, True, 40, rs)
+    later = T0 + 60 * 20 + rs.member_idle_s * 2
+    state.expire(later, rs)
+    assert line not in state.callers
+    for i in range(5):  # then a run of unanswered calls to new numbers
+        state.account(line, later + 60 * i, 8613800000000 + i, False, 0, rs)
+    assert (state.qualified_at_least(3) == 1) is qualifies
+    state.expire(later + rs.member_idle_s * 2 + max(memory_s, 1.0), rs)
+    assert not state.engaged and KeyState.from_bytes(state.to_bytes()) == state
+
+
+def test_a_block_only_talked_to_keeps_no_state() -> None:
+    det = GroupDetector.example()
+    block = "blk:+861381234"
+    for i in range(6):  # two callers talking with numbers of one block: no sweep
+        det.observe(Call(f"+8617000000{i % 2:03d}", f"+861381234{i:04d}", T0 + 60 * i, 60, True))
+    assert block not in det.states and block not in det.lone_blocks
+    for i in range(2):  # two callers leaving unanswered calls there: the block is watched
+        det.observe(Call(f"+8617000000{i:03d}", f"+86138123499{i:02d}", T0 + 600 + i, 0, False))
+    assert block in det.states
