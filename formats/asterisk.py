@@ -104,6 +104,39 @@ def asterisk_trunk(channel: str) -> str | None:
 _HEX = "0123456789abcdefABCDEF"
 
 
+class TrunkCache:
+    """:func:`asterisk_trunk` remembered per channel prefix (the channel without its call suffix).
+
+    Every call has its own channel name (``SIP/gw-cloud-0000001a``), but the
+    prefix before the hexadecimal suffix repeats, and the trunk depends only on it.
+
+    >>> trunks = TrunkCache()
+    >>> trunks("SIP/gw-cloud-0000001a"), trunks("SIP/gw-cloud-0000001b"), trunks("SIP/-1a")
+    ('gw-cloud', 'gw-cloud', '-1a')
+    """
+
+    __slots__ = ("_by_prefix", "size")
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._by_prefix: dict[str, str | None] = {}
+        self.size = size
+
+    def __call__(self, channel: str) -> str | None:
+        prefix, dash, suffix = channel.rpartition("-")
+        if not (dash and suffix and not suffix.strip(_HEX)):
+            return asterisk_trunk(channel)
+        by_prefix = self._by_prefix
+        if prefix in by_prefix:
+            return by_prefix[prefix]
+        trunk = asterisk_trunk(channel)
+        # cache only what holds for any suffix (``SIP/-1a`` keeps its suffix as the name)
+        if trunk == asterisk_trunk(prefix + "-0") == asterisk_trunk(prefix + "-f"):
+            if len(by_prefix) >= self.size:
+                by_prefix.clear()
+            by_prefix[prefix] = trunk
+        return trunk
+
+
 class Asterisk:
     """Reader of Asterisk ``Master.csv``: files (the layout found per file) and CSV messages.
 
@@ -118,6 +151,7 @@ class Asterisk:
         self.timezone = timezone
         self.limits = limits
         self.times = LocalTimes(timezone)
+        self._trunks = TrunkCache()
 
     def read(self, lines: Iterable[bytes | str], source: str = "") -> Iterator[Decoded]:
         """Every record of one file, in file order."""
@@ -200,7 +234,7 @@ class Asterisk:
         if not answered:  # voicemail or a queue may count billsec, but nobody answered
             talk = 0
         return Call(caller, callee, started, talk, answered, float(total - talk),
-                    _record_id(row, text, layout), asterisk_trunk(row[CHANNEL]), None,
+                    _record_id(row, text, layout), self._trunks(row[CHANNEL]), None,
                     disposition or None)
 
     def _check_zone(self, call: Call, row: list[str], layout: Layout, source: str) -> bool:
