@@ -156,6 +156,7 @@ class Asterisk:
     def read(self, lines: Iterable[bytes | str], source: str = "") -> Iterator[Decoded]:
         """Every record of one file, in file order."""
         layout: Layout | None = None
+        columns = separators = -1  # no layout yet: every row length differs
         zone_checked = False
         split = RowSplitter()
         decode_row = self._decode_row
@@ -164,26 +165,27 @@ class Asterisk:
                 yield reject("malformed", "a quoted field is never closed", "",
                              f"{source}:{lineno}")
                 continue
-            if layout is None:
-                row = split(text)
-            elif text.count('","') == layout.columns - 1 and text[0] == text[-1] == '"':
+            if layout is not None and text.count('","') == separators and text[0] == '"' \
+                    and text[-1] == '"':
                 # every field quoted (older writers): '","' separates them even with commas
                 # inside.  A doubled quote stays doubled: only in fields never read (clid)
                 row = text[1:-1].split('","')
-            elif '""' not in text and text.count(",") == layout.columns - 1:
+            elif layout is not None and text.count(",") == separators and '""' not in text:
                 row = text.replace('"', "").split(",")  # no comma, no quote inside a field
             else:
                 row = split(text)
-            if layout is None:
+            if len(row) != columns:
+                if layout is not None:
+                    yield reject("malformed", f"expected {columns} columns like the first "
+                                 f"record, got {len(row)}", text, f"{source}:{lineno}")
+                    continue
                 if len(row) not in COLUMN_COUNTS:
                     yield reject("malformed", f"expected 16 to 21 columns (Asterisk cdr_csv), "
                                  f"got {len(row)}", text, f"{source}:{lineno}")
                     continue
                 layout = Layout(len(row))
-            elif len(row) != layout.columns:
-                yield reject("malformed", f"expected {layout.columns} columns like the first "
-                             f"record, got {len(row)}", text, f"{source}:{lineno}")
-                continue
+                columns, separators = layout.columns, layout.columns - 1
+            assert layout is not None  # rows reach here only once the first one set it
             decoded = decode_row(row, text, layout)
             if isinstance(decoded, tuple):
                 reason, detail = decoded
@@ -208,8 +210,8 @@ class Asterisk:
         if not limits.earliest <= started < limits.latest:
             return "bad_time", f"start: {limits.check_start(started)}"
         duration, billsec = row[DURATION], row[BILLSEC]
-        if not (duration.isdigit() and billsec.isdigit() and duration.isascii()
-                and billsec.isascii() and len(duration) <= 9 and len(billsec) <= 9):
+        if not (duration.isdigit() and billsec.isdigit() and len(duration) <= 9 >= len(billsec)
+                and (duration + billsec).isascii()):
             return "bad_duration", f"duration/billsec not whole seconds: {duration!r}/{billsec!r}"
         total, talk = int(duration), int(billsec)
         if total > limits.max_call_s or talk > total:
