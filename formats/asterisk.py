@@ -104,6 +104,39 @@ def asterisk_trunk(channel: str) -> str | None:
 _HEX = "0123456789abcdefABCDEF"
 
 
+class TrunkCache:
+    """:func:`asterisk_trunk` remembered per channel prefix (the channel without its call suffix).
+
+    Every call has its own channel name (``SIP/gw-cloud-0000001a``), but the
+    prefix before the hexadecimal suffix repeats, and the trunk depends only on it.
+
+    >>> trunks = TrunkCache()
+    >>> trunks("SIP/gw-cloud-0000001a"), trunks("SIP/gw-cloud-0000001b"), trunks("SIP/-1a")
+    ('gw-cloud', 'gw-cloud', '-1a')
+    """
+
+    __slots__ = ("_by_prefix", "size")
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._by_prefix: dict[str, str | None] = {}
+        self.size = size
+
+    def __call__(self, channel: str) -> str | None:
+        prefix, dash, suffix = channel.rpartition("-")
+        if not (dash and suffix and not suffix.strip(_HEX)):
+            return asterisk_trunk(channel)
+        by_prefix = self._by_prefix
+        if prefix in by_prefix:
+            return by_prefix[prefix]
+        trunk = asterisk_trunk(channel)
+        # cache only what holds for any suffix (``SIP/-1a`` keeps its suffix as the name)
+        if trunk == asterisk_trunk(prefix + "-0") == asterisk_trunk(prefix + "-f"):
+            if len(by_prefix) >= self.size:
+                by_prefix.clear()
+            by_prefix[prefix] = trunk
+        return trunk
+
+
 class Asterisk:
     """Reader of Asterisk ``Master.csv``: files (the layout found per file) and CSV messages.
 
@@ -118,10 +151,12 @@ class Asterisk:
         self.timezone = timezone
         self.limits = limits
         self.times = LocalTimes(timezone)
+        self._trunks = TrunkCache()
 
     def read(self, lines: Iterable[bytes | str], source: str = "") -> Iterator[Decoded]:
         """Every record of one file, in file order."""
         layout: Layout | None = None
+        columns = separators = -1  # no layout yet: every row length differs
         zone_checked = False
         split = RowSplitter()
         decode_row = self._decode_row
@@ -130,26 +165,27 @@ class Asterisk:
                 yield reject("malformed", "a quoted field is never closed", "",
                              f"{source}:{lineno}")
                 continue
-            if layout is None:
-                row = split(text)
-            elif text.count('","') == layout.columns - 1 and text[0] == text[-1] == '"':
+            if layout is not None and text.count('","') == separators and text[0] == '"' \
+                    and text[-1] == '"':
                 # every field quoted (older writers): '","' separates them even with commas
                 # inside.  A doubled quote stays doubled: only in fields never read (clid)
                 row = text[1:-1].split('","')
-            elif '""' not in text and text.count(",") == layout.columns - 1:
+            elif layout is not None and text.count(",") == separators and '""' not in text:
                 row = text.replace('"', "").split(",")  # no comma, no quote inside a field
             else:
                 row = split(text)
-            if layout is None:
+            if len(row) != columns:
+                if layout is not None:
+                    yield reject("malformed", f"expected {columns} columns like the first "
+                                 f"record, got {len(row)}", text, f"{source}:{lineno}")
+                    continue
                 if len(row) not in COLUMN_COUNTS:
                     yield reject("malformed", f"expected 16 to 21 columns (Asterisk cdr_csv), "
                                  f"got {len(row)}", text, f"{source}:{lineno}")
                     continue
                 layout = Layout(len(row))
-            elif len(row) != layout.columns:
-                yield reject("malformed", f"expected {layout.columns} columns like the first "
-                             f"record, got {len(row)}", text, f"{source}:{lineno}")
-                continue
+                columns, separators = layout.columns, layout.columns - 1
+            assert layout is not None  # rows reach here only once the first one set it
             decoded = decode_row(row, text, layout)
             if isinstance(decoded, tuple):
                 reason, detail = decoded
@@ -174,8 +210,8 @@ class Asterisk:
         if not limits.earliest <= started < limits.latest:
             return "bad_time", f"start: {limits.check_start(started)}"
         duration, billsec = row[DURATION], row[BILLSEC]
-        if not (duration.isdigit() and billsec.isdigit() and duration.isascii()
-                and billsec.isascii() and len(duration) <= 9 and len(billsec) <= 9):
+        if not (duration.isdigit() and billsec.isdigit() and len(duration) <= 9 >= len(billsec)
+                and (duration + billsec).isascii()):
             return "bad_duration", f"duration/billsec not whole seconds: {duration!r}/{billsec!r}"
         total, talk = int(duration), int(billsec)
         if total > limits.max_call_s or talk > total:
@@ -200,7 +236,7 @@ class Asterisk:
         if not answered:  # voicemail or a queue may count billsec, but nobody answered
             talk = 0
         return Call(caller, callee, started, talk, answered, float(total - talk),
-                    _record_id(row, text, layout), asterisk_trunk(row[CHANNEL]), None,
+                    _record_id(row, text, layout), self._trunks(row[CHANNEL]), None,
                     disposition or None)
 
     def _check_zone(self, call: Call, row: list[str], layout: Layout, source: str) -> bool:

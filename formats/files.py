@@ -57,6 +57,12 @@ def open_binary(path: str | Path) -> IO[bytes]:
 
 def lines_of(stream: IO[bytes], name: str) -> Iterator[bytes]:
     """The lines of ``stream``; a gzip stream cut short raises :class:`TruncatedInput`."""
+    if not isinstance(stream, gzip.GzipFile):
+        return iter(stream)  # only decompression can fail part way: no wrapper per line
+    return _gzip_lines(stream, name)
+
+
+def _gzip_lines(stream: IO[bytes], name: str) -> Iterator[bytes]:
     try:
         yield from stream
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
