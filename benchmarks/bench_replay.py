@@ -199,8 +199,7 @@ def chain_run(path: Path, fmt: str, rings: bool) -> tuple[int, DetectorChain]:
     settings = load_settings()
     chain = DetectorChain.for_settings(settings, rings=rings)
     sink = io.BytesIO()
-    records = read_paths([path], fmt, NumberNormaliser(settings.input.region),
-                         settings.input.timezone)
+    records = read_paths([path], fmt, NumberNormaliser(settings.input.region), settings.input)
     summary = replay(records, chain, lambda a: sink.write(a.to_json() + b"\n"))
     return summary.read, chain
 
@@ -213,7 +212,7 @@ def group_state_over_day(path: Path) -> list[tuple[float, int, int]]:
     first: float | None = None
     next_hour = 0.0
     for record in read_paths([path], "json", NumberNormaliser(settings.input.region),
-                             settings.input.timezone):
+                             settings.input):
         if not isinstance(record, Call):
             continue
         start = record.start
