@@ -246,15 +246,20 @@ class KeyState(msgspec.Struct, array_like=True):
         return [caller for _, caller in sorted(found)]
 
     def joins(self, rec: list[float], rs: RingSettings) -> bool:
-        """Whether a caller outside the living ring now has the evidence to join it: at
-        least ``join_strength``, and as much as the key's traffic asks for now with the
-        ring's members counted (a gateway nobody else uses asks little of a pool's next
-        number; a city's switch asks as much as chance callers there would reach)."""
+        """Whether a caller outside the living ring now has the evidence to join it: as
+        much as the founders had, and as much as the key's traffic asks for now with the
+        ring's members counted.  Where the founders needed no more than ``min_strength``
+        (the key's traffic was no constraint: a gateway nobody else uses), a joiner needs
+        only ``join_strength``: a pool's next number joins at its first unanswered call.
+        On a busy key that asked more of the founders, joiners below that would be mostly
+        the key's own callers (measured: ordinary subscribers on a city's switch)."""
         ring = self.ring
-        if (ring is None or rec[RING_INDEX] >= 0 or rec[STRENGTH] < rs.join_strength
-                or not self._qualifies(rec, rs)):
+        if ring is None or rec[RING_INDEX] >= 0 or not self._qualifies(rec, rs):
             return False
-        now = self.founding_threshold(rs, self.in_ring, rs.join_strength)
+        floor = rs.join_strength if ring.threshold <= rs.min_strength else ring.threshold
+        if rec[STRENGTH] < floor:
+            return False
+        now = self.founding_threshold(rs, self.in_ring, floor)
         return now is not None and rec[STRENGTH] >= now
 
     def enrol(self, caller: str, rs: RingSettings) -> None:

@@ -234,20 +234,25 @@ def test_a_block_only_talked_to_keeps_no_state() -> None:
     assert block in det.states
 
 
-@pytest.mark.parametrize("join_strength, joined", [(1, True), (3, False)])
-def test_a_living_ring_takes_a_later_number_on_thin_evidence(join_strength: int,
-                                                             joined: bool) -> None:
+@pytest.mark.parametrize("busy_key, join_strength, joined", [
+    (False, 1, True),   # a gateway nobody else uses: the pool's next number joins at once
+    (False, 3, False),  # unless the analyst asks as much of joiners as of founders
+    (True, 1, False),   # a town's switch asked more of the founders: so it does of joiners
+])
+def test_a_living_ring_takes_a_later_number_on_thin_evidence_where_its_key_is_quiet(
+        busy_key: bool, join_strength: int, joined: bool) -> None:
     settings = with_override(load_settings(), "rings.join_strength", join_strength)
-    det = GroupDetector(settings)
-    pool = pool_calls(members=10, calls_each=6)
-    run(det, pool)
-    assert det.ring_of(pool[0].caller) is not None
-    late = "+8617199999999"  # the pool's next number, retired after two unanswered calls
+    trunk = "mob-1" if busy_key else "gw-pool"
+    pool = pool_calls(members=10, calls_each=30, every=40.0, trunk=trunk, t0=T0 + 3 * 3600)
     end = max(c.start for c in pool)
-    alerts = run(det, [Call(late, f"+86139{i:08d}", end + 30 * (i + 1), 0, False,
-                            trunk="gw-pool") for i in range(2)])
-    assert (det.ring_of(late) is not None) is joined
-    assert not alerts or late in members(alerts)
+    late = "+8617199999999"  # the pool's next number, retired after two unanswered calls
+    thin = [Call(late, f"+86139{i:08d}", end - 300 + 30 * (i + 1), 0, False, trunk=trunk)
+            for i in range(2)]
+    alerts = run(GroupDetector(settings), (town() if busy_key else []) + pool + thin)
+    assert {c.caller for c in pool} <= members(alerts)
+    founders_needed = {a.features["threshold"] for a in alerts if a.kind == "ring"}
+    assert founders_needed == ({6.0} if busy_key else {3.0})
+    assert (late in members(alerts)) is joined
 
 
 def test_a_few_answered_calls_do_not_rule_a_number_out_but_many_do() -> None:
