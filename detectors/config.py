@@ -116,11 +116,13 @@ class RingSettings:
     update_interval_s: float = 300.0
     min_members: int = 3
     min_strength: int = 3
+    join_strength: int = 1
     max_strength: int = 24
     short_talk_s: float = 10.0
     engaged_talk_s: float = 30.0
     max_engaged_ratio: float = 0.2
     max_answer_ratio: float = 0.4
+    answer_grace_calls: float = 2.0
     youth_s: float = 3600.0
     engaged_memory_s: float = 86400.0
     max_false_share: float = 0.02
@@ -397,7 +399,7 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
     )
 
 
-_RING_WHOLE = {"min_members", "min_strength", "max_strength", "max_members"}
+_RING_WHOLE = {"min_members", "min_strength", "join_strength", "max_strength", "max_members"}
 _RING_FLAGS = {"enabled", "callee_blocks"}
 
 
@@ -415,6 +417,8 @@ def _build_rings(r: Mapping[str, Any]) -> RingSettings:
     rings = RingSettings(**values)
     if rings.max_strength < rings.min_strength or rings.max_strength > 64:
         raise ConfigError("rings.max_strength must be between rings.min_strength and 64")
+    if rings.join_strength > rings.min_strength:
+        raise ConfigError("rings.join_strength must be at most rings.min_strength")
     if rings.min_members < 2:
         raise ConfigError("rings.min_members must be >= 2 (a ring is several numbers)")
     if not 0 < rings.prior_tail < 1:

@@ -6,11 +6,14 @@ called) and its engaged calls (real conversations, and repeated contacts: callin
 a number it has just called).  A caller whose engaged share stays at most
 ``max_engaged_ratio`` and whose answered share stays at most ``max_answer_ratio``
 *qualifies*; couriers, privacy numbers, notice lines and call centres talk to the people
-they call and try them again, so they do not.  A number is judged on its life under the
-key, not on its latest hour: a caller that retires from the key without qualifying is
-remembered (``engaged``, for ``engaged_memory_s``), and when it calls again its new
-record starts from its old engagement, so one unlucky run of unanswered calls after a
-quiet spell does not make a notice line look like a fresh dialer number.
+they call and try them again, so they do not.  The answered share is taken over
+``answer_grace_calls`` more calls than were made: two answered calls out of a pool
+number's three say little, seven out of a courier's ten say enough.  A number is judged
+on its life under the key, not on its latest hour: a caller that retires from the key
+without qualifying is remembered (``engaged``, for ``engaged_memory_s``), and when it
+calls again its new record starts from its old engagement, so one unlucky run of
+unanswered calls after a quiet spell does not make a notice line look like a fresh
+dialer number.
 
 What counts as many is judged against the key itself.  Callers that retire from the
 key without joining a ring feed a decaying histogram of the strength they reached: the
@@ -132,8 +135,8 @@ class KeyState(msgspec.Struct, array_like=True):
         else:
             outside = rec[RING_INDEX] < 0
             calls = rec[CALLS]
-            if outside and (rec[ENGAGED] <= rs.max_engaged_ratio * calls
-                            and rec[ANSWERED] <= rs.max_answer_ratio * calls):
+            if outside and (rec[ENGAGED] <= rs.max_engaged_ratio * calls and rec[ANSWERED]
+                            <= rs.max_answer_ratio * (calls + rs.answer_grace_calls)):
                 active[min(int(rec[STRENGTH]), top)] -= 1
             if t > rec[LAST]:
                 rec[LAST] = t
@@ -158,8 +161,8 @@ class KeyState(msgspec.Struct, array_like=True):
             rec[STRENGTH] += 1
             grew = True
         if outside:
-            if (rec[ENGAGED] <= rs.max_engaged_ratio * calls
-                    and rec[ANSWERED] <= rs.max_answer_ratio * calls):
+            if (rec[ENGAGED] <= rs.max_engaged_ratio * calls and rec[ANSWERED]
+                    <= rs.max_answer_ratio * (calls + rs.answer_grace_calls)):
                 active[min(int(rec[STRENGTH]), top)] += 1
             return rec, grew
         ring = self.ring
@@ -177,7 +180,7 @@ class KeyState(msgspec.Struct, array_like=True):
     def _qualifies(self, rec: list[float], rs: RingSettings) -> bool:
         calls = rec[CALLS]
         return (rec[ENGAGED] <= rs.max_engaged_ratio * calls
-                and rec[ANSWERED] <= rs.max_answer_ratio * calls)
+                and rec[ANSWERED] <= rs.max_answer_ratio * (calls + rs.answer_grace_calls))
 
     def _bin(self, rec: list[float]) -> int:
         return min(int(rec[STRENGTH]), len(self.active) - 1)
@@ -202,8 +205,10 @@ class KeyState(msgspec.Struct, array_like=True):
         return ((tail + rs.prior_weight * rs.prior_tail ** strength)
                 / (self.baseline_total + rs.prior_weight))
 
-    def founding_threshold(self, rs: RingSettings, members: int = 0) -> int | None:
-        """The lowest strength at which the callers here are a ring, not chance; or None.
+    def founding_threshold(self, rs: RingSettings, members: int = 0,
+                           lowest: int | None = None) -> int | None:
+        """The lowest strength (from ``lowest``, default ``min_strength``) at which the
+        callers here are a ring, not chance; or None.
 
         ``members``: active callers already in the ring, counted as found at any strength
         (for judging whether one more caller may join).
@@ -216,7 +221,7 @@ class KeyState(msgspec.Struct, array_like=True):
             found[s] = found[s + 1] + (sum(self.active[s:]) if s == top else self.active[s])
             tail[s] = tail[s + 1] + (sum(self.baseline[s:]) if s == top else self.baseline[s])
         scale = ordinary / (self.baseline_total + rs.prior_weight)
-        for s in range(rs.min_strength, top + 1):
+        for s in range(rs.min_strength if lowest is None else lowest, top + 1):
             count = found[s] + members
             if count < rs.min_members:
                 return None
@@ -242,12 +247,19 @@ class KeyState(msgspec.Struct, array_like=True):
 
     def joins(self, rec: list[float], rs: RingSettings) -> bool:
         """Whether a caller outside the living ring now has the evidence to join it: as
-        much as the founders had, and as much as the key's traffic asks for now."""
+        much as the founders had, and as much as the key's traffic asks for now with the
+        ring's members counted.  Where the founders needed no more than ``min_strength``
+        (the key's traffic was no constraint: a gateway nobody else uses), a joiner needs
+        only ``join_strength``: a pool's next number joins at its first unanswered call.
+        On a busy key that asked more of the founders, joiners below that would be mostly
+        the key's own callers (measured: ordinary subscribers on a city's switch)."""
         ring = self.ring
-        if (ring is None or rec[RING_INDEX] >= 0 or rec[STRENGTH] < ring.threshold
-                or not self._qualifies(rec, rs)):
+        if ring is None or rec[RING_INDEX] >= 0 or not self._qualifies(rec, rs):
             return False
-        now = self.founding_threshold(rs, self.in_ring)
+        floor = rs.join_strength if ring.threshold <= rs.min_strength else ring.threshold
+        if rec[STRENGTH] < floor:
+            return False
+        now = self.founding_threshold(rs, self.in_ring, floor)
         return now is not None and rec[STRENGTH] >= now
 
     def enrol(self, caller: str, rs: RingSettings) -> None:

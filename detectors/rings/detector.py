@@ -169,7 +169,7 @@ class GroupDetector:
         if state.seen_until - state.swept_at >= rs.member_idle_s:  # the key's own sweep
             self._forget_ring(state.expire(state.seen_until, rs))
         ring = state.ring
-        grew = grew and rec[STRENGTH] >= rs.min_strength
+        grew = grew and rec[STRENGTH] >= (rs.min_strength if ring is None else rs.join_strength)
         if ring is None:
             if not grew:  # the judgement only changes when some caller's evidence does
                 return None

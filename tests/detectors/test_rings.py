@@ -10,7 +10,7 @@ import pytest
 from detectors.alerts import Alert
 from detectors.allowlist import Allowlist
 from detectors.composite import DetectorChain
-from detectors.config import ConfigError, load_settings, with_override
+from detectors.config import ConfigError, RingSettings, load_settings, with_override
 from detectors.records import Call
 from detectors.rings.cohort import KeyState
 from detectors.rings.detector import GroupDetector
@@ -174,7 +174,8 @@ def test_key_state_binary_form_refuses_garbage() -> None:
 
 @pytest.mark.parametrize(("key", "value"), [("rings.min_members", 1), ("rings.prior_tail", 1.0),
                                             ("rings.max_false_share", 2), ("rings.youth_s", 0),
-                                            ("rings.min_strength", 30), ("rings.weight", "x")])
+                                            ("rings.min_strength", 30), ("rings.weight", "x"),
+                                            ("rings.join_strength", 4)])
 def test_bad_ring_settings_are_refused(key: str, value: object) -> None:
     with pytest.raises(ConfigError, match=key.split(".")[1]):
         with_override(load_settings(), key, value)
@@ -231,3 +232,39 @@ def test_a_block_only_talked_to_keeps_no_state() -> None:
     for i in range(2):  # two callers leaving unanswered calls there: the block is watched
         det.observe(Call(f"+8617000000{i:03d}", f"+86138123499{i:02d}", T0 + 600 + i, 0, False))
     assert block in det.states
+
+
+@pytest.mark.parametrize("busy_key, join_strength, joined", [
+    (False, 1, True),   # a gateway nobody else uses: the pool's next number joins at once
+    (False, 3, False),  # unless the analyst asks as much of joiners as of founders
+    (True, 1, False),   # a town's switch asked more of the founders: so it does of joiners
+])
+def test_a_living_ring_takes_a_later_number_on_thin_evidence_where_its_key_is_quiet(
+        busy_key: bool, join_strength: int, joined: bool) -> None:
+    settings = with_override(load_settings(), "rings.join_strength", join_strength)
+    trunk = "mob-1" if busy_key else "gw-pool"
+    pool = pool_calls(members=10, calls_each=30, every=40.0, trunk=trunk, t0=T0 + 3 * 3600)
+    end = max(c.start for c in pool)
+    late = "+8617199999999"  # the pool's next number, retired after two unanswered calls
+    thin = [Call(late, f"+86139{i:08d}", end - 300 + 30 * (i + 1), 0, False, trunk=trunk)
+            for i in range(2)]
+    alerts = run(GroupDetector(settings), (town() if busy_key else []) + pool + thin)
+    assert {c.caller for c in pool} <= members(alerts)
+    founders_needed = {a.features["threshold"] for a in alerts if a.kind == "ring"}
+    assert founders_needed == ({6.0} if busy_key else {3.0})
+    assert (late in members(alerts)) is joined
+
+
+def test_a_few_answered_calls_do_not_rule_a_number_out_but_many_do() -> None:
+    def account(state: KeyState, caller: str, answered: list[bool], rs: RingSettings) -> None:
+        for i, a in enumerate(answered):  # answered calls cut short (3 s), distinct callees
+            state.account(caller, T0 + 60 * i, 8613900000000 + 1000 * i + len(answered),
+                          a, 3 if a else 0, rs)
+
+    for grace, pool_number_qualifies in [(2.0, True), (0.0, False)]:
+        rs = with_override(load_settings(), "rings.answer_grace_calls", grace).rings
+        state = KeyState.new(rs.max_strength)
+        account(state, "+8617100000001", [True, False, True], rs)  # two of three answered
+        account(state, "+8613700000002", [True] * 7 + [False] * 3, rs)  # a courier's ten
+        assert (state.qualified_at_least(1) == 1) is pool_number_qualifies
+        assert state.qualified_at_least(1) <= 1  # the courier never qualifies
