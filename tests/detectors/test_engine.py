@@ -58,6 +58,18 @@ def test_ring_once_caller_is_alerted_as_ring_once() -> None:
     assert [a.profile for a in alerts] == ["ring_once"]
 
 
+@pytest.mark.parametrize("ring_once_horizon_s, alerted", [(21600, True), (3600, False)])
+def test_a_slow_ring_once_sweep_is_wangiri_too(ring_once_horizon_s: int, alerted: bool) -> None:
+    settings = with_override(load_settings(), "rules.ring_once.horizon_s", ring_once_horizon_s)
+    every = 3600 / 8  # eight rings of a second and a half an hour, four hours long
+    calls = [Call("+8616500000002", f"+86139{i * 104729 % 10**8:08d}", T0 + every * i, 0,
+                  False, ring=1.5) for i in range(32)]
+    alerts = run(Detector(settings), calls)
+    assert {a.profile for a in alerts} == ({"ring_once"} if alerted else set())
+    if alerted:  # at about the rule's 20 calls (counted from promotion), whatever the rate
+        assert calls[19].start <= alerts[0].detected_at <= calls[24].start
+
+
 def test_repeated_calls_to_people_who_refused() -> None:
     victims = [f"+86139000000{i:02d}" for i in range(12)]
     calls = [Call("+8613811112222", victims[i % 12], T0 + 50 * i, 0, False, ring=25.0)
