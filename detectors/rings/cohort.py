@@ -239,11 +239,20 @@ class KeyState(msgspec.Struct, array_like=True):
         return max(1.0, rate * rs.youth_s, float(quiet))
 
     def members_at(self, strength: int, rs: RingSettings) -> list[str]:
-        """Callers not yet in the ring that qualify at ``strength``, in order of first call."""
+        """Callers not yet in the ring that qualify at ``strength``, in order of first call
+        (on a busy key, without the benefit of the doubt: see :meth:`_plainly_unanswered`)."""
         found = [(rec[FIRST], caller) for caller, rec in self.callers.items()
                  if rec[RING_INDEX] < 0 and rec[STRENGTH] >= strength
-                 and self._qualifies(rec, rs)]
+                 and self._qualifies(rec, rs) and self._plainly_unanswered(rec, strength, rs)]
         return [caller for _, caller in sorted(found)]
+
+    @staticmethod
+    def _plainly_unanswered(rec: list[float], strength: int, rs: RingSettings) -> bool:
+        """Where the key asks more than ``min_strength`` (a busy key: a city's switch), the
+        answered share is judged without ``answer_grace_calls``: a courier's first calls
+        there, a few of them unanswered, must not make it a member of a ring of SIM-farm
+        numbers."""
+        return strength <= rs.min_strength or rec[ANSWERED] <= rs.max_answer_ratio * rec[CALLS]
 
     def joins(self, rec: list[float], rs: RingSettings) -> bool:
         """Whether a caller outside the living ring now has the evidence to join it: as
@@ -257,7 +266,7 @@ class KeyState(msgspec.Struct, array_like=True):
         if ring is None or rec[RING_INDEX] >= 0 or not self._qualifies(rec, rs):
             return False
         floor = rs.join_strength if ring.threshold <= rs.min_strength else ring.threshold
-        if rec[STRENGTH] < floor:
+        if rec[STRENGTH] < floor or not self._plainly_unanswered(rec, ring.threshold, rs):
             return False
         now = self.founding_threshold(rs, self.in_ring, floor)
         return now is not None and rec[STRENGTH] >= now

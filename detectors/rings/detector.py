@@ -176,7 +176,10 @@ class GroupDetector:
             threshold = state.founding_threshold(rs)
             if threshold is None:
                 return None
-            ring = self._found(state, key, threshold, t)
+            founders = state.members_at(threshold, rs)
+            if len(founders) < rs.min_members:
+                return None
+            ring = self._found(state, key, threshold, founders, t)
         elif grew and state.joins(rec, rs):
             state.enrol(caller, rs)
             self.memberships.setdefault(caller, ring.ring_id)
@@ -186,9 +189,9 @@ class GroupDetector:
             return None
         return self._alert(state, ring, key, t)
 
-    def _found(self, state: KeyState, key: str, threshold: int, t: float) -> Ring:
+    def _found(self, state: KeyState, key: str, threshold: int, founders: list[str],
+               t: float) -> Ring:
         rs = self.settings.rings
-        founders = state.members_at(threshold, rs)
         digest = hashlib.blake2b(f"{key}|{t:.3f}|{','.join(sorted(founders))}".encode(),
                                  digest_size=6).hexdigest()
         ring = Ring(f"ring-{digest}", key, t, t, threshold, t, -math.inf, [], [], [],

@@ -268,3 +268,16 @@ def test_a_few_answered_calls_do_not_rule_a_number_out_but_many_do() -> None:
         account(state, "+8613700000002", [True] * 7 + [False] * 3, rs)  # a courier's ten
         assert (state.qualified_at_least(1) == 1) is pool_number_qualifies
         assert state.qualified_at_least(1) <= 1  # the courier never qualifies
+
+
+def test_a_busy_key_gives_founders_and_joiners_no_benefit_of_the_doubt() -> None:
+    rs = load_settings().rings
+    state = KeyState.new(rs.max_strength)
+    # seven calls to distinct numbers, three answered and cut short: 3 > 0.4 * 7, but within
+    # 0.4 * (7 + answer_grace_calls): the first calls of a courier as much as a dialer's
+    for i, answered in enumerate([False, True, False, True, False, True, False]):
+        state.account("+8613700000001", T0 + 60 * i, 8613900000000 + 1000 * i, answered,
+                      3 if answered else 0, rs)
+    assert state.qualified_at_least(rs.min_strength) == 1
+    assert state.members_at(rs.min_strength, rs) == ["+8613700000001"]  # a quiet key
+    assert state.members_at(rs.min_strength + 2, rs) == []  # a key that asks more
