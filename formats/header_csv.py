@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 from detectors.numbers import BadNumber
 from detectors.records import WITHHELD, Call
 from formats.csv_rows import csv_records, split_row
-from formats.fields import DEFAULT_LIMITS, WITHHELD_NAMES, Decoded, Limits, reject
+from formats.fields import DEFAULT_LIMITS, WITHHELD_NAMES, Decoded, Limits, ascii_int, reject
 from formats.json_lines import JsonLines
 from formats.switch_time import LocalTimes
 
@@ -42,6 +42,16 @@ REQUIRED = ("caller", "callee", "start", "duration")
 IDENTITY = {name: name for name in FIELDS}
 _TRUE, _FALSE = frozenset({"true", "yes", "1", "y", "t"}), frozenset({"false", "no", "0", "n",
                                                                       "f", ""})
+
+
+def yes_no(word: str) -> bool | None:
+    """True or False for the words of yes and no (any case), else None.
+
+    >>> yes_no("TRUE"), yes_no("n"), yes_no("maybe")
+    (True, False, None)
+    """
+    word = word.lower()
+    return True if word in _TRUE else False if word in _FALSE else None
 
 
 def column_of(reference: str) -> str | int:
@@ -142,8 +152,8 @@ class HeaderCsv:
                     record[field] = kind(number) if number.isascii() else number
         answered = record.get("answered")
         if answered is not None:
-            word = answered.lower()
-            record["answered"] = True if word in _TRUE else False if word in _FALSE else answered
+            yes = yes_no(answered)
+            record["answered"] = answered if yes is None else yes
         return self.json.from_mapping(record, where, text)
 
     def _fast_call(self, fields: tuple[str, ...]) -> Call | None:
@@ -159,23 +169,17 @@ class HeaderCsv:
         """
         (caller, callee, start, duration, answered, ring, record_id, trunk, src_ip,
          disposition) = fields
-        digits = duration.strip()
-        if not (digits.isdigit() and digits.isascii() and len(digits) <= 9):
+        seconds = ascii_int(duration.strip())
+        if seconds is None:
             return None
-        seconds = int(digits)
         limits = self.limits
         started = self._time(start.strip())
         if (type(started) is not float or limits.check_start(started) is not None
                 or limits.check_seconds(seconds, "duration") is not None):
             return None
-        word = answered.strip().lower()
-        if word == "":  # not given ("" is also a false word, but an empty value is skipped)
-            yes = seconds > 0
-        elif word in _TRUE:
-            yes = True
-        elif word in _FALSE:
-            yes = False
-        else:
+        answered = answered.strip()
+        yes = yes_no(answered) if answered else seconds > 0  # an empty value is not given
+        if yes is None:
             return None
         ring_s = None
         ring = ring.strip()
@@ -184,13 +188,13 @@ class HeaderCsv:
             if ring_s is None:
                 return None
         caller, callee = caller.strip(), callee.strip()
+        if not callee:
+            return None
         normaliser = self.normaliser
         try:
             calling = WITHHELD if caller.lower() in WITHHELD_NAMES else normaliser(caller)
-            called = normaliser(callee) if callee else None
+            called = normaliser(callee)
         except BadNumber:
-            return None
-        if called is None:
             return None
         return Call(calling, called, started, seconds, yes, ring_s, record_id.strip() or None,
                     trunk.strip() or None, src_ip.strip() or None,
