@@ -23,7 +23,6 @@ calls, only a row delivered twice is a duplicate.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import logging
 import re
@@ -35,7 +34,7 @@ from typing import IO, Any
 
 from detectors.numbers import BadNumber
 from detectors.records import WITHHELD, Call
-from formats.csv_rows import RowSplitter, csv_records
+from formats.csv_rows import CSV_FIELD_LIMIT, RowSplitter, csv_records, row_pattern
 from formats.fields import (
     DEFAULT_LIMITS,
     WITHHELD_NAMES,
@@ -104,7 +103,7 @@ class Layout:
             # every field quoted (older writers): '","' separates them even with commas
             # inside.  A doubled quote stays doubled: only in fields never read (clid)
             return self.pick(text[1:-1].split('","'))
-        if len(text) <= _CSV_FIELD_LIMIT:  # a longer field is an error to csv
+        if len(text) <= CSV_FIELD_LIMIT:  # a longer field is an error to csv
             match = self.row_pattern.fullmatch(text)
             if match is not None:
                 return match.groups()
@@ -115,38 +114,6 @@ class Layout:
         if len(row) != self.columns:
             return len(row)
         return self.pick(row)
-
-
-#: a field skipped: quoted (a quote inside doubled) or bare, as :mod:`csv` reads them.
-#: Possessive (``*+``): a field has one reading, so a row that does not match fails fast
-_SKIPPED = r'(?:"[^"]*+(?:""[^"]*+)*+"|[^,"\r\n]*+)'
-#: a text field read: quoted, no quote inside (a rarer field goes the :mod:`csv` way)
-_QUOTED = r'"([^"]*+)"'
-#: an integer field read: bare, as cdr_csv writes duration, billsec and sequence
-_BARE = r'([^,"\r\n]*+)'
-#: the longest field :mod:`csv` reads (an error beyond): longer rows skip the expression
-_CSV_FIELD_LIMIT = csv.field_size_limit()
-
-
-def row_pattern(columns: int, read: tuple[int, ...], bare: tuple[int | None, ...]
-                ) -> re.Pattern[str]:
-    """One regular expression matching a whole row of ``columns`` as cdr_csv writes it.
-
-    Why: rows as Asterisk writes them (a comma in ``lastdata``, doubled quotes in
-    ``clid``, bare integers) cannot be split on ``","`` or ``,``, and the
-    :mod:`csv` module costs more than the rest of the row's decoding; one
-    anchored match runs in C and hands over the ``read`` columns at once
-    (groups, in column order).  It matches only rows it reads exactly as
-    :mod:`csv` does (the reader's other rows go through :mod:`csv`): a read
-    field with a quote inside, a bare field with a quote or line end in it, a
-    quoted integer, all fall back.
-
-    >>> row_pattern(3, (0, 2), (2,)).fullmatch('"a","x,""y"" z",42').groups()
-    ('a', '42')
-    """
-    return re.compile(",".join(
-        (_BARE if column in bare else _QUOTED) if column in read else _SKIPPED
-        for column in range(columns)))
 
 
 def asterisk_trunk(channel: str) -> str | None:

@@ -23,11 +23,12 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from operator import itemgetter
 from typing import IO, Any
 
 from detectors.numbers import BadNumber
 from detectors.records import WITHHELD, Call
-from formats.csv_rows import csv_records, split_row
+from formats.csv_rows import CSV_FIELD_LIMIT, csv_records, row_pattern, split_row
 from formats.fields import (
     DEFAULT_LIMITS,
     WITHHELD_NAMES,
@@ -85,6 +86,57 @@ def disposition_of(cause: str, answered: bool) -> str:
     return "NO ANSWER"
 
 
+#: the channel variables a call is read from, in the order :meth:`FreeSwitch._decode_row` takes them
+READ = ("caller_id_number", "destination_number", "start_stamp", "answer_stamp", "end_stamp",
+        "billsec", "hangup_cause", "uuid", "sip_gateway_name", "sip_received_ip", "network_addr")
+#: most billsec values remembered (then forgotten at once)
+_REMEMBERED = 100_000
+
+
+class Layout:
+    """How the fields of :data:`READ` are found in a row of ``template``.
+
+    A variable the template lacks reads as ``""``; a variable written twice is
+    read from its last column.
+
+    >>> layout = Layout(DEFAULT)
+    >>> layout.width, layout.fields('"a","1","2","c","s","","e","9","0","NO_ANSWER","u","",""')
+    (13, ('1', '2', 's', '', 'e', '0', 'NO_ANSWER', 'u', '', '', ''))
+    """
+
+    __slots__ = ("width", "columns", "pick", "row_pattern", "order")
+
+    def __init__(self, template: Sequence[str]) -> None:
+        self.width = len(template)
+        #: variable -> its (last) column
+        self.columns = {name: i for i, name in enumerate(template)}
+        read = sorted(self.columns[name] for name in set(READ) & set(self.columns))
+        #: the READ fields out of a whole row with ``""`` appended (column ``width``)
+        self.pick = itemgetter(*(self.columns.get(name, self.width) for name in READ))
+        #: matches a whole row as mod_cdr_csv writes it; groups: the ``read`` columns, then ""
+        self.row_pattern = row_pattern(self.width, tuple(read), empty_group=True)
+        #: the groups of ``row_pattern`` in READ order (the empty last group for one lacking)
+        self.order = tuple(read.index(self.columns[name]) + 1 if name in self.columns
+                           else len(read) + 1 for name in READ)
+
+    def fields(self, text: str) -> tuple[str, ...] | int:
+        """The READ fields of one record, or its column count when it is not ``width``.
+
+        The row expression reads the usual row in C; any other goes through
+        :func:`~formats.csv_rows.split_row` (a read field with a quote inside,
+        a comma in a field read, a row longer than :mod:`csv` reads).
+        """
+        if len(text) <= CSV_FIELD_LIMIT:
+            match = self.row_pattern.fullmatch(text)
+            if match is not None:
+                return match.group(*self.order)
+        row = split_row(text, self.width)
+        if len(row) != self.width:
+            return len(row)
+        row.append("")
+        return self.pick(row)
+
+
 class FreeSwitch:
     """Reader of FreeSWITCH mod_cdr_csv files and CSV messages.
 
@@ -105,31 +157,40 @@ class FreeSwitch:
             missing = [v for v in REQUIRED if v not in self.template]
             if missing:
                 raise ValueError(f"FreeSWITCH template lacks {', '.join(missing)}")
+        #: billsec values already read, valid (bounded: cleared when full)
+        self._seconds: dict[str, int] = {}
 
     def read(self, lines: Iterable[bytes | str], source: str = "") -> Iterator[Decoded]:
         """Every record of one file, in file order."""
-        columns: dict[str, int] | None = None
-        width = 0
+        layout: Layout | None = None
+        decode_row = self._decode_row
         for lineno, text in csv_records(lines):
-            where = f"{source}:{lineno}"
             if text is None:
-                yield reject("malformed", "a quoted field is never closed", "", where)
+                yield reject("malformed", "a quoted field is never closed", "",
+                             f"{source}:{lineno}")
                 continue
-            row = split_row(text, width or text.count(",") + 1)
-            if columns is None:
+            if layout is not None:
+                fields = layout.fields(text)
+                if isinstance(fields, int):
+                    yield reject("malformed", f"expected {layout.width} columns, got {fields}",
+                                 text, f"{source}:{lineno}")
+                    continue
+            else:
+                row = split_row(text, text.count(",") + 1)
                 template = self.template or {13: DEFAULT, 15: EXAMPLE}.get(len(row))
                 if template is None or len(row) != len(template):
                     expected = len(template) if template else "13 (default) or 15 (example)"
                     yield reject("malformed", f"expected {expected} columns, got {len(row)}",
-                                 text, where)
+                                 text, f"{source}:{lineno}")
                     continue
-                columns = {name: i for i, name in enumerate(template)}
-                width = len(template)
-            elif len(row) != width:
-                yield reject("malformed", f"expected {width} columns, got {len(row)}", text,
-                             where)
+                layout = Layout(template)
+                row.append("")
+                fields = layout.pick(row)
+            decoded = decode_row(fields)
+            if isinstance(decoded, tuple):
+                yield reject(*decoded, text, f"{source}:{lineno}")
                 continue
-            yield self._decode_row(row, columns, text, where)
+            yield decoded
 
     def decode(self, data: bytes | str, source: str = "") -> list[Decoded]:
         """A Kafka message holding one line of the file or a block of them."""
@@ -137,41 +198,48 @@ class FreeSwitch:
             return list(self.read(data.removeprefix(b"\xef\xbb\xbf").split(b"\n"), source))
         return list(self.read(data.removeprefix("\ufeff").split("\n"), source))
 
-    def _decode_row(self, row: list[str], columns: dict[str, int], text: str,
-                    where: str) -> Decoded:
-        def get(name: str) -> str:
-            i = columns.get(name)
-            return row[i] if i is not None else ""
-
-        started = self.times.epoch(get("start_stamp"))
+    def _decode_row(self, fields: tuple[str, ...]) -> Call | tuple[str, str]:
+        """The call of one row (its :data:`READ` fields), or the reason and detail of refusal."""
+        (src, dst, start_stamp, answer_text, end_text, billsec, cause, uuid, gateway,
+         received_ip, network_addr) = fields
+        limits = self.limits
+        epoch = self.times.epoch
+        started = epoch(start_stamp)
         if started is None:
-            return reject("bad_time", f"start_stamp: not 'YYYY-MM-DD HH:MM:SS': "
-                          f"{get('start_stamp')!r}", text, where)
-        problem = self.limits.check_start(started)
+            return "bad_time", f"start_stamp: not 'YYYY-MM-DD HH:MM:SS': {start_stamp!r}"
+        problem = limits.check_start(started)
         if problem is not None:
-            return reject("bad_time", f"start_stamp: {problem}", text, where)
-        talk = ascii_int(get("billsec"))
-        if talk is None or self.limits.check_seconds(talk, "billsec") is not None:
-            return reject("bad_duration", f"billsec not whole seconds within a call: "
-                          f"{get('billsec')!r}", text, where)
-        answer_text, end_text = get("answer_stamp"), get("end_stamp")
+            return "bad_time", f"start_stamp: {problem}"
+        talk = self._seconds.get(billsec)
+        if talk is None:
+            checked = self._billsec(billsec)
+            if isinstance(checked, tuple):
+                return checked
+            talk = checked
         answered = bool(answer_text.strip())
-        until = self.times.epoch(answer_text if answered else end_text)
+        until = epoch(answer_text if answered else end_text)
         ring = until - started if until is not None and until >= started else None
-        if ring is not None and self.limits.check_seconds(ring, "ring") is not None:
-            return reject("bad_duration", f"ring of {ring:g} s is longer than a call can be",
-                          text, where)
-        src = get("caller_id_number")
+        if ring is not None and limits.check_seconds(ring, "ring") is not None:
+            return "bad_duration", f"ring of {ring:g} s is longer than a call can be"
+        normaliser = self.normaliser
         try:
-            caller = WITHHELD if src.strip().lower() in WITHHELD_NAMES else self.normaliser(src)
-            callee = self.normaliser(get("destination_number"))
+            caller = WITHHELD if src.strip().lower() in WITHHELD_NAMES else normaliser(src)
+            callee = normaliser(dst)
         except BadNumber as exc:
-            return reject(number_reason(exc), str(exc), text, where)
-        trunk = get("sip_gateway_name") or None
-        src_ip = get("sip_received_ip") or get("network_addr") or None
+            return number_reason(exc), str(exc)
         return Call(caller, callee, started, talk if answered else 0, answered, ring,
-                    get("uuid") or None, trunk, src_ip,
-                    disposition_of(get("hangup_cause"), answered))
+                    uuid or None, gateway or None, received_ip or network_addr or None,
+                    "ANSWERED" if answered else disposition_of(cause, False))
+
+    def _billsec(self, text: str) -> int | tuple[str, str]:
+        """Whole seconds of a billsec (remembered when valid), or why it is not one."""
+        talk = ascii_int(text)
+        if talk is None or self.limits.check_seconds(talk, "billsec") is not None:
+            return "bad_duration", f"billsec not whole seconds within a call: {text!r}"
+        if len(self._seconds) >= _REMEMBERED:
+            self._seconds.clear()
+        self._seconds[text] = talk
+        return talk
 
 
 class FreeSwitchWriter:

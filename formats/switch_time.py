@@ -2,7 +2,8 @@
 
 Asterisk and FreeSWITCH write local wall-clock time unless told otherwise, so
 the zone comes from configuration (``input.timezone``).  Conversions are cached
-per minute: a day of CDRs has at most 1,440 distinct minutes.
+per minute (a day of CDRs has at most 1,440 distinct minutes) and per time
+stamp (a busy switch writes the same second on several rows).
 
 >>> times = LocalTimes("Asia/Shanghai")
 >>> times.epoch("2024-05-01 08:00:30"), times.epoch("2024-05-01 08:00:²³"), times.epoch("")
@@ -16,6 +17,9 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+#: most time stamps remembered (then forgotten at once)
+_REMEMBERED = 100_000
+
 
 class LocalTimes:
     """Epoch seconds of switch time stamps in ``timezone`` (an IANA name)."""
@@ -24,9 +28,25 @@ class LocalTimes:
         self.timezone = timezone
         self._tz = ZoneInfo(timezone)
         self._minutes: dict[str, float] = {}  # "YYYY-MM-DD HH:MM" -> epoch seconds
+        self._stamps: dict[str, float] = {}  # whole stamps already converted
 
     def epoch(self, stamp: str) -> float | None:
-        """Epoch seconds of ``stamp``, or None when it is not a time stamp in ASCII digits."""
+        """Epoch seconds of ``stamp``, or None when it is not a time stamp in ASCII digits.
+
+        A stamp seen before is one dict look-up: FreeSWITCH rows carry three
+        stamps, and a day repeats each second on several rows.
+        """
+        known = self._stamps.get(stamp)
+        if known is not None:
+            return known
+        epoch = self._convert(stamp)
+        if epoch is not None:
+            if len(self._stamps) >= _REMEMBERED:
+                self._stamps.clear()
+            self._stamps[stamp] = epoch
+        return epoch
+
+    def _convert(self, stamp: str) -> float | None:
         if len(stamp) == 19 and stamp[16] == ":" and stamp.isascii():
             seconds = stamp[17:]
             if not seconds.isdigit():
@@ -38,7 +58,7 @@ class LocalTimes:
                     base = datetime.fromisoformat(minute).replace(tzinfo=self._tz).timestamp()
                 except ValueError:
                     return None
-                if len(self._minutes) > 100_000:
+                if len(self._minutes) > _REMEMBERED:
                     self._minutes.clear()
                 self._minutes[minute] = base
             return base + int(seconds)
