@@ -99,9 +99,10 @@ class Layout:
         The cheapest way that reads the row right comes first; :mod:`csv` last.
         """
         separators = self.columns - 1
-        if text[0] == '"' and text[-1] == '"' and text.count('","') == separators:
-            # every field quoted (older writers): '","' separates them even with commas
-            # inside.  A doubled quote stays doubled: only in fields never read (clid)
+        if (text[0] == '"' and text[-1] == '"' and text.count('","') == separators
+                and '""' not in text):
+            # every field quoted (older writers) and no quote inside one: '","' separates
+            # them even with commas inside
             return self.pick(text[1:-1].split('","'))
         if len(text) <= CSV_FIELD_LIMIT:  # a longer field is an error to csv
             match = self.row_pattern.fullmatch(text)

@@ -215,3 +215,14 @@ def test_kafka_message_may_carry_a_line_or_a_block() -> None:
     out = reader.decode(b"\xef\xbb\xbf" + block, "cdr.raw/0@7")
     assert [type(r).__name__ for r in out] == ["Call", "Rejected"]
     assert out[1].source == "cdr.raw/0@7:2"
+
+
+def test_a_doubled_quote_in_a_field_read_reads_the_same_on_every_row() -> None:
+    """Every field quoted, a quote doubled inside the channel: the first row (which fixes
+    the layout) and the rows after it are read alike, as csv reads them."""
+    def row(n: int) -> str:
+        return (f'"","1380000000{n}","13900000002","default","","SIP/gw-""x""-0000001a","",'
+                f'"Dial","","2024-05-01 00:00:0{n}","2024-05-01 00:00:0{n}",'
+                f'"2024-05-01 00:00:09","9","4","ANSWERED","DOCUMENTATION","1714521600.{n}",""')
+    calls = Asterisk(NumberNormaliser("CN")).read([row(1), row(2), row(3)])
+    assert [c.trunk for c in calls] == ['gw-"x"'] * 3
