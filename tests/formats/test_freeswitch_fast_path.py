@@ -22,6 +22,8 @@ from formats.csv_rows import split_row
 from formats.freeswitch import DEFAULT, EXAMPLE, FreeSwitch, FreeSwitchWriter, Layout
 from tests.formats.test_asterisk_fast_path import TEXT, written_field
 
+from .helpers import same
+
 NORM = NumberNormaliser("CN")
 #: a configured template: other order, trunk and address read, a variable written twice
 CONFIGURED = ("destination_number", "caller_id_number", "start_stamp", "answer_stamp",
@@ -91,11 +93,6 @@ def read_without_expression(template: tuple[str, ...], lines: list[str],
     with monkeypatch.context() as patch:
         patch.setattr(formats.freeswitch, "row_pattern", lambda *args, **kw: re.compile("(?!)"))
         return read_all(template, lines)
-
-
-def same(a: list[Call | Rejected], b: list[Call | Rejected]) -> bool:
-    """Equal records of equal types (a ring of 4 is not a ring of 4.0)."""
-    return [repr(r) for r in a] == [repr(r) for r in b]
 
 
 @settings(max_examples=1000, deadline=None)

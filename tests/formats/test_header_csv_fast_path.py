@@ -22,6 +22,8 @@ from detectors.records import Call, Rejected
 from formats.header_csv import FIELDS, HeaderCsv, write_header_csv
 from tests.formats.test_asterisk_fast_path import TEXT, written_field
 
+from .helpers import same
+
 NORM = NumberNormaliser("CN")
 RENAMED = {"caller": "~*req.a_number", "callee": "b_number", "start": "setup",
            "duration": "billsec", "answered": "ok", "ring": "~*req.ringing", "id": "~*req.0",
@@ -87,11 +89,6 @@ def read_carefully(which: int, lines: list[str], monkeypatch: pytest.MonkeyPatch
     with monkeypatch.context() as patch:
         patch.setattr(HeaderCsv, "_fast_call", lambda self, fields: None)
         return read_all(which, lines)
-
-
-def same(a: list[Call | Rejected], b: list[Call | Rejected]) -> bool:
-    """Equal records of equal types (a ring of 4 is not a ring of 4.0)."""
-    return [repr(r) for r in a] == [repr(r) for r in b]
 
 
 @settings(max_examples=1000, deadline=None)
