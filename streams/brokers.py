@@ -566,7 +566,7 @@ class KafkaBroker(Broker):
         )
         if (data_dir / "meta.properties").exists():
             return  # formatted by an earlier run (restart): keep its cluster id
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster_id = kafka_cluster_id()
         fmt = subprocess.run(
             [*self._java_base(), "-XX:TieredStopAtLevel=1", "kafka.tools.StorageTool", "format",
              "-t", cluster_id, "-c", str(props)],
@@ -728,3 +728,17 @@ def _main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(_main(sys.argv[1:]))
+
+
+def kafka_cluster_id() -> str:
+    """A random KRaft cluster id (a UUID in URL-safe base64) that does not start with ``-``:
+    the storage tool's argument parser takes such a value for an option and refuses to
+    format (1 start in 64 failed so), which is why Kafka's own ``random-uuid`` redraws it.
+
+    >>> all(not kafka_cluster_id().startswith("-") for _ in range(1000))
+    True
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
