@@ -64,11 +64,6 @@ def broker_url(value: str | None) -> str:
               show_default=True,
               help="Seconds of event time a cdr.raw partition may run ahead of the slowest one "
                    "with a backlog before ingest holds it back (0: never).")
-@click.option("--references-every", type=click.FloatRange(min=0.0), default=60.0,
-              show_default=True,
-              help="Write a partition's learned references to their changelog table when they "
-                   "changed and this many seconds of event time passed since the last write "
-                   "(what a restart can forget of them; 0: whenever they changed).")
 @click.option("--duration", type=float, default=None,
               help="Stop by itself after this many seconds (tests, demos).")
 @click.option("--log-level", default="warning", show_default=True,
@@ -94,7 +89,6 @@ def worker_command(
     ingest_processes: int,
     session_timeout: float,
     align_slack: float,
-    references_every: float,
     duration: float | None,
     log_level: str,
 ) -> None:
@@ -144,7 +138,6 @@ def worker_command(
         ingest_processes=ingest_processes,
         session_timeout=session_timeout,
         align_slack=align_slack,
-        references_every=references_every,
     )
     pipeline = create_pipeline(options, metrics)
     try:
