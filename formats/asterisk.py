@@ -43,6 +43,7 @@ from formats.fields import (
     number_reason,
     record_start,
     reject,
+    remember,
 )
 from formats.switch_time import LocalTimes, format_local
 
@@ -57,8 +58,6 @@ CALL_COLUMNS = (SRC, DST, CHANNEL, START, DURATION, BILLSEC, DISPOSITION)
 F_SRC, F_DST, F_CHANNEL, F_START, F_DURATION, F_BILLSEC, F_DISPOSITION = range(7)
 #: ``<epoch>.<n>`` or ``<system>-<epoch>.<n>``: what Asterisk writes as a uniqueid
 _UNIQUEID = re.compile(r"(?:.*-)?([0-9]{9,10})\.[0-9]+")
-#: most start time stamps or durations remembered (then forgotten at once)
-_REMEMBERED = 100_000
 #: a start this far from its uniqueid's clock means the time zone is wrong
 _ZONE_SUSPECT_S = 900
 
@@ -292,17 +291,11 @@ class Asterisk:
         limits = self.limits
         if not limits.earliest <= started < limits.latest:
             return "bad_time", f"start: {limits.check_start(started)}"
-        if len(self._starts) >= _REMEMBERED:
-            self._starts.clear()
-        self._starts[stamp] = started
-        return started
+        return remember(self._starts, stamp, started)
 
     def _remember_seconds(self, digits: str) -> int:
         """``int(digits)`` (ASCII digits, at most 9), remembered: durations repeat."""
-        if len(self._seconds) >= _REMEMBERED:
-            self._seconds.clear()
-        value = self._seconds[digits] = int(digits)
-        return value
+        return remember(self._seconds, digits, int(digits))
 
     def _check_zone(self, call: Call, fields: tuple[str, ...], layout: Layout, source: str
                     ) -> bool:

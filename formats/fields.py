@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from detectors.numbers import BadNumber, NotDialable
 from detectors.records import WITHHELD, Call, Rejected
@@ -194,3 +194,22 @@ def record_start(value: Any) -> float | None:
             return None
         return dt.timestamp() if dt.tzinfo is not None else None
     return None
+
+
+#: most values a reader's memo of already-converted fields holds (then it starts afresh)
+REMEMBERED = 100_000
+_V = TypeVar("_V")
+
+
+def remember(memo: dict[str, _V], key: str, value: _V) -> _V:
+    """Keep ``value`` for ``key`` in ``memo`` (cleared at once when full: bounded memory,
+    and a day's fields repeat soon enough to fill it again) and return it.
+
+    >>> memo: dict[str, int] = {}
+    >>> remember(memo, "42", 42), memo
+    (42, {'42': 42})
+    """
+    if len(memo) >= REMEMBERED:
+        memo.clear()
+    memo[key] = value
+    return value

@@ -38,6 +38,7 @@ from formats.fields import (
     number_reason,
     record_start,
     reject,
+    remember,
 )
 from formats.switch_time import LocalTimes, format_local
 
@@ -89,8 +90,6 @@ def disposition_of(cause: str, answered: bool) -> str:
 #: the channel variables a call is read from, in the order :meth:`FreeSwitch._decode_row` takes them
 READ = ("caller_id_number", "destination_number", "start_stamp", "answer_stamp", "end_stamp",
         "billsec", "hangup_cause", "uuid", "sip_gateway_name", "sip_received_ip", "network_addr")
-#: most billsec values remembered (then forgotten at once)
-_REMEMBERED = 100_000
 
 
 class Layout:
@@ -236,10 +235,7 @@ class FreeSwitch:
         talk = ascii_int(text)
         if talk is None or self.limits.check_seconds(talk, "billsec") is not None:
             return "bad_duration", f"billsec not whole seconds within a call: {text!r}"
-        if len(self._seconds) >= _REMEMBERED:
-            self._seconds.clear()
-        self._seconds[text] = talk
-        return talk
+        return remember(self._seconds, text, talk)
 
 
 class FreeSwitchWriter:

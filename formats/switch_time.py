@@ -17,8 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-#: most time stamps remembered (then forgotten at once)
-_REMEMBERED = 100_000
+from formats.fields import REMEMBERED, remember
 
 
 class LocalTimes:
@@ -41,9 +40,7 @@ class LocalTimes:
             return known
         epoch = self._convert(stamp)
         if epoch is not None:
-            if len(self._stamps) >= _REMEMBERED:
-                self._stamps.clear()
-            self._stamps[stamp] = epoch
+            remember(self._stamps, stamp, epoch)
         return epoch
 
     def _convert(self, stamp: str) -> float | None:
@@ -58,7 +55,7 @@ class LocalTimes:
                     base = datetime.fromisoformat(minute).replace(tzinfo=self._tz).timestamp()
                 except ValueError:
                     return None
-                if len(self._minutes) > _REMEMBERED:
+                if len(self._minutes) > REMEMBERED:
                     self._minutes.clear()
                 self._minutes[minute] = base
             return base + int(seconds)
