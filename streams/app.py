@@ -90,6 +90,7 @@ class Pipeline:
         #: partitions of the calls topic this worker detects on (since its last assignment)
         self.detect_owned = 0
         self._messages_seen = 0
+        self._progress_shown: tuple[int, ...] = ()
 
         self.topology = topo = declare_topology(options)
         self.app = app = topo.app
@@ -141,6 +142,8 @@ class Pipeline:
             app.task(reader.run)
         if options.lag_interval > 0:
             app.timer(options.lag_interval)(self._sample_lag)
+        if options.progress_interval > 0:
+            app.timer(options.progress_interval)(self._log_progress)
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         app.task(self._on_start)
@@ -235,6 +238,11 @@ class Pipeline:
     async def _hold_on_failure(self, stage: str, events: Sequence[Any],
                                process: Callable[[Sequence[Any]], Awaitable[None]]) -> None:
         await self.control_ready.wait()
+        slow = asyncio.get_running_loop().call_later(
+            self.options.slow_buffer_s, log.warning,
+            "%s: a buffer of %d batches is still being processed after %g s (state "
+            "writes, alerts or rejections not yet sent)", stage, len(events),
+            self.options.slow_buffer_s)
         try:
             await process(events)
         except Exception as exc:
@@ -247,6 +255,8 @@ class Pipeline:
                       "committing it", stage, len(events), type(exc).__name__)
             await self.app.crash(exc)
             await asyncio.get_running_loop().create_future()  # held until the stop cancels it
+        finally:
+            slow.cancel()
 
     def _on_assigned(self, sender: Any, assigned: set[Any], **kwargs: Any) -> None:
         self.shorten_fetch_wait()
@@ -322,6 +332,16 @@ class Pipeline:
         return True
 
     # ------------------------------------------------------------------ metrics
+
+    async def _log_progress(self) -> None:
+        """One line of counts so far, when they moved since the last one."""
+        shown = ("messages", "calls", "rejected", "batches", "detected", "alerts",
+                 "group_batches", "grouped", "ring_alerts")
+        now = tuple(self.counts.get(key, 0) for key in shown)
+        if now != self._progress_shown:
+            self._progress_shown = now
+            log.info("progress: %s", ", ".join(
+                f"{n} {key.replace('_', ' ')}" for key, n in zip(shown, now, strict=True)))
 
     async def _sample_lag(self) -> None:
         self.check_detect_owned()

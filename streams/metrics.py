@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import threading
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -520,10 +522,15 @@ class NullMetrics:
         pass
 
 
+#: Monotonic time of the last lag-sampling failure logged (one warning a minute at most).
+_lag_failure_logged = [-math.inf]
+
+
 async def sample_lag(consumer: Any, topics: Iterable[str], metrics: Any) -> None:
     """Set the lag (high watermark - position) of ``consumer``'s partitions of ``topics``.
 
-    Works on an aiokafka or a Faust consumer; a failure is logged, never raised.
+    Works on an aiokafka or a Faust consumer; a failure is logged (a warning a minute at
+    most: a lag gauge that stopped moving must be explained in the log), never raised.
     """
     wanted = set(topics)
     try:
@@ -538,4 +545,8 @@ async def sample_lag(consumer: Any, topics: Iterable[str], metrics: Any) -> None
             if position is not None:
                 metrics.set_consumer_lag(tp.topic, tp.partition, highwater - position)
     except Exception as exc:  # metrics must never stop the worker
-        logging.getLogger("dialguard.metrics").debug("lag sample failed: %r", exc)
+        if time.monotonic() - _lag_failure_logged[0] >= 60.0:
+            _lag_failure_logged[0] = time.monotonic()
+            logging.getLogger("dialguard.metrics").warning(
+                "consumer lag not sampled (%s: %s); the lag gauge keeps its last value",
+                type(exc).__name__, exc)

@@ -96,6 +96,11 @@ class WorkerOptions:
     control_consumer: bool = True
     #: seconds between consumer-lag samples for the metrics (0: never)
     lag_interval: float = 5.0
+    #: seconds between progress lines in the log (counts so far, when they moved; 0: never)
+    progress_interval: float = 60.0
+    #: a buffer of one stage still being processed after this many seconds is logged (a
+    #: stalled send shows in the log, not only as lag)
+    slow_buffer_s: float = 30.0
     #: seconds of event time a raw partition may run ahead of the slowest one with a backlog
     #: before ingest pauses it (replay's ``--slack``); 0: never pause
     align_slack: float = 300.0

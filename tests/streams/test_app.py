@@ -323,3 +323,35 @@ def test_a_worker_owning_no_detect_partition_while_calls_flow_says_so(
     assert not pipeline.check_detect_owned()
     assert pipeline.metrics.value("dialguard_detect_partitions") == 2
     assert "detect: partitions [1, 3] of dialguard.calls" in caplog.text
+
+
+def test_progress_is_logged_when_counts_move(
+    make_pipeline: Callable[..., Pipeline], caplog: pytest.LogCaptureFixture
+) -> None:
+    pipeline = make_pipeline()
+    caplog.set_level("INFO", logger="dialguard.worker")
+    pipeline.counts.update(messages=12, calls=30, detected=25)
+    asyncio.run(pipeline._log_progress())
+    asyncio.run(pipeline._log_progress())  # nothing moved: no second line
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("progress")]
+    assert lines == ["progress: 12 messages, 30 calls, 0 rejected, 0 batches, 25 detected, "
+                     "0 alerts, 0 group batches, 0 grouped, 0 ring alerts"]
+
+
+def test_a_buffer_slower_than_slow_buffer_s_is_logged(
+    make_pipeline: Callable[..., Pipeline], caplog: pytest.LogCaptureFixture
+) -> None:
+    pipeline = make_pipeline(slow_buffer_s=0.05)
+    caplog.set_level("INFO", logger="dialguard.worker")
+
+    async def stalled(events: Any) -> None:
+        await asyncio.sleep(0.3)
+
+    async def quick(events: Any) -> None:
+        pass
+
+    asyncio.run(pipeline._hold_on_failure("detect", [object()] * 3, stalled))
+    asyncio.run(pipeline._hold_on_failure("groups", [object()], quick))
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warned == ["detect: a buffer of 3 batches is still being processed after 0.05 s "
+                      "(state writes, alerts or rejections not yet sent)"]
