@@ -239,10 +239,8 @@ class Pipeline:
                                process: Callable[[Sequence[Any]], Awaitable[None]]) -> None:
         await self.control_ready.wait()
         slow = asyncio.get_running_loop().call_later(
-            self.options.slow_buffer_s, log.warning,
-            "%s: a buffer of %d batches is still being processed after %g s (state "
-            "writes, alerts or rejections not yet sent)", stage, len(events),
-            self.options.slow_buffer_s)
+            self.options.slow_buffer_s, warn_slow_buffer, stage, len(events),
+            self.options.slow_buffer_s, asyncio.current_task())
         try:
             await process(events)
         except Exception as exc:
@@ -351,6 +349,24 @@ class Pipeline:
             watched = (topics.raw, topics.calls) if self.groups is None else (
                 topics.raw, topics.calls, topics.groups)
             await sample_lag(consumer, watched, self.metrics)
+
+
+def warn_slow_buffer(stage: str, batches: int, after_s: float,
+                     task: asyncio.Task[Any] | None) -> None:
+    """Log a stage's buffer still being processed, with where its task waits."""
+    frames: list[Any] = []
+    awaited: Any = task.get_coro() if task is not None and not task.done() else None
+    while awaited is not None and len(frames) < 16:  # the chain of awaits, outermost first
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+        if frame is None:
+            break
+        frames.append(frame)
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    where = " <- ".join(f"{f.f_code.co_filename.rsplit('/', 1)[-1]}:{f.f_lineno} "
+                        f"{f.f_code.co_name}" for f in reversed(frames))
+    log.warning("%s: a buffer of %d batches is still being processed after %g s (state "
+                "writes, alerts or rejections not yet sent); waiting in %s", stage, batches,
+                after_s, where or "?")
 
 
 def alert_rows(alerts: Iterable[Alert | Mapping[str, Any]]) -> list[tuple[Any, ...]]:
