@@ -56,6 +56,7 @@ from streams.ingest import Ingest
 from streams.metrics import NullMetrics, PipelineMetrics, sample_lag
 from streams.options import WorkerOptions, kafka_bootstrap
 from streams.replay import tune_gc
+from streams.sensors import CommitWatch
 from streams.sinks import TopicAlertSink
 from streams.state import ChangelogWriter
 from streams.supervision import IngestSupervisor
@@ -91,6 +92,7 @@ class Pipeline:
         self.detect_owned = 0
         self._messages_seen = 0
         self._progress_shown: tuple[int, ...] = ()
+        self._commit_warned: float | None = None
 
         self.topology = topo = declare_topology(options)
         self.app = app = topo.app
@@ -144,6 +146,10 @@ class Pipeline:
             app.timer(options.lag_interval)(self._sample_lag)
         if options.progress_interval > 0:
             app.timer(options.progress_interval)(self._log_progress)
+        #: Faust's commit rounds, watched so that a commit that never ends is logged
+        self.commits = CommitWatch()
+        app.sensors.add(self.commits)
+        app.timer(max(1.0, options.slow_buffer_s / 3))(self._watch_commits)
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         app.task(self._on_start)
@@ -335,11 +341,24 @@ class Pipeline:
         """One line of counts so far, when they moved since the last one."""
         shown = ("messages", "calls", "rejected", "batches", "detected", "alerts",
                  "group_batches", "grouped", "ring_alerts")
-        now = tuple(self.counts.get(key, 0) for key in shown)
+        now = (*(self.counts.get(key, 0) for key in shown), self.commits.completed)
         if now != self._progress_shown:
             self._progress_shown = now
             log.info("progress: %s", ", ".join(
-                f"{n} {key.replace('_', ' ')}" for key, n in zip(shown, now, strict=True)))
+                f"{n} {key.replace('_', ' ')}"
+                for key, n in zip((*shown, "offset_commits"), now, strict=True)))
+
+    async def _watch_commits(self) -> bool:
+        """Warn (once per round) when Faust's offset commit has run for ``slow_buffer_s``."""
+        running = self.commits.in_progress_for()
+        if running < self.options.slow_buffer_s:
+            return False
+        if self.commits.started_at != self._commit_warned:
+            self._commit_warned = self.commits.started_at
+            log.warning("an offset commit has been in progress for %.0f s (Faust flushes the "
+                        "producer first: state, alerts or rejections not yet delivered); "
+                        "nothing processed since is committed", running)
+        return True
 
     async def _sample_lag(self) -> None:
         self.check_detect_owned()

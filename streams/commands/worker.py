@@ -64,6 +64,9 @@ def broker_url(value: str | None) -> str:
               show_default=True,
               help="Seconds of event time a cdr.raw partition may run ahead of the slowest one "
                    "with a backlog before ingest holds it back (0: never).")
+@click.option("--progress-interval", type=click.FloatRange(min=0.0), default=60.0,
+              show_default=True,
+              help="Seconds between progress lines in the log (at --log-level info; 0: never).")
 @click.option("--duration", type=float, default=None,
               help="Stop by itself after this many seconds (tests, demos).")
 @click.option("--log-level", default="warning", show_default=True,
@@ -89,6 +92,7 @@ def worker_command(
     ingest_processes: int,
     session_timeout: float,
     align_slack: float,
+    progress_interval: float,
     duration: float | None,
     log_level: str,
 ) -> None:
@@ -138,6 +142,7 @@ def worker_command(
         ingest_processes=ingest_processes,
         session_timeout=session_timeout,
         align_slack=align_slack,
+        progress_interval=progress_interval,
     )
     pipeline = create_pipeline(options, metrics)
     try:

@@ -95,7 +95,8 @@ def test_worker_matches_replay(kafka_broker: Any, tmp_path: Path,
     assert f"produced {n_records} CDRs".encode() in produced.stderr
 
     proc, log = start_worker(kafka_broker, topics, f"dg-{uuid.uuid4().hex[:8]}", tmp_path, "w",
-                             2, "--ingest-processes", str(ingest_processes))
+                             2, "--ingest-processes", str(ingest_processes),
+                             "--progress-interval", "1")
     n_rejects = sum(expected_rejects.values())
     rejected = _read(kafka_broker, topics["rejected"], lambda v: len(v) >= n_rejects)
     alerts = _read(kafka_broker, topics["alerts"],
@@ -139,6 +140,9 @@ def test_worker_matches_replay(kafka_broker: Any, tmp_path: Path,
     assert n_alerts == sum(a.kind == "number" for a in expected_alerts)
     # Faust's 1.5 s fetch wait, which stalled detection, was shortened on this Faust version
     assert "consumer fetch wait set to 50 ms" in summary
+    # progress lines, with the offset commits Faust's sensor hooks counted
+    commits = [int(n) for n in re.findall(r"progress: .* (\d+) offset commits", summary)]
+    assert commits and max(commits) > 0, summary[-2000:]
 
 
 def test_control_message_reaches_both_workers(kafka_broker: Any, tmp_path: Path,

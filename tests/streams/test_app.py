@@ -335,7 +335,7 @@ def test_progress_is_logged_when_counts_move(
     asyncio.run(pipeline._log_progress())  # nothing moved: no second line
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("progress")]
     assert lines == ["progress: 12 messages, 30 calls, 0 rejected, 0 batches, 25 detected, "
-                     "0 alerts, 0 group batches, 0 grouped, 0 ring alerts"]
+                     "0 alerts, 0 group batches, 0 grouped, 0 ring alerts, 0 offset commits"]
 
 
 def test_a_buffer_slower_than_slow_buffer_s_is_logged(
@@ -358,3 +358,25 @@ def test_a_buffer_slower_than_slow_buffer_s_is_logged(
                                 "0.05 s (state writes, alerts or rejections not yet sent); "
                                 "waiting in ")
     assert "test_app.py" in warned[0] and "stalled" in warned[0]  # where the task waits
+
+
+def test_a_commit_that_does_not_end_is_logged_once(
+    make_pipeline: Callable[..., Pipeline], caplog: pytest.LogCaptureFixture
+) -> None:
+    pipeline = make_pipeline(slow_buffer_s=30.0)
+    caplog.set_level("INFO", logger="dialguard.worker")
+    now = [100.0]
+    pipeline.commits.clock = lambda: now[0]
+    assert pipeline.commits in pipeline.app.sensors  # Faust calls it on every commit round
+    pipeline.commits.on_commit_initiated(None)
+    now[0] = 120.0
+    assert not asyncio.run(pipeline._watch_commits())
+    now[0] = 131.0
+    assert asyncio.run(pipeline._watch_commits())
+    assert asyncio.run(pipeline._watch_commits())  # still stuck: said once
+    pipeline.commits.on_commit_completed(None, None)
+    assert not asyncio.run(pipeline._watch_commits())
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warned == ["an offset commit has been in progress for 31 s (Faust flushes the "
+                      "producer first: state, alerts or rejections not yet delivered); "
+                      "nothing processed since is committed"]
