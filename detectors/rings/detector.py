@@ -42,7 +42,7 @@ from detectors.dedup import Deduplicator
 from detectors.records import Call
 from detectors.rings import report
 from detectors.rings.cohort import RING_INDEX, STRENGTH, KeyState, Ring
-from detectors.rings.keys import BLOCK, INGRESS, is_block, route
+from detectors.rings.keys import ADDRESS, BLOCK, BLOCK_DIGITS, INGRESS, is_block, route
 
 _NO_ALERTS: tuple[Alert, ...] = ()
 _SWEEP_FRACTION = 0.25  # sweep every quarter of the member idle time (event time)
@@ -94,6 +94,15 @@ class GroupDetector:
                 raise ConfigError(f"{dotted} is fixed at start; restart to change it")
         self.settings = settings
 
+    @property
+    def allowlist(self) -> Allowlist:
+        return self._allowlist
+
+    @allowlist.setter
+    def allowlist(self, allowlist: Allowlist) -> None:
+        self._allowlist = allowlist
+        self._allowed = allowlist.numbers  # a set's lookup per call, not a method's
+
     def set_allowlist(self, allowlist: Allowlist) -> None:
         self.allowlist = allowlist
 
@@ -110,16 +119,28 @@ class GroupDetector:
         return self.observe_unique(call)
 
     def observe_unique(self, call: Call) -> Sequence[Alert]:
-        """A call known not to be a duplicate, under every key it is routed by."""
+        """A call known not to be a duplicate, under every key it is routed by.
+
+        The hot path: the keys :func:`~detectors.rings.keys.route` gives are made here, each
+        accounted by its kind, with no tuple of keys per call.
+        """
         self.stats.calls += 1
-        if call.start > self.watermark:
-            self._advance(call.start)
+        t = call.start
+        if t > self.watermark:
+            self._advance(t)
         alerts: list[Alert] | None = None
-        keys = route(call, self._blocks)
-        if keys and (not call.caller or call.caller not in self.allowlist):
+        caller = call.caller
+        if not caller or caller not in self._allowed:
             rs = self.settings.rings
-            for key in keys:
-                alert = self._observe_key(call, key, rs)
+            ingress = (INGRESS + call.trunk if call.trunk
+                       else ADDRESS + call.src_ip if call.src_ip else None)
+            if ingress is not None:
+                alert = self._observe_ingress(call, ingress, rs)
+                if alert is not None:
+                    alerts = [alert]
+            callee = call.callee
+            if self._blocks and len(callee) > BLOCK_DIGITS + 4:
+                alert = self._observe_block(call, BLOCK + callee[:-BLOCK_DIGITS], rs)
                 if alert is not None:
                     alerts = [alert] if alerts is None else [*alerts, alert]
         if self.watermark - self._last_sweep >= self.settings.rings.ring_idle_s:
@@ -131,8 +152,10 @@ class GroupDetector:
         if that key's ring is (re)alerted."""
         self._advance(call.start)
         alert = None
-        if not call.caller or call.caller not in self.allowlist:
-            alert = self._observe_key(call, key, self.settings.rings)
+        if not call.caller or call.caller not in self._allowed:
+            rs = self.settings.rings
+            alert = (self._observe_block(call, key, rs) if key.startswith(BLOCK)
+                     else self._observe_ingress(call, key, rs))
         if self.watermark - self._last_sweep >= self.settings.rings.ring_idle_s:
             self.maybe_expire()
         return alert
@@ -141,37 +164,60 @@ class GroupDetector:
         if t > self.watermark and (t - self.watermark <= _MAX_JUMP or self.watermark == -math.inf):
             self.watermark = t
 
-    def _observe_key(self, call: Call, key: str, rs: RingSettings) -> Alert | None:
-        caller = call.caller
+    def _observe_ingress(self, call: Call, key: str, rs: RingSettings) -> Alert | None:
+        """``call`` under its ingress key; withheld callers are counted there."""
         state = self.states.get(key)
+        caller = call.caller
         if not caller:  # withheld: evidence for the ingress, never a member
-            if state is not None and not key.startswith(BLOCK):
+            if state is not None:
                 state.withheld += 1
                 if state.ring is not None:
                     state.ring.withheld += 1
             return None
-        t = call.start
         if state is None:
-            if key.startswith(BLOCK):
-                if call.answered and call.duration >= rs.short_talk_s:
-                    return None  # no sweep evidence: a block nobody sweeps need not learn it
-                lone = self.lone_blocks.get(key)
-                if lone is None or lone[0] == caller or t - lone[1] > rs.member_idle_s:
-                    self.lone_blocks[key] = (caller, t)
-                    return None
-                del self.lone_blocks[key]
+            state = KeyState.new(rs.max_strength, call.start)
+            self.states[key] = state
+        return self._account(state, call, caller, key, rs)
+
+    def _observe_block(self, call: Call, key: str, rs: RingSettings) -> Alert | None:
+        """``call`` under its callee block key: a block gets state only when a second caller
+        sweeps it (see ``lone_blocks``); withheld callers count for nothing here."""
+        state = self.states.get(key)
+        caller = call.caller
+        if not caller:
+            return None
+        if state is None:
+            if call.answered and call.duration >= rs.short_talk_s:
+                return None  # no sweep evidence: a block nobody sweeps need not learn it
+            t = call.start
+            lone = self.lone_blocks.get(key)
+            if lone is None or lone[0] == caller or t - lone[1] > rs.member_idle_s:
+                self.lone_blocks[key] = (caller, t)
+                return None
+            del self.lone_blocks[key]
             state = KeyState.new(rs.max_strength, t)
             self.states[key] = state
-        elif state.ring is not None and t - state.ring.last_call > rs.ring_idle_s:
+        return self._account(state, call, caller, key, rs)
+
+    def _account(self, state: KeyState, call: Call, caller: str, key: str,
+                 rs: RingSettings) -> Alert | None:
+        """Count the call on the caller's record under ``key``; found, join, alert."""
+        t = call.start
+        ring = state.ring
+        if ring is not None and t - ring.last_call > rs.ring_idle_s:
             self._forget_ring(state.end_ring(rs))
-        rec, grew = state.account(caller, t, _digits(call.callee), call.answered,
-                                  call.duration, rs)
+        callee = call.callee
+        try:
+            digits = int(callee[1:])  # repeat checks compare callees as numbers
+        except ValueError:
+            digits = 0
+        rec, grew = state.account(caller, t, digits, call.answered, call.duration, rs)
         if state.seen_until - state.swept_at >= rs.member_idle_s:  # the key's own sweep
             self._forget_ring(state.expire(state.seen_until, rs))
         ring = state.ring
-        grew = grew and rec[STRENGTH] >= (rs.min_strength if ring is None else rs.join_strength)
         if ring is None:
-            if not grew:  # the judgement only changes when some caller's evidence does
+            # the judgement only changes when some caller's evidence does
+            if not grew or rec[STRENGTH] < rs.min_strength:
                 return None
             threshold = state.founding_threshold(rs)
             if threshold is None:
@@ -180,7 +226,7 @@ class GroupDetector:
             if len(founders) < rs.min_members:
                 return None
             ring = self._found(state, key, threshold, founders, t)
-        elif grew and state.joins(rec, rs):
+        elif grew and rec[STRENGTH] >= rs.join_strength and state.joins(rec, rs):
             state.enrol(caller, rs)
             self.memberships.setdefault(caller, ring.ring_id)
         if rec[RING_INDEX] < 0 or not ring.new_members:
@@ -291,10 +337,3 @@ class GroupDetector:
                 for caller in state.ring.members:
                     self.memberships.setdefault(caller, state.ring.ring_id)
 
-
-def _digits(number: str) -> int:
-    """A called number (E.164) as an integer, for repeat checks; 0 if it is not digits."""
-    try:
-        return int(number[1:])
-    except ValueError:
-        return 0
