@@ -350,10 +350,11 @@ class KeyState(msgspec.Struct, array_like=True):
 
         Half the records a busy key ever holds end here, hence the inlined
         :meth:`_qualifies` and :meth:`_bin`."""
-        callers, active, baseline = self.callers, self.active, self.baseline
+        callers, active, engaged = self.callers, self.active, self.engaged
         top = len(active) - 1
         max_engaged, max_answered = rs.max_engaged_ratio, rs.max_answer_ratio
         grace, idle_s, half_life = rs.answer_grace_calls, rs.member_idle_s, rs.baseline_half_life_s
+        baseline, total, at = self.baseline, self.baseline_total, self.baseline_at
         for caller in idle:
             rec = callers.pop(caller)
             if rec[RING_INDEX] >= 0:
@@ -366,14 +367,16 @@ class KeyState(msgspec.Struct, array_like=True):
                 strength = min(int(rec[STRENGTH]), top)
                 active[strength] -= 1  # out of ``active`` (as _withdraw does)
             elif calls >= rs.min_strength:  # a few calls say too little
-                self.engaged[caller] = [rec[LAST], calls, rec[ENGAGED], rec[ANSWERED]]
-            if now > self.baseline_at:
+                engaged[caller] = [rec[LAST], calls, rec[ENGAGED], rec[ANSWERED]]
+            if now > at:
+                self.baseline_total = total
                 self._decay(now, rs)
-                baseline = self.baseline
-            since = max(0.0, self.baseline_at - (rec[LAST] + idle_s))
-            weight = 0.5 ** (since / half_life)
+                baseline, total, at = self.baseline, self.baseline_total, self.baseline_at
+            since = at - (rec[LAST] + idle_s)
+            weight = 0.5 ** (since / half_life) if since > 0.0 else 1.0  # 0.5 ** 0.0 is 1.0
             baseline[strength] += weight
-            self.baseline_total += weight
+            total += weight
+        self.baseline_total = total
 
     def end_ring(self, rs: RingSettings) -> Ring | None:
         """End the ring; its members become ordinary callers of the key again."""

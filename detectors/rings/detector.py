@@ -126,8 +126,9 @@ class GroupDetector:
         """
         self.stats.calls += 1
         t = call.start
-        if t > self.watermark:
-            self._advance(t)
+        watermark = self.watermark
+        if t > watermark and (t - watermark <= _MAX_JUMP or watermark == -math.inf):
+            self.watermark = t  # as _advance does
         alerts: list[Alert] | None = None
         caller = call.caller
         if not caller or caller not in self._allowed:
