@@ -141,9 +141,13 @@ class GroupDetector:
                     alerts = [alert]
             callee = call.callee
             if self._blocks and len(callee) > BLOCK_DIGITS + 4:
-                alert = self._observe_block(call, BLOCK + callee[:-BLOCK_DIGITS], rs)
-                if alert is not None:
-                    alerts = [alert] if alerts is None else [*alerts, alert]
+                block = BLOCK + callee[:-BLOCK_DIGITS]
+                # most calls are talked-to calls to a block with no state: nothing to do
+                if caller and (not call.answered or call.duration < rs.short_talk_s
+                               or block in self.states):
+                    alert = self._observe_block(call, block, rs)
+                    if alert is not None:
+                        alerts = [alert] if alerts is None else [*alerts, alert]
         if self.watermark - self._last_sweep >= self.settings.rings.ring_idle_s:
             self.maybe_expire()
         return _NO_ALERTS if alerts is None else alerts
@@ -300,7 +304,7 @@ class GroupDetector:
             else:
                 self.states[key] = state  # a table's cache learns of the change
         cutoff = now - rs.member_idle_s
-        for key in [k for k, (_, last) in self.lone_blocks.items() if last < cutoff]:
+        for key in [k for k, lone in self.lone_blocks.items() if lone[1] < cutoff]:
             del self.lone_blocks[key]
         gone = max(0, before - self.tracked_numbers)
         self.stats.expired += gone
