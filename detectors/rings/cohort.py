@@ -348,8 +348,9 @@ class KeyState(msgspec.Struct, array_like=True):
         """Drop the records of the ``idle`` callers; one outside a ring joins the baseline as
         of the moment it went idle (so the baseline does not depend on when sweeps happen).
 
-        Half the records a busy key ever holds end here, hence the inlined
-        :meth:`_qualifies` and :meth:`_bin`."""
+        Every record ends here, most of them a few calls old (a third of the group
+        detector's time on a simulated day): hence :meth:`_qualifies`, :meth:`_bin` and the
+        baseline's sums inlined."""
         callers, active, engaged = self.callers, self.active, self.engaged
         top = len(active) - 1
         max_engaged, max_answered = rs.max_engaged_ratio, rs.max_answer_ratio
