@@ -51,6 +51,10 @@ class Allowlist:
     def with_numbers(self, added: Iterable[str] = (), removed: Iterable[str] = ()) -> Allowlist:
         return Allowlist((self._numbers | frozenset(added)) - frozenset(removed))
 
+    @property
+    def numbers(self) -> frozenset[str]:
+        return self._numbers
+
     def __contains__(self, number: object) -> bool:
         return number in self._numbers
 

@@ -114,55 +114,52 @@ class KeyState(msgspec.Struct, array_like=True):
         evidence grew (the only time the key's judgement can change).
 
         The hot path of group detection: the record's place in ``active`` is moved by hand
-        rather than through :meth:`_withdraw` / :meth:`_deposit`.
+        rather than through :meth:`_withdraw` / :meth:`_deposit`, and a caller's first call
+        here (most calls on a busy key) is written straight into a new record.
         """
         if t > self.seen_until:
             self.seen_until = t
         rec = self.callers.get(caller)
         if rec is not None and t - rec[LAST] > rs.member_idle_s:
-            self._retire(caller, t, rs)  # back after a long silence: a fresh record
+            self._retire([caller], t, rs)  # back after a long silence: a fresh record
             rec = None
+        if rec is None:
+            return self._first_call(caller, t, callee, answered, talk, rs)
         active = self.active
         top = len(active) - 1
-        outside = True
-        if rec is None:
-            rec = [t, t, 0.0, 0.0, 0.0, 0.0, NOT_IN_RING, 0.0, -1.0, -1.0, -1.0, -1.0]
-            if self.engaged:
-                past = self.engaged.pop(caller, None)
-                if past is not None and t - past[0] <= rs.engaged_memory_s:
-                    rec[CALLS], rec[ENGAGED], rec[ANSWERED] = past[1], past[2], past[3]
-            self.callers[caller] = rec
-        else:
-            outside = rec[RING_INDEX] < 0
-            calls = rec[CALLS]
-            if outside and (rec[ENGAGED] <= rs.max_engaged_ratio * calls and rec[ANSWERED]
-                            <= rs.max_answer_ratio * (calls + rs.answer_grace_calls)):
-                active[min(int(rec[STRENGTH]), top)] -= 1
-            if t > rec[LAST]:
-                rec[LAST] = t
-        calls = rec[CALLS] = rec[CALLS] + 1
+        max_engaged, max_answered = rs.max_engaged_ratio, rs.max_answer_ratio
+        outside = rec[RING_INDEX] < 0
+        calls = rec[CALLS]
+        if outside and (rec[ENGAGED] <= max_engaged * calls and rec[ANSWERED]
+                        <= max_answered * (calls + rs.answer_grace_calls)):
+            active[min(int(rec[STRENGTH]), top)] -= 1
+        if t > rec[LAST]:
+            rec[LAST] = t
+        calls = rec[CALLS] = calls + 1
         value = float(callee)
         repeat = rec[8] == value or rec[9] == value or rec[10] == value or rec[11] == value
         grew = False
         if repeat:  # trying a number again is contact, not a sweep of a list
             rec[ENGAGED] += 1
+            if answered:
+                rec[ANSWERED] += 1
         else:
             slot = int(rec[NEXT_SLOT])
             rec[8 + slot] = value
             rec[NEXT_SLOT] = float((slot + 1) % RECENT)
-        if answered:
-            rec[ANSWERED] += 1
-            if talk >= rs.engaged_talk_s and not repeat:
-                rec[ENGAGED] += 1
-            elif not repeat and talk < rs.short_talk_s and t - rec[FIRST] <= rs.youth_s:
+            if answered:
+                rec[ANSWERED] += 1
+                if talk >= rs.engaged_talk_s:
+                    rec[ENGAGED] += 1
+                elif talk < rs.short_talk_s and t - rec[FIRST] <= rs.youth_s:
+                    rec[STRENGTH] += 1
+                    grew = True
+            elif t - rec[FIRST] <= rs.youth_s:
                 rec[STRENGTH] += 1
                 grew = True
-        elif not repeat and t - rec[FIRST] <= rs.youth_s:
-            rec[STRENGTH] += 1
-            grew = True
         if outside:
-            if (rec[ENGAGED] <= rs.max_engaged_ratio * calls and rec[ANSWERED]
-                    <= rs.max_answer_ratio * (calls + rs.answer_grace_calls)):
+            if (rec[ENGAGED] <= max_engaged * calls and rec[ANSWERED]
+                    <= max_answered * (calls + rs.answer_grace_calls)):
                 active[min(int(rec[STRENGTH]), top)] += 1
             return rec, grew
         ring = self.ring
@@ -176,6 +173,32 @@ class KeyState(msgspec.Struct, array_like=True):
             if t > ring.last_call:
                 ring.last_call = t
         return rec, grew
+
+    def _first_call(self, caller: str, t: float, callee: int, answered: bool, talk: int,
+                    rs: RingSettings) -> tuple[list[float], bool]:
+        """:meth:`account` for a caller with no record here: its recent callees are empty,
+        so the call is no repeat, and it is young (``youth_s`` is positive)."""
+        calls, engaged, answers = 1.0, 0.0, 0.0
+        if self.engaged:
+            past = self.engaged.pop(caller, None)
+            if past is not None and t - past[0] <= rs.engaged_memory_s:
+                calls, engaged, answers = past[1] + 1, past[2], past[3]
+        strength = 0.0
+        if not answered:
+            strength = 1.0
+        else:
+            answers += 1
+            if talk >= rs.engaged_talk_s:
+                engaged += 1
+            elif talk < rs.short_talk_s:
+                strength = 1.0
+        rec = [t, t, calls, strength, engaged, answers, NOT_IN_RING, 1.0,
+               float(callee), -1.0, -1.0, -1.0]
+        self.callers[caller] = rec
+        if (engaged <= rs.max_engaged_ratio * calls
+                and answers <= rs.max_answer_ratio * (calls + rs.answer_grace_calls)):
+            self.active[min(int(strength), len(self.active) - 1)] += 1
+        return rec, strength > 0.0
 
     def _qualifies(self, rec: list[float], rs: RingSettings) -> bool:
         calls = rec[CALLS]
@@ -301,8 +324,9 @@ class KeyState(msgspec.Struct, array_like=True):
         self.swept_at = max(self.swept_at, now)
         self._decay(now, rs)
         cutoff = now - rs.member_idle_s
-        for caller in [c for c, rec in self.callers.items() if rec[LAST] < cutoff]:
-            self._retire(caller, now, rs)
+        idle = [c for c, rec in self.callers.items() if rec[LAST] < cutoff]
+        if idle:
+            self._retire(idle, now, rs)
         if self.engaged:
             forget = now - rs.engaged_memory_s
             for caller in [c for c, past in self.engaged.items() if past[0] < forget]:
@@ -320,25 +344,40 @@ class KeyState(msgspec.Struct, array_like=True):
         if now > self.baseline_at:
             self.baseline_at = now
 
-    def _retire(self, caller: str, now: float, rs: RingSettings) -> None:
-        """Drop a caller's record; one outside a ring joins the baseline as of the moment it
-        went idle (so the baseline does not depend on when sweeps happen)."""
-        rec = self.callers.pop(caller)
-        if rec[RING_INDEX] >= 0:
-            self.in_ring -= 1
-            return
-        qualified = self._qualifies(rec, rs)
-        if qualified:  # out of ``active`` (what _withdraw does for a caller in no ring)
-            self.active[self._bin(rec)] -= 1
-        if now > self.baseline_at:
-            self._decay(now, rs)
-        if not qualified and rec[CALLS] >= rs.min_strength:  # a few calls say too little
-            self.engaged[caller] = [rec[LAST], rec[CALLS], rec[ENGAGED], rec[ANSWERED]]
-        strength = self._bin(rec) if qualified else 0
-        since = max(0.0, self.baseline_at - (rec[LAST] + rs.member_idle_s))
-        weight = 0.5 ** (since / rs.baseline_half_life_s)
-        self.baseline[strength] += weight
-        self.baseline_total += weight
+    def _retire(self, idle: list[str], now: float, rs: RingSettings) -> None:
+        """Drop the records of the ``idle`` callers; one outside a ring joins the baseline as
+        of the moment it went idle (so the baseline does not depend on when sweeps happen).
+
+        Every record ends here, most of them a few calls old (a third of the group
+        detector's time on a simulated day): hence :meth:`_qualifies`, :meth:`_bin` and the
+        baseline's sums inlined."""
+        callers, active, engaged = self.callers, self.active, self.engaged
+        top = len(active) - 1
+        max_engaged, max_answered = rs.max_engaged_ratio, rs.max_answer_ratio
+        grace, idle_s, half_life = rs.answer_grace_calls, rs.member_idle_s, rs.baseline_half_life_s
+        baseline, total, at = self.baseline, self.baseline_total, self.baseline_at
+        for caller in idle:
+            rec = callers.pop(caller)
+            if rec[RING_INDEX] >= 0:
+                self.in_ring -= 1
+                continue
+            calls = rec[CALLS]
+            strength = 0
+            if rec[ENGAGED] <= max_engaged * calls and rec[ANSWERED] <= max_answered * (
+                    calls + grace):
+                strength = min(int(rec[STRENGTH]), top)
+                active[strength] -= 1  # out of ``active`` (as _withdraw does)
+            elif calls >= rs.min_strength:  # a few calls say too little
+                engaged[caller] = [rec[LAST], calls, rec[ENGAGED], rec[ANSWERED]]
+            if now > at:
+                self.baseline_total = total
+                self._decay(now, rs)
+                baseline, total, at = self.baseline, self.baseline_total, self.baseline_at
+            since = at - (rec[LAST] + idle_s)
+            weight = 0.5 ** (since / half_life) if since > 0.0 else 1.0  # 0.5 ** 0.0 is 1.0
+            baseline[strength] += weight
+            total += weight
+        self.baseline_total = total
 
     def end_ring(self, rs: RingSettings) -> Ring | None:
         """End the ring; its members become ordinary callers of the key again."""

@@ -42,7 +42,7 @@ from detectors.dedup import Deduplicator
 from detectors.records import Call
 from detectors.rings import report
 from detectors.rings.cohort import RING_INDEX, STRENGTH, KeyState, Ring
-from detectors.rings.keys import BLOCK, INGRESS, is_block, route
+from detectors.rings.keys import ADDRESS, BLOCK, BLOCK_DIGITS, INGRESS, is_block, route
 
 _NO_ALERTS: tuple[Alert, ...] = ()
 _SWEEP_FRACTION = 0.25  # sweep every quarter of the member idle time (event time)
@@ -94,6 +94,15 @@ class GroupDetector:
                 raise ConfigError(f"{dotted} is fixed at start; restart to change it")
         self.settings = settings
 
+    @property
+    def allowlist(self) -> Allowlist:
+        return self._allowlist
+
+    @allowlist.setter
+    def allowlist(self, allowlist: Allowlist) -> None:
+        self._allowlist = allowlist
+        self._allowed = allowlist.numbers  # a set's lookup per call, not a method's
+
     def set_allowlist(self, allowlist: Allowlist) -> None:
         self.allowlist = allowlist
 
@@ -110,18 +119,35 @@ class GroupDetector:
         return self.observe_unique(call)
 
     def observe_unique(self, call: Call) -> Sequence[Alert]:
-        """A call known not to be a duplicate, under every key it is routed by."""
+        """A call known not to be a duplicate, under every key it is routed by.
+
+        The hot path: the keys :func:`~detectors.rings.keys.route` gives are made here, each
+        accounted by its kind, with no tuple of keys per call.
+        """
         self.stats.calls += 1
-        if call.start > self.watermark:
-            self._advance(call.start)
+        t = call.start
+        watermark = self.watermark
+        if t > watermark and (t - watermark <= _MAX_JUMP or watermark == -math.inf):
+            self.watermark = t  # as _advance does
         alerts: list[Alert] | None = None
-        keys = route(call, self._blocks)
-        if keys and (not call.caller or call.caller not in self.allowlist):
+        caller = call.caller
+        if not caller or caller not in self._allowed:
             rs = self.settings.rings
-            for key in keys:
-                alert = self._observe_key(call, key, rs)
+            ingress = (INGRESS + call.trunk if call.trunk
+                       else ADDRESS + call.src_ip if call.src_ip else None)
+            if ingress is not None:
+                alert = self._observe_ingress(call, ingress, rs)
                 if alert is not None:
-                    alerts = [alert] if alerts is None else [*alerts, alert]
+                    alerts = [alert]
+            callee = call.callee
+            if self._blocks and len(callee) > BLOCK_DIGITS + 4:
+                block = BLOCK + callee[:-BLOCK_DIGITS]
+                # most calls are talked-to calls to a block with no state: nothing to do
+                if caller and (not call.answered or call.duration < rs.short_talk_s
+                               or block in self.states):
+                    alert = self._observe_block(call, block, rs)
+                    if alert is not None:
+                        alerts = [alert] if alerts is None else [*alerts, alert]
         if self.watermark - self._last_sweep >= self.settings.rings.ring_idle_s:
             self.maybe_expire()
         return _NO_ALERTS if alerts is None else alerts
@@ -131,8 +157,10 @@ class GroupDetector:
         if that key's ring is (re)alerted."""
         self._advance(call.start)
         alert = None
-        if not call.caller or call.caller not in self.allowlist:
-            alert = self._observe_key(call, key, self.settings.rings)
+        if not call.caller or call.caller not in self._allowed:
+            rs = self.settings.rings
+            alert = (self._observe_block(call, key, rs) if key.startswith(BLOCK)
+                     else self._observe_ingress(call, key, rs))
         if self.watermark - self._last_sweep >= self.settings.rings.ring_idle_s:
             self.maybe_expire()
         return alert
@@ -141,37 +169,60 @@ class GroupDetector:
         if t > self.watermark and (t - self.watermark <= _MAX_JUMP or self.watermark == -math.inf):
             self.watermark = t
 
-    def _observe_key(self, call: Call, key: str, rs: RingSettings) -> Alert | None:
-        caller = call.caller
+    def _observe_ingress(self, call: Call, key: str, rs: RingSettings) -> Alert | None:
+        """``call`` under its ingress key; withheld callers are counted there."""
         state = self.states.get(key)
+        caller = call.caller
         if not caller:  # withheld: evidence for the ingress, never a member
-            if state is not None and not key.startswith(BLOCK):
+            if state is not None:
                 state.withheld += 1
                 if state.ring is not None:
                     state.ring.withheld += 1
             return None
-        t = call.start
         if state is None:
-            if key.startswith(BLOCK):
-                if call.answered and call.duration >= rs.short_talk_s:
-                    return None  # no sweep evidence: a block nobody sweeps need not learn it
-                lone = self.lone_blocks.get(key)
-                if lone is None or lone[0] == caller or t - lone[1] > rs.member_idle_s:
-                    self.lone_blocks[key] = (caller, t)
-                    return None
-                del self.lone_blocks[key]
+            state = KeyState.new(rs.max_strength, call.start)
+            self.states[key] = state
+        return self._account(state, call, caller, key, rs)
+
+    def _observe_block(self, call: Call, key: str, rs: RingSettings) -> Alert | None:
+        """``call`` under its callee block key: a block gets state only when a second caller
+        sweeps it (see ``lone_blocks``); withheld callers count for nothing here."""
+        state = self.states.get(key)
+        caller = call.caller
+        if not caller:
+            return None
+        if state is None:
+            if call.answered and call.duration >= rs.short_talk_s:
+                return None  # no sweep evidence: a block nobody sweeps need not learn it
+            t = call.start
+            lone = self.lone_blocks.get(key)
+            if lone is None or lone[0] == caller or t - lone[1] > rs.member_idle_s:
+                self.lone_blocks[key] = (caller, t)
+                return None
+            del self.lone_blocks[key]
             state = KeyState.new(rs.max_strength, t)
             self.states[key] = state
-        elif state.ring is not None and t - state.ring.last_call > rs.ring_idle_s:
+        return self._account(state, call, caller, key, rs)
+
+    def _account(self, state: KeyState, call: Call, caller: str, key: str,
+                 rs: RingSettings) -> Alert | None:
+        """Count the call on the caller's record under ``key``; found, join, alert."""
+        t = call.start
+        ring = state.ring
+        if ring is not None and t - ring.last_call > rs.ring_idle_s:
             self._forget_ring(state.end_ring(rs))
-        rec, grew = state.account(caller, t, _digits(call.callee), call.answered,
-                                  call.duration, rs)
+        callee = call.callee
+        try:
+            digits = int(callee[1:])  # repeat checks compare callees as numbers
+        except ValueError:
+            digits = 0
+        rec, grew = state.account(caller, t, digits, call.answered, call.duration, rs)
         if state.seen_until - state.swept_at >= rs.member_idle_s:  # the key's own sweep
             self._forget_ring(state.expire(state.seen_until, rs))
         ring = state.ring
-        grew = grew and rec[STRENGTH] >= (rs.min_strength if ring is None else rs.join_strength)
         if ring is None:
-            if not grew:  # the judgement only changes when some caller's evidence does
+            # the judgement only changes when some caller's evidence does
+            if not grew or rec[STRENGTH] < rs.min_strength:
                 return None
             threshold = state.founding_threshold(rs)
             if threshold is None:
@@ -180,7 +231,7 @@ class GroupDetector:
             if len(founders) < rs.min_members:
                 return None
             ring = self._found(state, key, threshold, founders, t)
-        elif grew and state.joins(rec, rs):
+        elif grew and rec[STRENGTH] >= rs.join_strength and state.joins(rec, rs):
             state.enrol(caller, rs)
             self.memberships.setdefault(caller, ring.ring_id)
         if rec[RING_INDEX] < 0 or not ring.new_members:
@@ -253,7 +304,7 @@ class GroupDetector:
             else:
                 self.states[key] = state  # a table's cache learns of the change
         cutoff = now - rs.member_idle_s
-        for key in [k for k, (_, last) in self.lone_blocks.items() if last < cutoff]:
+        for key in [k for k, lone in self.lone_blocks.items() if lone[1] < cutoff]:
             del self.lone_blocks[key]
         gone = max(0, before - self.tracked_numbers)
         self.stats.expired += gone
@@ -291,10 +342,3 @@ class GroupDetector:
                 for caller in state.ring.members:
                     self.memberships.setdefault(caller, state.ring.ring_id)
 
-
-def _digits(number: str) -> int:
-    """A called number (E.164) as an integer, for repeat checks; 0 if it is not digits."""
-    try:
-        return int(number[1:])
-    except ValueError:
-        return 0
