@@ -98,8 +98,8 @@ class Layout:
         The cheapest way that reads the row right comes first; :mod:`csv` last.
         """
         separators = self.columns - 1
-        if (text[0] == '"' and text[-1] == '"' and text.count('","') == separators
-                and '""' not in text):
+        if ('""' not in text and text[0] == '"' and text[-1] == '"'
+                and text.count('","') == separators):
             # every field quoted (older writers) and no quote inside one: '","' separates
             # them even with commas inside
             return self.pick(text[1:-1].split('","'))
