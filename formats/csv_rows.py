@@ -45,13 +45,18 @@ def csv_records(lines: Iterable[bytes | str]) -> Iterator[tuple[int, str | None]
             if text and not text.isspace():
                 yield lineno, text
             continue
-        yield from _joined_records(lineno, text, source)  # the rest of the file, carefully
+        yield from joined_records(lineno, text, source)  # the rest of the file, carefully
         return
 
 
-def _joined_records(lineno: int, text: str, source: Iterator[bytes | str]
-                    ) -> Iterator[tuple[int, str | None]]:
-    """Records from a line with an open quote on: joined lines, a stray quote read past."""
+def joined_records(lineno: int, text: str, source: Iterator[bytes | str]
+                   ) -> Iterator[tuple[int, str | None]]:
+    """Records from a line with an open quote on: joined lines, a stray quote read past.
+
+    ``text`` is line ``lineno`` (line end taken off), ``source`` the lines after it:
+    what :func:`csv_records` does with the rest of a file once a line has an odd
+    number of quotes (a reader that splits the usual lines itself hands it over so).
+    """
     pending: deque[tuple[int, str]] = deque([(lineno, text)])  # lines to read (again)
     numbered = enumerate(source, lineno + 1)
 
