@@ -224,6 +224,9 @@ class Asterisk:
         careful = self._careful
         decode_row = self._decode_row
         check_zone = self._check_zone
+        starts, seconds = self._starts.get, self._seconds.get
+        normaliser, trunk = self.normaliser, self._trunks
+        max_call_s = self.limits.max_call_s
         #: once the layout is known: it, its row expression and its ids
         layout = _NO_LAYOUT
         fullmatch: Callable[[str], re.Match[str] | None] | None = None
@@ -239,6 +242,28 @@ class Asterisk:
                 match = fullmatch(text)
                 if match is not None:
                     fields = match.groups()
+                    # the usual call: start and durations seen before, numbers as they are.
+                    # Anything else (and the first call of a file) _decode_row reads in full
+                    started = starts(fields[F_START])
+                    total, talk = seconds(fields[F_DURATION]), seconds(fields[F_BILLSEC])
+                    if (zone_checked and started is not None and total is not None
+                            and talk is not None and talk <= total <= max_call_s):
+                        try:
+                            callee = normaliser(fields[F_DST])
+                            caller = normaliser(fields[F_SRC])
+                        except BadNumber:
+                            pass
+                        else:
+                            disposition = fields[F_DISPOSITION]
+                            if disposition != "ANSWERED":
+                                disposition = disposition.strip().upper()
+                            answered = disposition == "ANSWERED"
+                            if not answered:
+                                talk = 0
+                            yield Call(caller, callee, started, talk, answered,
+                                       float(total - talk), record_id(fields, text),
+                                       trunk(fields[F_CHANNEL]), None, disposition or None)
+                            continue
                     decoded = decode_row(fields, text, record_id)
                     if isinstance(decoded, tuple):
                         yield reject(decoded[0], decoded[1], text, f"{source}:{lineno}")
