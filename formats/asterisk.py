@@ -225,7 +225,7 @@ class Asterisk:
         decode_row = self._decode_row
         check_zone = self._check_zone
         starts, seconds = self._starts.get, self._seconds.get
-        normaliser, trunk = self.normaliser, self._trunks
+        normaliser, trunk, start = self.normaliser, self._trunks, self._start
         max_call_s = self.limits.max_call_s
         #: once the layout is known: it, its row expression and its ids
         layout = _NO_LAYOUT
@@ -245,6 +245,9 @@ class Asterisk:
                     # the usual call: start and durations seen before, numbers as they are.
                     # Anything else (and the first call of a file) _decode_row reads in full
                     started = starts(fields[F_START])
+                    if started is None:  # a new second: worth converting here if it is valid
+                        checked = start(fields[F_START])
+                        started = None if isinstance(checked, tuple) else checked
                     total, talk = seconds(fields[F_DURATION]), seconds(fields[F_BILLSEC])
                     if (zone_checked and started is not None and total is not None
                             and talk is not None and talk <= total <= max_call_s):
@@ -365,7 +368,7 @@ class Asterisk:
         A busy switch starts several calls a second: most rows find their start
         in ``_starts`` and skip the parse and the range check.
         """
-        started = self.times.epoch(stamp)
+        started = self.times.convert(stamp)  # the valid ones are remembered here, below
         if started is None:
             return "bad_time", f"start: not 'YYYY-MM-DD HH:MM:SS': {stamp!r}"
         limits = self.limits
