@@ -155,6 +155,8 @@ def asterisk_trunk(channel: str) -> str | None:
 
 
 _HEX = "0123456789abcdefABCDEF"
+#: not in a cache (None is a trunk there: a Local channel has none)
+_UNKNOWN: Any = object()
 
 
 class TrunkCache:
@@ -168,17 +170,19 @@ class TrunkCache:
     ('gw-cloud', 'gw-cloud', '-1a')
     """
 
-    __slots__ = ("_by_prefix", "size")
+    __slots__ = ("by_prefix", "size")
 
     def __init__(self, size: int = 10_000) -> None:
-        self._by_prefix: dict[str, str | None] = {}
+        #: the trunk of every channel ``prefix-<hex digits>``, per prefix (the same dict
+        #: throughout: a reader may look in it first, and call this cache on a miss)
+        self.by_prefix: dict[str, str | None] = {}
         self.size = size
 
     def __call__(self, channel: str) -> str | None:
         prefix, dash, suffix = channel.rpartition("-")
         if not (dash and suffix and not suffix.strip(_HEX)):
             return asterisk_trunk(channel)
-        by_prefix = self._by_prefix
+        by_prefix = self.by_prefix
         if prefix in by_prefix:
             return by_prefix[prefix]
         trunk = asterisk_trunk(channel)
@@ -226,6 +230,7 @@ class Asterisk:
         check_zone = self._check_zone
         starts, seconds = self._starts.get, self._seconds.get
         normaliser, trunk, start = self.normaliser, self._trunks, self._start
+        trunk_of_prefix = self._trunks.by_prefix.get
         max_call_s = self.limits.max_call_s
         #: once the layout is known: it, its row expression and its ids
         layout = _NO_LAYOUT
@@ -263,9 +268,14 @@ class Asterisk:
                             answered = disposition == "ANSWERED"
                             if not answered:
                                 talk = 0
+                            channel = fields[F_CHANNEL]  # TrunkCache's look-up, inline
+                            prefix, dash, suffix = channel.rpartition("-")
+                            name = (trunk_of_prefix(prefix, _UNKNOWN)
+                                    if dash and suffix and not suffix.strip(_HEX) else _UNKNOWN)
                             yield Call(caller, callee, started, talk, answered,
                                        float(total - talk), record_id(fields, text),
-                                       trunk(fields[F_CHANNEL]), None, disposition or None)
+                                       trunk(channel) if name is _UNKNOWN else name, None,
+                                       disposition or None)
                             continue
                     decoded = decode_row(fields, text, record_id)
                     if isinstance(decoded, tuple):
