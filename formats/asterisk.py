@@ -37,6 +37,7 @@ from detectors.records import WITHHELD, Call
 from formats.csv_rows import CSV_FIELD_LIMIT, RowSplitter, joined_records, row_pattern
 from formats.fields import (
     DEFAULT_LIMITS,
+    REMEMBERED,
     WITHHELD_NAMES,
     Decoded,
     Limits,
@@ -221,28 +222,44 @@ class Asterisk:
         field, a quoted caller name) is matched whole against the layout's row
         expression first.  A line it matches is a record by itself (its quotes pair
         up, so no quoted field goes on to the next line) and is read straight from the
-        match.  Every other line goes the careful way, :func:`csv_records`' rules and
-        :meth:`Layout.fields`, which give the same record for a line both can read.
+        match; a call with a start and durations seen before and numbers the normaliser
+        takes is made right here (its start converted, its trunk looked up and its id
+        made inline), anything else goes through :meth:`_decode_row`, which also says
+        why a row is rejected.  Every other line goes the careful way,
+        :func:`csv_records`' rules and :meth:`Layout.fields`, which give the same
+        record for a line both can read.  All this is for speed (issue 10: no format
+        slower than 0.9x the reader before the formats package); the fast-path tests
+        check that the careful way alone reads every row to the same record.
         """
         file = _File()
         careful = self._careful
         decode_row = self._decode_row
         check_zone = self._check_zone
-        starts, seconds = self._starts.get, self._seconds.get
-        normaliser, trunk, start = self.normaliser, self._trunks, self._start
+        known_starts = self._starts
+        starts, seconds = known_starts.get, self._seconds.get
+        convert = self.times.convert
+        normaliser, trunk = self.normaliser, self._trunks
+        earliest, latest = self.limits.earliest, self.limits.latest
         trunk_of_prefix = self._trunks.by_prefix.get
         max_call_s = self.limits.max_call_s
         #: once the layout is known: it, its row expression and its ids
         layout = _NO_LAYOUT
         fullmatch: Callable[[str], re.Match[str] | None] | None = None
         record_id = layout.record_id
+        #: the id is a digest of the row (16 and 18 columns: see record_ids), made here
+        by_digest, uniqueid_at = False, 0
+        crc32, blake2b = zlib.crc32, hashlib.blake2b
         zone_checked = False
         numbered = iter(lines)
         lineno = 0
         for line in numbered:
             lineno += 1
-            text = (line.decode("utf-8", "replace") if isinstance(line, bytes) else line
-                    ).rstrip("\r\n")
+            if isinstance(line, bytes):  # the text csv_records makes, and its bytes
+                read = line.rstrip(b"\r\n")
+                raw: bytes | None = read
+                text = read.decode("utf-8", "replace")
+            else:
+                raw, text = None, line.rstrip("\r\n")
             if fullmatch is not None and '""' in text and len(text) <= CSV_FIELD_LIMIT:
                 match = fullmatch(text)
                 if match is not None:
@@ -250,9 +267,16 @@ class Asterisk:
                     # the usual call: start and durations seen before, numbers as they are.
                     # Anything else (and the first call of a file) _decode_row reads in full
                     started = starts(fields[F_START])
-                    if started is None:  # a new second: worth converting here if it is valid
-                        checked = start(fields[F_START])
-                        started = None if isinstance(checked, tuple) else checked
+                    if started is None:  # a new second (~1 row in 4): _start, inline
+                        stamp = fields[F_START]
+                        started = convert(stamp)
+                        if started is not None:
+                            if earliest <= started < latest:
+                                if len(known_starts) >= REMEMBERED:
+                                    known_starts.clear()
+                                known_starts[stamp] = started
+                            else:
+                                started = None
                     total, talk = seconds(fields[F_DURATION]), seconds(fields[F_BILLSEC])
                     if (zone_checked and started is not None and total is not None
                             and talk is not None and talk <= total <= max_call_s):
@@ -272,8 +296,20 @@ class Asterisk:
                             prefix, dash, suffix = channel.rpartition("-")
                             name = (trunk_of_prefix(prefix, _UNKNOWN)
                                     if dash and suffix and not suffix.strip(_HEX) else _UNKNOWN)
+                            if by_digest:  # record_ids' digest of the row, made here
+                                # the text's UTF-8 is the bytes read, unless reading replaced
+                                # some (then U+FFFD is in the text): no second copy to encode
+                                data = (raw if raw is not None and "\ufffd" not in text
+                                        else text.encode("utf-8", "surrogatepass"))
+                                uniqueid = fields[uniqueid_at] if uniqueid_at else ""
+                                # hex(crc | 2**32)[3:] is "%08x" % crc, 35 ns sooner
+                                call_id = (f"{uniqueid}#{hex(crc32(data) | 0x100000000)[3:]}"
+                                           if uniqueid else
+                                           "#" + blake2b(data, digest_size=8).hexdigest())
+                            else:
+                                call_id = record_id(fields, text)
                             yield Call(caller, callee, started, talk, answered,
-                                       float(total - talk), record_id(fields, text),
+                                       float(total - talk), call_id,
                                        trunk(channel) if name is _UNKNOWN else name, None,
                                        disposition or None)
                             continue
@@ -295,6 +331,8 @@ class Asterisk:
                 if fullmatch is None and file.layout is not None:
                     layout = file.layout
                     fullmatch, record_id = layout.row_pattern.fullmatch, layout.record_id
+                    by_digest = layout.field_sequence is None and not layout.maybe_userfield
+                    uniqueid_at = layout.field_uniqueid or 0
                 zone_checked = file.zone_checked
 
     def _careful(self, lineno: int, text: str | None, source: str, file: _File) -> Decoded:
@@ -423,6 +461,9 @@ def record_ids(layout: Layout) -> Callable[[tuple[str, ...], str], str]:
     a uniqueid, ``#`` and a 64-bit digest of the row.  In a 17 or 20 column file
     a value not shaped like a uniqueid is the userfield: no uniqueid.  The
     layout's questions are answered once, here, not once per row.
+    :meth:`Asterisk.read` makes the ids of 16 and 18 columns itself for the rows it
+    reads the short way, as here (``tests/formats/test_asterisk_fast_path.py``
+    compares the two ways): change them together.
 
     >>> row = '"","1","2","","","SIP/a-1","","","","2024-05-01 00:00:00",,"",9,4,"",""'
     >>> record_ids(Layout(16))((), row)
