@@ -95,10 +95,12 @@ class Layout:
         #: the id of a row, from its fields read and its text (see :func:`record_ids`)
         self.record_id = record_ids(self)
 
-    def fields(self, text: str, split: RowSplitter) -> tuple[str, ...] | int:
+    def fields(self, text: str, split: RowSplitter, expression: bool = True
+               ) -> tuple[str, ...] | int:
         """The fields read of one record (see ``pick``), or its column count when it is wrong.
 
         The cheapest way that reads the row right comes first; :mod:`csv` last.
+        ``expression=False``: the row expression is known not to match ``text``.
         """
         separators = self.columns - 1
         if ('""' not in text and text[0] == '"' and text[-1] == '"'
@@ -106,7 +108,7 @@ class Layout:
             # every field quoted (older writers) and no quote inside one: '","' separates
             # them even with commas inside
             return self.pick(text[1:-1].split('","'))
-        if len(text) <= CSV_FIELD_LIMIT:  # a longer field is an error to csv
+        if expression and len(text) <= CSV_FIELD_LIMIT:  # a longer field is an error to csv
             match = self.row_pattern.fullmatch(text)
             if match is not None:
                 return match.groups()
@@ -260,8 +262,9 @@ class Asterisk:
                 text = read.decode("utf-8", "replace")
             else:
                 raw, text = None, line.rstrip("\r\n")
-            if fullmatch is not None and '""' in text and len(text) <= CSV_FIELD_LIMIT:
-                match = fullmatch(text)
+            tried = fullmatch is not None and '""' in text and len(text) <= CSV_FIELD_LIMIT
+            if tried:
+                match = fullmatch(text)  # type: ignore[misc]  # (not None when tried)
                 if match is not None:
                     fields = match.groups()
                     # the usual call: start and durations seen before, numbers as they are.
@@ -327,7 +330,7 @@ class Asterisk:
                     yield careful(n, record, source, file)
                 return
             if text and not text.isspace():
-                yield careful(lineno, text, source, file)
+                yield careful(lineno, text, source, file, not tried)  # (tried: no match)
                 if fullmatch is None and file.layout is not None:
                     layout = file.layout
                     fullmatch, record_id = layout.row_pattern.fullmatch, layout.record_id
@@ -335,13 +338,15 @@ class Asterisk:
                     uniqueid_at = layout.field_uniqueid or 0
                 zone_checked = file.zone_checked
 
-    def _careful(self, lineno: int, text: str | None, source: str, file: _File) -> Decoded:
-        """The record of one record text (None: a quote never closed), read the careful way."""
+    def _careful(self, lineno: int, text: str | None, source: str, file: _File,
+                 expression: bool = True) -> Decoded:
+        """The record of one record text (None: a quote never closed), read the careful way
+        (``expression=False``: the layout's row expression is known not to match it)."""
         if text is None:
             return reject("malformed", "a quoted field is never closed", "", f"{source}:{lineno}")
         layout = file.layout
         if layout is not None:
-            fields = layout.fields(text, file.split)
+            fields = layout.fields(text, file.split, expression)
             if isinstance(fields, int):
                 return reject("malformed", f"expected {layout.columns} columns like the "
                               f"first record, got {fields}", text, f"{source}:{lineno}")
