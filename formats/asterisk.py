@@ -74,7 +74,8 @@ class Layout:
     """
 
     __slots__ = ("columns", "uniqueid", "maybe_userfield", "linkedid", "sequence", "pick",
-                 "field_uniqueid", "field_linkedid", "field_sequence", "row_pattern", "record_id")
+                 "field_uniqueid", "field_linkedid", "field_sequence", "row_pattern",
+                 "quoted_pattern", "record_id")
 
     def __init__(self, columns: int) -> None:
         self.columns = columns
@@ -92,6 +93,8 @@ class Layout:
             None if c is None else read.index(c)
             for c in (self.uniqueid, self.linkedid, self.sequence))
         self.row_pattern = row_pattern(columns, read, (DURATION, BILLSEC, self.sequence))
+        #: the same with the integers quoted too (older writers quote every field)
+        self.quoted_pattern = row_pattern(columns, read)
         #: the id of a row, from its fields read and its text (see :func:`record_ids`)
         self.record_id = record_ids(self)
 
@@ -108,8 +111,10 @@ class Layout:
             # every field quoted (older writers) and no quote inside one: '","' separates
             # them even with commas inside
             return self.pick(text[1:-1].split('","'))
-        if expression and len(text) <= CSV_FIELD_LIMIT:  # a longer field is an error to csv
-            match = self.row_pattern.fullmatch(text)
+        if len(text) <= CSV_FIELD_LIMIT:  # a longer field is an error to csv
+            match = self.row_pattern.fullmatch(text) if expression else None
+            if match is None and text[-1] == '"':
+                match = self.quoted_pattern.fullmatch(text)
             if match is not None:
                 return match.groups()
         if text.count(",") == separators and '""' not in text:

@@ -99,16 +99,30 @@ def written_rows(draw: st.DrawFn) -> tuple[int, str]:
 
 
 @settings(max_examples=1000, deadline=None)
-@given(written_rows())
-def test_a_row_the_expression_matches_splits_as_csv_splits_it(row: tuple[int, str]) -> None:
+@given(written_rows(), st.booleans())
+def test_a_row_the_expression_matches_splits_as_csv_splits_it(row: tuple[int, str],
+                                                              quoted: bool) -> None:
     columns, text = row
     layout = Layout(columns)
-    match = layout.row_pattern.fullmatch(text)
+    if quoted:  # the expression for rows with the integers quoted too
+        text = re.sub(r",(\d*)(?=,|$)", r',"\1"', text)
+    match = (layout.quoted_pattern if quoted else layout.row_pattern).fullmatch(text)
     if match is None:
         return
     row = SPLIT(text)
     assert len(row) == columns
     assert match.groups() == layout.pick(row)
+
+
+@pytest.mark.parametrize("columns", sorted(COLUMN_COUNTS))
+def test_rows_with_every_field_quoted_are_matched_by_the_quoted_expression(columns: int) -> None:
+    text = ",".join(f if f.startswith('"') else f'"{f}"'
+                    for f in asterisk_row(columns, "2024-05-01 00:00:00", "20", "12"))
+    layout = Layout(columns)
+    assert layout.row_pattern.fullmatch(text) is None
+    match = layout.quoted_pattern.fullmatch(text)
+    assert match is not None
+    assert match.groups() == layout.pick(SPLIT(text))
 
 
 @pytest.mark.parametrize("columns", sorted(COLUMN_COUNTS))
