@@ -24,7 +24,8 @@ import bench_replay  # noqa: E402
 from streams.replay import tune_gc  # noqa: E402
 
 #: (label, bench_replay file label, reader format)
-ROWS = [("asterisk", "asterisk", "asterisk"), ("freeswitch", "freeswitch", "freeswitch"),
+ROWS = [("asterisk", "asterisk", "asterisk"), ("asterisk16", "asterisk16", "asterisk"),
+        ("asterisk21", "asterisk21", "asterisk"), ("freeswitch", "freeswitch", "freeswitch"),
         ("fs-default", "fs-default", "freeswitch"), ("csv", "csv", "csv")]
 
 

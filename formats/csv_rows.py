@@ -45,13 +45,18 @@ def csv_records(lines: Iterable[bytes | str]) -> Iterator[tuple[int, str | None]
             if text and not text.isspace():
                 yield lineno, text
             continue
-        yield from _joined_records(lineno, text, source)  # the rest of the file, carefully
+        yield from joined_records(lineno, text, source)  # the rest of the file, carefully
         return
 
 
-def _joined_records(lineno: int, text: str, source: Iterator[bytes | str]
-                    ) -> Iterator[tuple[int, str | None]]:
-    """Records from a line with an open quote on: joined lines, a stray quote read past."""
+def joined_records(lineno: int, text: str, source: Iterator[bytes | str]
+                   ) -> Iterator[tuple[int, str | None]]:
+    """Records from a line with an open quote on: joined lines, a stray quote read past.
+
+    ``text`` is line ``lineno`` (line end taken off), ``source`` the lines after it:
+    what :func:`csv_records` does with the rest of a file once a line has an odd
+    number of quotes (a reader that splits the usual lines itself hands it over so).
+    """
     pending: deque[tuple[int, str]] = deque([(lineno, text)])  # lines to read (again)
     numbered = enumerate(source, lineno + 1)
 
@@ -155,8 +160,12 @@ def split_row(text: str, columns: int) -> list[str]:
 
 
 #: a field skipped: quoted (a quote inside doubled) or bare, as :mod:`csv` reads them.
-#: Possessive (``*+``): a field has one reading, so a row that does not match fails fast
-_SKIPPED = r'(?:"[^"]*+(?:""[^"]*+)*+"|[^,"\r\n]*+)'
+#: Possessive (``*+``): a field has one reading, so a row that does not match fails fast.
+#: A quoted field without a quote inside is matched on its own first (the repeat of the
+#: doubled-quote group costs more than the rest of the field); the second alternative
+#: takes only fields with a doubled quote (``++``), so no two alternatives read the same
+#: text and a row that does not match is not tried again alternative by alternative
+_SKIPPED = r'(?:"[^"]*+"|"[^"]*+(?:""[^"]*+)++"|[^,"\r\n]*+)'
 #: a text field read: quoted, no quote inside (a rarer field goes the :mod:`csv` way)
 _QUOTED = r'"([^"]*+)"'
 #: an integer field read: bare, as cdr_csv writes duration, billsec and sequence

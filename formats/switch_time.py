@@ -38,12 +38,13 @@ class LocalTimes:
         known = self._stamps.get(stamp)
         if known is not None:
             return known
-        epoch = self._convert(stamp)
+        epoch = self.convert(stamp)
         if epoch is not None:
             remember(self._stamps, stamp, epoch)
         return epoch
 
-    def _convert(self, stamp: str) -> float | None:
+    def convert(self, stamp: str) -> float | None:
+        """:meth:`epoch` without remembering the stamp (for a caller that remembers its own)."""
         if len(stamp) == 19 and stamp[16] == ":" and stamp.isascii():
             seconds = stamp[17:]
             if not seconds.isdigit():

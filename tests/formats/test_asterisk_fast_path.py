@@ -99,16 +99,30 @@ def written_rows(draw: st.DrawFn) -> tuple[int, str]:
 
 
 @settings(max_examples=1000, deadline=None)
-@given(written_rows())
-def test_a_row_the_expression_matches_splits_as_csv_splits_it(row: tuple[int, str]) -> None:
+@given(written_rows(), st.booleans())
+def test_a_row_the_expression_matches_splits_as_csv_splits_it(row: tuple[int, str],
+                                                              quoted: bool) -> None:
     columns, text = row
     layout = Layout(columns)
-    match = layout.row_pattern.fullmatch(text)
+    if quoted:  # the expression for rows with the integers quoted too
+        text = re.sub(r",(\d*)(?=,|$)", r',"\1"', text)
+    match = (layout.quoted_pattern if quoted else layout.row_pattern).fullmatch(text)
     if match is None:
         return
     row = SPLIT(text)
     assert len(row) == columns
     assert match.groups() == layout.pick(row)
+
+
+@pytest.mark.parametrize("columns", sorted(COLUMN_COUNTS))
+def test_rows_with_every_field_quoted_are_matched_by_the_quoted_expression(columns: int) -> None:
+    text = ",".join(f if f.startswith('"') else f'"{f}"'
+                    for f in asterisk_row(columns, "2024-05-01 00:00:00", "20", "12"))
+    layout = Layout(columns)
+    assert layout.row_pattern.fullmatch(text) is None
+    match = layout.quoted_pattern.fullmatch(text)
+    assert match is not None
+    assert match.groups() == layout.pick(SPLIT(text))
 
 
 @pytest.mark.parametrize("columns", sorted(COLUMN_COUNTS))
@@ -141,3 +155,28 @@ def test_written_days_read_the_same_with_and_without_the_expression(
     fast = read_all(lines)
     assert sum(isinstance(r, Call) for r in fast) == 200
     assert fast == read_without_expression(lines, monkeypatch)
+
+
+@pytest.mark.parametrize("columns", sorted(COLUMN_COUNTS))
+def test_bytes_with_bad_utf8_read_the_same_with_and_without_the_expression(
+        columns: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loop makes the ids of 16 and 18 columns from the bytes as read when they are the
+    text's UTF-8; a row they are not (invalid UTF-8, replaced on reading) gets the same id
+    as the careful way gives it, from the text."""
+    records = [{"caller": f"138{i % 97:08d}", "callee": f"139{i:08d}", "start": 1714521600.0 + i,
+                "duration": 7, "ring": 3.0, "answered": True, "trunk": "gw-cloud",
+                "disposition": "ANSWERED"} for i in range(40)]
+    out = io.StringIO()
+    AsteriskWriter(columns).write(records, out)
+    spoilers = [b"\xff", b"\xc3", "\ufffd".encode(), "é".encode(), b"\xed\xa0\x80", b""]
+    lines = [line.encode().replace(b"from-trunk", b"from-" + spoilers[i % len(spoilers)] + b"trunk")
+             + (b"\r\n" if i % 3 else b"\n") for i, line in enumerate(out.getvalue().splitlines())]
+    fast = list(Asterisk(NORM, "UTC").read(lines, "Master.csv"))
+    assert sum(isinstance(r, Call) for r in fast) == 40
+    with monkeypatch.context() as patch:
+        patch.setattr(formats.asterisk, "row_pattern", lambda *args: re.compile("(?!)"))
+        assert fast == list(Asterisk(NORM, "UTC").read(lines, "Master.csv"))
+    # and a row in valid UTF-8 has the id it has when read as text
+    text_ids = [r.id for r in read_all([line.decode("utf-8", "replace").rstrip("\r\n")
+                                        for line in lines])]
+    assert [r.id for r in fast] == text_ids
