@@ -243,3 +243,57 @@ def test_serve_on_loopback() -> None:
 def test_safe_label(value: str, expected: str) -> None:
     assert safe_label(value) == expected
     assert not looks_like_phone_number(safe_label(value))
+
+
+class _TP(tuple):  # (topic, partition) with names, like aiokafka's and Faust's TopicPartition
+    topic = property(lambda self: self[0])
+    partition = property(lambda self: self[1])
+
+
+class _Consumer:
+    """An aiokafka-like consumer: a stale fetch high watermark, the broker's end offsets."""
+
+    def __init__(self, ends: dict[_TP, int] | Exception | None) -> None:
+        self.tps = [_TP(("raw", 0)), _TP(("raw", 1)), _TP(("other", 0))]
+        self.ends = ends
+        if ends is None:  # a Faust consumer: no end_offsets
+            self.end_offsets = None
+
+    def assignment(self) -> list[_TP]:
+        return self.tps
+
+    def highwater(self, tp: _TP) -> int | None:
+        return {self.tps[0]: 90, self.tps[1]: None}.get(tp, 7)
+
+    async def position(self, tp: _TP) -> int:
+        return 100
+
+    async def end_offsets(self, tps: list[_TP]) -> dict[_TP, int]:
+        if isinstance(self.ends, Exception):
+            raise self.ends
+        assert self.ends is not None and _TP(("other", 0)) not in tps
+        return self.ends
+
+
+def test_lag_is_the_broker_log_end_minus_position_where_the_consumer_can_ask(
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from streams import metrics as metrics_module
+    from streams.metrics import sample_lag
+
+    def lags(consumer: _Consumer) -> dict[str, float]:
+        m = DialguardMetrics()
+        asyncio.run(sample_lag(consumer, ["raw"], m))
+        return {labels["partition"]: v for name, labels, v in scrape(m)
+                if name == "dialguard_consumer_lag_messages" and labels["topic"] == "raw"}
+
+    # aiokafka: end offsets asked of the broker, whatever the last fetch said
+    assert lags(_Consumer({_TP(("raw", 0)): 100, _TP(("raw", 1)): 130})) == {"0": 0.0, "1": 30.0}
+    # Faust: its high watermark (none yet for partition 1: no sample)
+    assert lags(_Consumer(None)) == {"0": 0.0}
+    # a failing request: logged (a warning a minute at most), nothing set, nothing raised
+    caplog.set_level("WARNING", logger="dialguard.metrics")
+    monkeypatch.setattr(metrics_module, "_lag_failure_logged", [float("-inf")])
+    assert lags(_Consumer(ConnectionError("broker gone"))) == {}
+    assert "consumer lag not sampled (ConnectionError: broker gone)" in caplog.text
