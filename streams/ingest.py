@@ -375,7 +375,6 @@ class Ingest:
         in_flight: deque[tuple[list[asyncio.Future[Any]], dict[TopicPartition, int]]] = deque()
         last_commit = time.monotonic()
         last_lag = -math.inf
-        lag_sample: asyncio.Future[None] | None = None
         try:
             if ready is not None:
                 await ready()
@@ -385,12 +384,9 @@ class Ingest:
                 step = options.ingest_batch if not (self.aligner.paused or holding) else max(
                     1, options.ingest_batch // 10)
                 batch = await consumer.getmany(timeout_ms=200, max_records=step)
-                if (options.lag_interval > 0 and time.monotonic() - last_lag >= options.lag_interval
-                        and (lag_sample is None or lag_sample.done())):
+                if options.lag_interval > 0 and time.monotonic() - last_lag >= options.lag_interval:
                     last_lag = time.monotonic()
-                    # beside the reading: asking the broker for the log end must not hold it up
-                    lag_sample = asyncio.ensure_future(
-                        sample_lag(consumer, (options.topics.raw,), self.metrics))
+                    await sample_lag(consumer, (options.topics.raw,), self.metrics)
                 # A fetch can hold hundreds of thousands of CDRs: take it in slices and let
                 # other tasks (detect) run between them.
                 for piece in fetch_slices(batch, options.ingest_slice_bytes) if batch else [None]:
@@ -426,8 +422,6 @@ class Ingest:
                 if options.align_slack > 0:
                     holding = await self._align(consumer, read_to)
         finally:
-            if lag_sample is not None:
-                lag_sample.cancel()
             await consumer.stop()
 
     async def _align(self, consumer: Any, read_to: dict[Any, int]) -> bool:

@@ -527,26 +527,17 @@ _lag_failure_logged = [-math.inf]
 
 
 async def sample_lag(consumer: Any, topics: Iterable[str], metrics: Any) -> None:
-    """Set the lag (log end offset - position) of ``consumer``'s partitions of ``topics``.
+    """Set the lag (high watermark - position) of ``consumer``'s partitions of ``topics``.
 
-    On an aiokafka consumer the log end is asked of the broker (``end_offsets``); its
-    ``highwater`` is only what the latest fetch response of the partition said, and a
-    caught-up ingest consumer's gauge was seen stuck above 0 for two minutes.  A Faust
-    consumer has no ``end_offsets``: its high watermark is used.  A failure is logged (a
-    warning a minute at most: a lag gauge that stopped moving must be explained in the
-    log), never raised.
+    Works on an aiokafka or a Faust consumer; a failure is logged (a warning a minute at
+    most: a lag gauge that stopped moving must be explained in the log), never raised.
     """
     wanted = set(topics)
     try:
-        tps = [tp for tp in consumer.assignment() if tp.topic in wanted]
-        if not tps:
-            return
-        ask = getattr(consumer, "end_offsets", None)
-        ends: dict[Any, int] = await asyncio.wait_for(ask(tps), 2.0) if ask is not None else {}
-        for tp in tps:
-            highwater = ends.get(tp)
-            if highwater is None:
-                highwater = consumer.highwater(tp)
+        for tp in consumer.assignment():
+            if tp.topic not in wanted:
+                continue
+            highwater = consumer.highwater(tp)
             if highwater is None:  # nothing fetched from it yet
                 continue
             # position() waits while the partition's offset is being reset: never for long

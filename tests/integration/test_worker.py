@@ -40,7 +40,9 @@ CLI = [sys.executable, "-c", "from streams.cli import main; main()"]
 
 
 def _topics(prefix: str) -> dict[str, str]:
-    tag = uuid.uuid4().hex[:8]
+    # letters only: a topic name with a run of digits ("w1p0-1234567b.raw") looks like a phone
+    # number, and metric labels carry such values as "other" (no subscriber numbers in labels)
+    tag = uuid.uuid4().hex[:8].translate(str.maketrans("0123456789", "ghijklmnop"))
     return {name: f"{prefix}-{tag}.{name}" for name in ("raw", "alerts", "rejected", "control",
                                                         "calls")}
 
