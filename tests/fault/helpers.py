@@ -7,7 +7,6 @@ import contextlib
 import io
 import random
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,7 @@ from detectors.numbers import NumberNormaliser
 from detectors.records import Call, Rejected
 from formats.json_lines import JsonLines, write_json_lines
 from formats.ordering import event_time_order
+from streams.brokers import unique_tag
 from streams.options import Topics, kafka_bootstrap
 from streams.reconcile import Reconciliation, read_topic, reconcile
 from testbed.simulation import SimConfig, simulate
@@ -31,7 +31,7 @@ COOLDOWN_S = load_settings().alerts.cooldown_s
 
 
 def topic_names(prefix: str) -> dict[str, str]:
-    tag = uuid.uuid4().hex[:8]
+    tag = unique_tag()
     return {name: f"{prefix}-{tag}.{name}" for name in ("raw", "alerts", "rejected", "control",
                                                         "calls")}
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import signal
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from streams.app import alert_rows
-from streams.brokers import KafkaBroker
+from streams.brokers import KafkaBroker, unique_tag
 
 from .helpers import make_day, produce, read_json, settle, topic_names
 
@@ -20,7 +19,7 @@ def test_worker_survives_a_broker_restart(tmp_path: Path,
     with KafkaBroker(partitions=1, workdir=tmp_path / "kafka") as broker:
         names = topic_names("restart")
         broker.create_topics([names["raw"]], partitions=1)
-        app_id = f"dg-br-{uuid.uuid4().hex[:8]}"
+        app_id = f"dg-br-{unique_tag()}"
         proc, log = start_worker(broker, names, app_id, tmp_path, "w", 2, "--duration", "400")
         half = len(day.lines) // 2
         produced = produce(broker, names["raw"], [day.lines[:half]])

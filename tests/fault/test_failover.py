@@ -16,10 +16,11 @@ from __future__ import annotations
 import os
 import signal
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from streams.brokers import unique_tag
 
 from .helpers import (
     alerted,
@@ -41,7 +42,7 @@ def test_survivor_takes_over_after_kill_9(kafka_broker: Any, tmp_path: Path,
     day = make_day(seed=23)
     names = topic_names("failover")
     kafka_broker.create_topics([names["raw"]], partitions=4)
-    app_id = f"dg-fo-{uuid.uuid4().hex[:8]}"
+    app_id = f"dg-fo-{unique_tag()}"
     parts = skewed_partitions(day.lines, weights=(0.25, 0.25, 0.25, 0.25))
     first = [p[: len(p) // 2] for p in parts]
     second = [p[len(p) // 2:] for p in parts]

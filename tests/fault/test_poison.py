@@ -10,7 +10,6 @@ good records, reject every poison message with a reason, and reconcile.
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import orjson
 
 from streams.app import alert_rows
+from streams.brokers import unique_tag
 
 from .helpers import produce, read_json, replay_alerts, settle, topic_names
 
@@ -55,7 +55,7 @@ def test_poison_messages_are_rejected_and_the_others_alert(
         kafka_broker: Any, tmp_path: Path, start_worker: Callable[..., Any]) -> None:
     names = topic_names("poison")
     kafka_broker.create_topics([names["raw"]], partitions=1)
-    app_id = f"dg-poison-{uuid.uuid4().hex[:8]}"
+    app_id = f"dg-poison-{unique_tag()}"
     good = _campaign_lines()
     poison = _poison()
     lines = list(good)

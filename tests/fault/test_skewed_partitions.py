@@ -14,12 +14,13 @@ newest, is late data: counted as ``dialguard_late_calls_total``, not aligned.)
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from streams.brokers import unique_tag
 
 from .helpers import (
     Day,
@@ -53,7 +54,7 @@ def test_skewed_partitions_give_replays_alerts(kafka_broker: Any, tmp_path: Path
                                                mode: str) -> None:
     names = topic_names(f"skew-{mode}")
     kafka_broker.create_topics([names["raw"]], partitions=4)
-    app_id = f"dg-skew-{uuid.uuid4().hex[:8]}"
+    app_id = f"dg-skew-{unique_tag()}"
     parts = skewed_partitions(day.lines)
     if mode == "backlog":
         produced = produce(kafka_broker, names["raw"], parts)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import os
 import signal
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from streams.brokers import unique_tag
+
 
 def _topics() -> dict[str, str]:
-    tag = uuid.uuid4().hex[:8]
+    tag = unique_tag()
     return {name: f"ip-{tag}.{name}" for name in ("raw", "alerts", "rejected", "control",
                                                   "calls")}
 
@@ -62,7 +63,7 @@ def _worker_with_ingest_processes(
     """A started worker with ``n`` ingest processes, its log and their pids."""
     topics = _topics()
     kafka_broker.create_topics([topics["raw"]], partitions=2)
-    proc, log = start_worker(kafka_broker, topics, f"dg-ip-{uuid.uuid4().hex[:8]}", tmp_path,
+    proc, log = start_worker(kafka_broker, topics, f"dg-ip-{unique_tag()}", tmp_path,
                              "w", 2, "--ingest-processes", str(n))
     children = _ingest_children(proc.pid)
     _wait_for(log, f"ingest: {n} process(es) started")

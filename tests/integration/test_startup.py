@@ -8,18 +8,18 @@ before the Faust worker starts) creates them and waits for their metadata.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from kafka import KafkaConsumer
 from kafka.admin import ConfigResource, KafkaAdminClient
 
 from streams.app import create_pipeline
+from streams.brokers import unique_tag
 from streams.options import Topics, WorkerOptions
 
 
 def test_prepare_creates_the_internal_topics_before_any_consumer(kafka_broker: Any) -> None:
-    tag = uuid.uuid4().hex[:8]
+    tag = unique_tag()
     topics = Topics(raw=f"st-{tag}.raw", rejected=f"st-{tag}.rejected", alerts=f"st-{tag}.alerts",
                     control=f"st-{tag}.control", calls=f"st-{tag}.calls")
     options = WorkerOptions(broker=kafka_broker.url, topics=topics, partitions=3,

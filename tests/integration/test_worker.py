@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +32,7 @@ from detectors.records import Call, Rejected
 from formats.json_lines import JsonLines, write_json_lines
 from formats.ordering import event_time_order
 from streams.app import alert_rows
+from streams.brokers import unique_tag
 from testbed.simulation import SimConfig, simulate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +42,7 @@ CLI = [sys.executable, "-c", "from streams.cli import main; main()"]
 def _topics(prefix: str) -> dict[str, str]:
     # letters only: a topic name with a run of digits ("w1p0-1234567b.raw") looks like a phone
     # number, and metric labels carry such values as "other" (no subscriber numbers in labels)
-    tag = uuid.uuid4().hex[:8].translate(str.maketrans("0123456789", "ghijklmnop"))
+    tag = unique_tag()
     return {name: f"{prefix}-{tag}.{name}" for name in ("raw", "alerts", "rejected", "control",
                                                         "calls")}
 
@@ -96,7 +96,7 @@ def test_worker_matches_replay(kafka_broker: Any, tmp_path: Path,
         cwd=ROOT, capture_output=True, timeout=120, check=True)
     assert f"produced {n_records} CDRs".encode() in produced.stderr
 
-    proc, log = start_worker(kafka_broker, topics, f"dg-{uuid.uuid4().hex[:8]}", tmp_path, "w",
+    proc, log = start_worker(kafka_broker, topics, f"dg-{unique_tag()}", tmp_path, "w",
                              2, "--ingest-processes", str(ingest_processes),
                              "--progress-interval", "1")
     n_rejects = sum(expected_rejects.values())
@@ -154,7 +154,7 @@ def test_control_message_reaches_both_workers(kafka_broker: Any, tmp_path: Path,
     topics = _topics("w2")
     kafka_broker.create_topics([topics["raw"]], partitions=2)
     kafka_broker.create_topics([topics["control"]], partitions=1)
-    app_id = f"dg-{uuid.uuid4().hex[:8]}"
+    app_id = f"dg-{unique_tag()}"
     first, log1 = start_worker(kafka_broker, topics, app_id, tmp_path, "a")
     second, log2 = start_worker(kafka_broker, topics, app_id, tmp_path, "b")
 

@@ -17,7 +17,6 @@ import re
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from detectors.config import load_settings
 from detectors.engine import Detector
 from detectors.features import NumberState
 from detectors.records import Call
+from streams.brokers import unique_tag
 from streams.ingest import partition_for
 from streams.state import StateCodec
 
@@ -133,7 +133,7 @@ def _caller_states(messages: list[Any]) -> list[NumberState]:
 
 def test_restarted_worker_resumes_state(kafka_broker: Any, tmp_path: Path,
                                         start_worker: Callable[..., Any]) -> None:
-    tag = uuid.uuid4().hex[:8]
+    tag = unique_tag()
     topics = {name: f"rs-{tag}.{name}" for name in ("raw", "alerts", "rejected", "control",
                                                     "calls")}
     kafka_broker.create_topics([topics["raw"]], partitions=1)

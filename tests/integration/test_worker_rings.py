@@ -21,7 +21,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ import orjson
 from detectors.numbers import NumberNormaliser
 from detectors.records import Call
 from formats.json_lines import JsonLines, write_json_lines
+from streams.brokers import unique_tag
 from streams.options import Topics, kafka_bootstrap
 from streams.reconcile import Reconciliation, read_topic, reconcile
 from testbed.simulation import SimConfig
@@ -84,7 +84,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 def test_workers_report_the_rings_replay_reports(kafka_broker: Any, tmp_path: Path,
                                                  start_worker: Callable[..., Any]) -> None:
-    tag = uuid.uuid4().hex[:8]
+    tag = unique_tag()
     names = {name: f"rg-{tag}.{name}" for name in ("raw", "alerts", "rejected", "control",
                                                    "calls")}
     topics = Topics(**names)
@@ -142,7 +142,7 @@ def test_workers_report_the_rings_replay_reports(kafka_broker: Any, tmp_path: Pa
 
 def test_a_replaced_worker_resumes_the_rings_from_the_changelog(
         kafka_broker: Any, tmp_path: Path, start_worker: Callable[..., Any]) -> None:
-    tag = uuid.uuid4().hex[:8]
+    tag = unique_tag()
     names = {name: f"rr-{tag}.{name}" for name in ("raw", "alerts", "rejected", "control",
                                                    "calls")}
     topics = Topics(**names)
