@@ -66,6 +66,8 @@ class DetectorStats:
     alerts: int = 0
     expired: int = 0
     late: int = 0
+    #: call sides skipped because their number's state already held their input position
+    redelivered: int = 0
 
 
 class Detector:
@@ -148,13 +150,19 @@ class Detector:
         """One call, both sides: the caller's outbound state and the callee's inbound state."""
         return self.observe_sides(call, True, True)
 
-    def observe_sides(self, call: Call, outbound: bool, inbound: bool) -> Sequence[Alert]:
+    def observe_sides(self, call: Call, outbound: bool, inbound: bool, offset: int = -1,
+                      index: int = 0) -> Sequence[Alert]:
         """One call as a partition of the stream workers sees it: caller side, callee side or both.
 
         The per-call path :meth:`observe` (both sides) and the workers share: deduplicate
         by id, account the sides, expire now and then.  A call seen on its callee side
         only is deduplicated apart from outbound ones (its caller side, and the
         duplicate count, belong to the partition of its caller).
+
+        ``offset`` and ``index`` (the worker's message offset and the call's index in it,
+        ``-1``: no position) make redelivery exact: a side whose number's state already
+        holds that position (saved before a crash, the message delivered again to the
+        partition's next owner) is skipped and counted in ``stats.redelivered``.
         """
         if call.id is not None:
             if outbound:
@@ -163,14 +171,14 @@ class Detector:
                     return _NO_ALERTS
             elif self.inbound_dedup.seen(call.id, call.start):
                 return _NO_ALERTS
-        return self.observe_unique(call, outbound, inbound)
+        return self.observe_unique(call, outbound, inbound, offset, index)
 
-    def observe_unique(self, call: Call, outbound: bool = True,
-                       inbound: bool = True) -> Sequence[Alert]:
+    def observe_unique(self, call: Call, outbound: bool = True, inbound: bool = True,
+                       offset: int = -1, index: int = 0) -> Sequence[Alert]:
         """:meth:`observe_sides` for a call known not to be a duplicate (a composite's part)."""
-        alert = self.observe_outbound(call) if outbound else None
+        alert = self.observe_outbound(call, offset, index) if outbound else None
         if inbound:
-            self.observe_inbound(call)
+            self.observe_inbound(call, offset, index)
         if outbound and self.graph is not None and call.caller != WITHHELD:
             self.graph.add(fingerprint(int(call.caller[1:])), fingerprint(int(call.callee[1:])),
                            call.start)
@@ -178,7 +186,7 @@ class Detector:
             self.maybe_expire()
         return _NO_ALERTS if alert is None else (alert,)
 
-    def observe_outbound(self, call: Call) -> Alert | None:
+    def observe_outbound(self, call: Call, offset: int = -1, index: int = 0) -> Alert | None:
         """Account the call on the caller's state; an alert if the caller is now judged abusive."""
         fs = self.settings.features
         t = call.start
@@ -204,6 +212,10 @@ class Detector:
             state = self._promote(caller, t)
             if state is None:
                 return None
+        # sides are told apart: a number calling itself is applied once as each
+        if offset >= 0 and not state.first_delivery(offset, 2 * index):
+            self.stats.redelivered += 1
+            return None
         state.outbound(t, int(call.callee[1:]), call.answered, call.duration, call.ring,
                        call.failed, fs, call.trunk)
         if self.touched is not None:
@@ -243,10 +255,13 @@ class Detector:
         self.states[caller] = state
         return state
 
-    def observe_inbound(self, call: Call) -> None:
+    def observe_inbound(self, call: Call, offset: int = -1, index: int = 0) -> None:
         """Account the call on the callee's state, if the callee is a tracked caller."""
         state = self.states.get(call.callee)
         if state is None:
+            return
+        if offset >= 0 and not state.first_delivery(offset, 2 * index + 1):
+            self.stats.redelivered += 1
             return
         caller = int(call.caller[1:]) if call.caller != WITHHELD else 0  # 0: never a callback
         state.inbound(call.start, caller, self.settings.features)

@@ -72,14 +72,17 @@ def fingerprint(number: int) -> int:
 
 # Scalars live in two small arrays instead of Python objects (a float object costs 24 bytes,
 # an array slot 8): the float array ``vals`` ...
-NEXT_ROLL, FIRST_SEEN, LAST_SEEN, LAST_CALLEE, GAP_MEAN, GAP_VAR, LAST_ALERT, MODEL_SCORE = range(8)
-_N_VALS = 8
+NEXT_ROLL, FIRST_SEEN, LAST_SEEN, LAST_CALLEE, GAP_MEAN, GAP_VAR, LAST_ALERT, MODEL_SCORE, \
+    APPLIED_OFFSET, APPLIED_INDEX = range(10)
+_N_VALS = 10
+_N_VALS_V2 = 8  # layout 2 had no applied position
 # ... and, after the counters in ``counts``, these whole numbers (offsets from the end).
 _RING_POS, _CALLS, _NEXT_JUDGE, _NEXT_SCORE = -4, -3, -2, -1
 _N_INTS = 4
 # Binary form (:meth:`NumberState.to_bytes`): magic and version, then the lengths of counts,
 # ring and trunk (0xFFFF: no trunk), then counts, vals, ring (little-endian), refusals, trunk.
-_MAGIC = b"DGS\x02"  # 2: a STRANGER_REPEAT counter per bucket, contact flags per slot
+_MAGIC = b"DGS\x03"  # 3: the applied input position (2: STRANGER_REPEAT, contact flags)
+_MAGIC_V2 = b"DGS\x02"  # still read: its position is "none applied"
 _HEADER = struct.Struct("<4sHHH")
 _NO_TRUNK = 0xFFFF
 _SWAP = sys.byteorder != "little"
@@ -109,6 +112,7 @@ class NumberState:
         vals[FIRST_SEEN] = first_seen
         vals[LAST_SEEN] = t
         vals[LAST_ALERT] = -math.inf
+        vals[APPLIED_OFFSET] = -1.0
         self.ring = array("i", [0]) * fs.recent_callees
         self.refusals = bytearray(fs.recent_callees)
         self.trunk: str | None = None
@@ -120,6 +124,8 @@ class NumberState:
         for name, value in zip(self.__slots__, state, strict=True):
             # unpickled arrays come over-allocated; a slice copy is exactly sized
             setattr(self, name, value[:] if isinstance(value, array) else value)
+        if len(self.vals) < _N_VALS:  # pickled before the applied position was kept
+            self.vals.extend((-1.0, 0.0)[len(self.vals) - _N_VALS:])
 
     def to_bytes(self) -> bytes:
         """A compact, self-describing binary form (what the Faust state table stores).
@@ -153,11 +159,12 @@ class NumberState:
     @classmethod
     def from_bytes(cls, data: bytes) -> NumberState:
         """Read :meth:`to_bytes` output; ``ValueError`` if it is not exactly that."""
-        if len(data) < _HEADER.size or data[:4] != _MAGIC:
+        if len(data) < _HEADER.size or data[:4] not in (_MAGIC, _MAGIC_V2):
             raise ValueError("not a dialguard number state (bad magic)")
         _, n_counts, n_ring, n_trunk = _HEADER.unpack_from(data)
         trunk_len = 0 if n_trunk == _NO_TRUNK else n_trunk
-        sizes = (4 * n_counts, 8 * _N_VALS, 4 * n_ring, n_ring, trunk_len)
+        n_vals = _N_VALS if data[:4] == _MAGIC else _N_VALS_V2
+        sizes = (4 * n_counts, 8 * n_vals, 4 * n_ring, n_ring, trunk_len)
         if len(data) != _HEADER.size + sum(sizes):
             raise ValueError(f"number state of {len(data)} bytes does not match its header")
         state = cls.__new__(cls)
@@ -168,6 +175,8 @@ class NumberState:
             at += size
         state.counts = _read_array("i", parts[0])
         state.vals = _read_array("d", parts[1])
+        if n_vals < _N_VALS:  # an earlier layout: nothing known to be applied
+            state.vals.extend((-1.0, 0.0))
         state.ring = _read_array("i", parts[2])
         state.refusals = bytearray(parts[3])
         try:
@@ -192,6 +201,27 @@ class NumberState:
     @last_alert.setter
     def last_alert(self, value: float) -> None:
         self.vals[LAST_ALERT] = value
+
+    def first_delivery(self, offset: int, index: int) -> bool:
+        """Whether input position ``(offset, index)`` (a message offset of this state's
+        partition and a call's index in it) is newer than any applied to this state; if
+        so it is applied from now on.  A message delivered again after a takeover finds
+        its calls already in the state that was saved with them, and skips them.
+
+        >>> from detectors.config import load_settings
+        >>> st = NumberState(load_settings().features, 0.0)
+        >>> st.first_delivery(7, 0), st.first_delivery(7, 1), st.first_delivery(7, 0)
+        (True, True, False)
+        >>> st.first_delivery(6, 9), st.first_delivery(8, 0)
+        (False, True)
+        """
+        vals = self.vals
+        applied = vals[APPLIED_OFFSET]
+        if offset < applied or (offset == applied and index <= vals[APPLIED_INDEX]):
+            return False
+        vals[APPLIED_OFFSET] = offset
+        vals[APPLIED_INDEX] = index
+        return True
 
     @property
     def model_score(self) -> float:

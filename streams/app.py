@@ -340,7 +340,8 @@ class Pipeline:
     async def _log_progress(self) -> None:
         """One line of counts so far, when they moved since the last one."""
         shown = ("messages", "calls", "rejected", "batches", "detected", "alerts",
-                 "group_batches", "grouped", "ring_alerts")
+                 "group_batches", "grouped", "ring_alerts", "redelivered",
+                 "group_redelivered")
         now = (*(self.counts.get(key, 0) for key in shown), self.commits.completed)
         if now != self._progress_shown:
             self._progress_shown = now

@@ -68,7 +68,7 @@ class PartitionDetectors:
         self.metrics = metrics
         self.counts = counts
         for key in ("batches", "detected", "duplicates", "alerts", "bad_batches",
-                    "detect_rejected", "inbound_errors"):
+                    "detect_rejected", "inbound_errors", "redelivered"):
             counts.setdefault(key, 0)
         #: the detectors of the partitions this worker owns
         self.detectors: dict[int, Detector] = {}
@@ -111,7 +111,8 @@ class PartitionDetectors:
             partition = message.partition
             where = f"{message.topic}/{partition}@{message.offset}"
             try:
-                found, arrived, n, latest = self.run_batch(partition, event.value, rejected, where)
+                found, arrived, n, latest = self.run_batch(partition, event.value, rejected, where,
+                                                           message.offset)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 # Only ingest writes this topic; anything else there is skipped, not fatal.
                 log.error("%s/%d@%d: not a batch of calls, skipped: %s",
@@ -146,12 +147,14 @@ class PartitionDetectors:
         self.counts["detect_rejected"] += len(rejected)
 
     def run_batch(self, partition: int, value: bytes, rejected: list[Rejected] | None = None,
-                  source: str = "") -> tuple[list[Alert], float, int, float]:
+                  source: str = "", offset: int = -1) -> tuple[list[Alert], float, int, float]:
         """Run one batch through the partition's detector: alerts, arrival, calls, newest time.
 
         A call whose detection raises is rejected (``detect_error``, appended to
         ``rejected``) on its caller side, and only counted on its callee side: the
-        batch's other calls go on.
+        batch's other calls go on.  ``offset`` is the batch's message offset: each call
+        side is applied to its number's state once, however often the message is
+        delivered (see :meth:`Detector.observe_sides`).
         """
         det = self.detector(partition)
         batch = BATCH_DECODER.decode(value)
@@ -159,22 +162,25 @@ class PartitionDetectors:
             raise msgspec.ValidationError("flags and calls differ in length")
         observe_sides = det.observe_sides
         alerts: list[Alert] = []
-        duplicates_before, late_before = det.stats.duplicates, det.stats.late
+        stats = det.stats
+        duplicates_before, late_before = stats.duplicates, stats.late
+        redelivered_before = stats.redelivered
         counted = 0
         newest = -math.inf
-        for flags, call in zip(batch.flags, batch.calls, strict=True):
+        for index, (flags, call) in enumerate(zip(batch.flags, batch.calls, strict=True)):
             if call.start > newest:
                 newest = call.start
             out = flags & OUT != 0
             try:
-                alerts.extend(observe_sides(call, out, flags & IN != 0))
+                alerts.extend(observe_sides(call, out, flags & IN != 0, offset, index))
             except Exception as exc:  # one call's error must never fail its neighbours
                 self._failed(call, out, counted_copy(flags, call), exc, source, rejected)
                 continue
             counted += counted_copy(flags, call)
         self.counts["detected"] += counted
-        self.metrics.late(det.stats.late - late_before)
-        duplicates = det.stats.duplicates - duplicates_before
+        self.metrics.late(stats.late - late_before)
+        self.counts["redelivered"] += stats.redelivered - redelivered_before
+        duplicates = stats.duplicates - duplicates_before
         if duplicates:
             self.counts["duplicates"] += duplicates
             self.metrics.duplicate(duplicates)

@@ -55,7 +55,7 @@ class PartitionGroups:
         self.metrics = metrics
         self.counts = counts
         for key in ("group_batches", "grouped", "group_duplicates", "ring_alerts",
-                    "bad_group_batches", "group_errors"):
+                    "bad_group_batches", "group_errors", "group_redelivered"):
             counts.setdefault(key, 0)
         #: the group detectors of the partitions this worker owns
         self.detectors: dict[int, GroupDetector] = {}
@@ -93,7 +93,8 @@ class PartitionGroups:
         for event in events:
             message = event.message
             try:
-                found, arrived, keys = self.run_batch(message.partition, event.value)
+                found, arrived, keys = self.run_batch(message.partition, event.value,
+                                                      message.offset)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 log.error("%s/%d@%d: not a batch of grouped calls, skipped: %s",
                           message.topic, message.partition, message.offset, exc)
@@ -112,11 +113,14 @@ class PartitionGroups:
             self.metrics.alert_raised(alert, arrived, now)
         self.counts["ring_alerts"] += len(alerts)
 
-    def run_batch(self, partition: int, value: bytes) -> tuple[list[Alert], float, set[str]]:
+    def run_batch(self, partition: int, value: bytes, offset: int = -1
+                  ) -> tuple[list[Alert], float, set[str]]:
         """One batch through the partition's detector: ring alerts, arrival, keys observed.
 
         A call whose accounting raises is logged and counted (``group_errors``); the per-number
-        stage rejects it if it is bad, and the batch's other calls go on.
+        stage rejects it if it is bad, and the batch's other calls go on.  ``offset`` is the
+        batch's message offset: each call is counted under its key once, however often the
+        message is delivered.
         """
         det = self.detector(partition)
         dedup = self._dedup[partition]
@@ -127,12 +131,13 @@ class PartitionGroups:
         alerts: list[Alert] = []
         keys: set[str] = set()
         duplicates = 0
-        for key, call in zip(batch.keys, batch.calls, strict=True):
+        redelivered_before = det.stats.redelivered
+        for index, (key, call) in enumerate(zip(batch.keys, batch.calls, strict=True)):
             if call.id is not None and dedup.seen(f"{key}\x00{call.id}", call.start):
                 duplicates += 1
                 continue
             try:
-                alert = observe(call, key)
+                alert = observe(call, key, offset, index)
             except Exception as exc:  # one call's error must never fail its neighbours
                 self.counts["group_errors"] += 1
                 log.error("groups partition %d: a call raised %s", partition, type(exc).__name__)
@@ -140,6 +145,7 @@ class PartitionGroups:
             keys.add(key)
             if alert is not None:
                 alerts.append(alert)
+        self.counts["group_redelivered"] += det.stats.redelivered - redelivered_before
         self.counts["grouped"] += len(batch.calls) - duplicates
         self.counts["group_duplicates"] += duplicates
         return alerts, batch.arrived, keys

@@ -100,6 +100,10 @@ class KeyState(msgspec.Struct, array_like=True):
     #: callers that retired without qualifying: caller -> [last call, calls, engaged,
     #: answered] (their engagement carries over when they call again)
     engaged: dict[str, list[float]] = msgspec.field(default_factory=dict)
+    #: the newest input position applied (the group stage's message offset and the call's
+    #: index in it; -1: none): a message delivered again after a takeover is not counted twice
+    applied_offset: int = -1
+    applied_index: int = 0
 
     @classmethod
     def new(cls, max_strength: int, now: float = -math.inf) -> KeyState:
@@ -107,6 +111,21 @@ class KeyState(msgspec.Struct, array_like=True):
         return cls({}, [0] * (max_strength + 1), [0.0] * (max_strength + 1), swept_at=now)
 
     # ------------------------------------------------------------------ per call
+
+    def first_delivery(self, offset: int, index: int) -> bool:
+        """Whether input position ``(offset, index)`` is newer than any applied here; if so
+        it is applied from now on (see :meth:`NumberState.first_delivery
+        <detectors.features.NumberState.first_delivery>`).
+
+        >>> st = KeyState.new(3)
+        >>> st.first_delivery(4, 0), st.first_delivery(4, 0), st.first_delivery(5, 0)
+        (True, False, True)
+        """
+        if offset < self.applied_offset or (offset == self.applied_offset
+                                             and index <= self.applied_index):
+            return False
+        self.applied_offset, self.applied_index = offset, index
+        return True
 
     def account(self, caller: str, t: float, callee: int, answered: bool, talk: int,
                 rs: RingSettings) -> tuple[list[float], bool]:

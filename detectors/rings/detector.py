@@ -56,6 +56,8 @@ class GroupStats:
     alerts: int = 0
     rings: int = 0
     expired: int = 0
+    #: calls skipped because their key's state already held their input position
+    redelivered: int = 0
 
 
 class GroupDetector:
@@ -152,15 +154,29 @@ class GroupDetector:
             self.maybe_expire()
         return _NO_ALERTS if alerts is None else alerts
 
-    def observe_keyed(self, call: Call, key: str) -> Alert | None:
+    def observe_keyed(self, call: Call, key: str, offset: int = -1,
+                      index: int = 0) -> Alert | None:
         """Account ``call`` under ``key`` only (a stage of the key's partition); a ring alert
-        if that key's ring is (re)alerted."""
+        if that key's ring is (re)alerted.
+
+        ``offset`` and ``index`` (the stage's message offset and the call's index in it;
+        ``-1``: no position) make redelivery exact: a call whose key's state already holds
+        that position is skipped and counted in ``stats.redelivered``.
+        """
         self._advance(call.start)
         alert = None
         if not call.caller or call.caller not in self._allowed:
             rs = self.settings.rings
+            state = self.states.get(key) if offset >= 0 else None
+            if state is not None and not state.first_delivery(offset, index):
+                self.stats.redelivered += 1
+                return None
             alert = (self._observe_block(call, key, rs) if key.startswith(BLOCK)
                      else self._observe_ingress(call, key, rs))
+            if offset >= 0 and state is None:
+                state = self.states.get(key)  # made by this call, if it was worth a state
+                if state is not None:
+                    state.first_delivery(offset, index)
         if self.watermark - self._last_sweep >= self.settings.rings.ring_idle_s:
             self.maybe_expire()
         return alert

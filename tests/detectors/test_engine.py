@@ -225,3 +225,22 @@ def test_circle_callees_need_strangers_who_call_each_other(connected: bool) -> N
     assert [a.profile for a in alerts] == (["circle"] if connected else [])
     if connected:
         assert "5 callees who call each other (>= 4)" in alerts[0].reasons
+
+
+def test_a_call_side_is_applied_once_per_input_position() -> None:
+    det = Detector(with_override(load_settings(), "features.promote_after", 1))
+    a, b = "+8613800000001", "+8613800000002"
+    first = Call(a, b, T0, 30, True, 2.0)
+    det.observe(Call(b, a, T0 - 1, 30, True, 2.0))  # b is tracked: the inbound side counts
+    det.observe_sides(first, True, True, offset=5, index=0)
+    before = {k: s.to_bytes() for k, s in det.states.items()}
+    det.observe_sides(first, True, True, offset=5, index=0)  # delivered again
+    assert {k: s.to_bytes() for k, s in det.states.items()} == before
+    assert det.stats.redelivered == 2  # both sides
+    det.observe_sides(Call(a, b, T0 + 1, 30, True, 2.0), True, True, offset=5, index=1)
+    assert det.stats.redelivered == 2 and det.states[a].calls == 2
+    # a number calling itself: its two sides are two applications, not one delivered twice
+    me = "+8613800000003"
+    det.observe_sides(Call(me, me, T0, 10, True, 2.0), True, True, offset=6, index=0)
+    assert det.stats.redelivered == 2
+    assert det.states[me].features(600, T0, det.settings.features)["inbound"] == 1

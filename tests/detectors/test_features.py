@@ -212,3 +212,26 @@ def test_a_state_of_the_previous_layout_is_refused() -> None:
     old = b"DGS\x01" + st.to_bytes()[4:]
     with pytest.raises(ValueError):
         NumberState.from_bytes(old)
+
+
+def test_a_state_of_layout_2_is_read_with_no_position_applied() -> None:
+    st = NumberState(FS, T0)
+    call(st, T0, 8613900000007, answered=True, talk=30)
+    assert st.first_delivery(3, 0)
+    data = st.to_bytes()
+    # layout 2: the same header and arrays, two floats (the applied position) fewer
+    n_counts = len(st.counts)
+    cut = 10 + 4 * n_counts + 8 * 8
+    old = b"DGS\x02" + data[4:cut] + data[cut + 16:]
+    back = NumberState.from_bytes(old)
+    assert back.features(3600, T0 + 5, FS) == st.features(3600, T0 + 5, FS)
+    assert back.first_delivery(0, 0)  # nothing was known to be applied
+    assert NumberState.from_bytes(back.to_bytes()).to_bytes() == back.to_bytes()
+
+
+def test_the_applied_position_survives_the_binary_form_and_a_pickle() -> None:
+    st = NumberState(FS, T0)
+    assert st.first_delivery(41, 6)
+    for back in (NumberState.from_bytes(st.to_bytes()), pickle.loads(pickle.dumps(st))):
+        assert not back.first_delivery(41, 6) and not back.first_delivery(40, 99)
+        assert back.first_delivery(41, 7)

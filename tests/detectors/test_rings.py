@@ -281,3 +281,25 @@ def test_a_busy_key_gives_founders_and_joiners_no_benefit_of_the_doubt() -> None
     assert state.qualified_at_least(rs.min_strength) == 1
     assert state.members_at(rs.min_strength, rs) == ["+8613700000001"]  # a quiet key
     assert state.members_at(rs.min_strength + 2, rs) == []  # a key that asks more
+
+
+def test_a_key_state_without_an_applied_position_is_read() -> None:
+    import msgspec
+
+    state = KeyState.new(3)
+    assert state.first_delivery(2, 1)
+    old = msgspec.msgpack.encode(list(msgspec.structs.astuple(state))[:-2])  # before positions
+    back = KeyState.from_bytes(old)
+    assert (back.applied_offset, back.applied_index) == (-1, 0)
+    assert KeyState.from_bytes(state.to_bytes()).first_delivery(2, 1) is False
+
+
+def test_observe_keyed_counts_a_call_once_per_input_position() -> None:
+    det = GroupDetector(load_settings())
+    calls = pool_calls(members=4, calls_each=6)
+    for i, call in enumerate(calls):
+        det.observe_keyed(call, "in:" + str(call.trunk), offset=i // 10, index=i % 10)
+    before = det.table_state()
+    for i, call in enumerate(calls[-15:], start=len(calls) - 15):
+        assert det.observe_keyed(call, "in:" + str(call.trunk), i // 10, i % 10) is None
+    assert det.table_state() == before and det.stats.redelivered == 15

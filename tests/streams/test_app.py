@@ -134,6 +134,57 @@ def test_detect_raises_the_alerts_replay_raises(
     assert set(resumed.states) == set(live) and resumed.states["+8617000000001"] is state
 
 
+def _calls_events(values: list[bytes]) -> list[Any]:
+    """``dialguard.calls`` messages of partition 0 as Faust events, at offsets 0, 1, ..."""
+    return [SimpleNamespace(value=v, message=SimpleNamespace(
+        topic="dialguard.calls", partition=0, offset=i)) for i, v in enumerate(values)]
+
+
+def test_a_takeover_counts_redelivered_calls_once(
+    make_pipeline: Callable[..., Pipeline], sent: Sent
+) -> None:
+    # Two dialers, two people calling each other (inbound sides), one calling itself.
+    calls = campaign() + campaign("+8613800000009", 60, 1.7e9 + 1)
+    a, b = "+8613600000006", "+8613500000005"
+    calls += [Call(*((a, b) if i % 2 else (b, a)), 1.7e9 + 2 + 5 * i, 40, True, 3.0)
+              for i in range(20)]
+    calls += [Call("+8613700000007", "+8613700000007", 1.7e9 + 7 * i, 20, True, 3.0)
+              for i in range(10)]
+    calls.sort(key=lambda c: c.start)
+    rows = [(OUT | IN, c) for c in calls]
+    values = [encode_batch(rows[i:i + 25], 1.0) for i in range(0, len(rows), 25)]
+    events = _calls_events(values)
+
+    once = make_pipeline()
+    asyncio.run(once.detect_events(events))
+    alerts_once = [kw["value"] for kw in of(sent, "dialguard.alerts")]
+    sent.clear()
+
+    # The owner applied (and saved) the first half, then died before committing its last
+    # four messages: the next owner resumes the states from the table and gets them again.
+    again = make_pipeline()
+    half = len(events) // 2
+    asyncio.run(again.detect_events(events[:half]))
+    again.detection.revoke([0])
+    asyncio.run(again.detect_events(events[half - 4:]))
+    alerts_again = [kw["value"] for kw in of(sent, "dialguard.alerts")]
+
+    assert again.counts["redelivered"] > 0
+    assert again.counts["duplicates"] == 0  # the new owner's id window is empty: not by ids
+    assert alerts_again == alerts_once and alerts_once
+    states_once, states_again = once.parts[0].states, again.parts[0].states
+    assert set(states_again) == set(states_once)
+    assert all(states_again[k].to_bytes() == states_once[k].to_bytes() for k in states_once)
+    # and a first delivery counts as replay does (the self-caller on both sides included)
+    replay = Detector(load_settings())
+    for call in calls:
+        replay.observe(call)
+    fs, end = load_settings().features, calls[-1].start
+    assert "+8613700000007" in states_once and set(replay.states) == set(states_once)
+    assert all(replay.states[k].features(3600, end, fs) == states_once[k].features(3600, end, fs)
+               for k in states_once)
+
+
 def test_inbound_side_reaches_the_callee_partition(
     make_pipeline: Callable[..., Pipeline], sent: Sent
 ) -> None:
@@ -335,7 +386,8 @@ def test_progress_is_logged_when_counts_move(
     asyncio.run(pipeline._log_progress())  # nothing moved: no second line
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("progress")]
     assert lines == ["progress: 12 messages, 30 calls, 0 rejected, 0 batches, 25 detected, "
-                     "0 alerts, 0 group batches, 0 grouped, 0 ring alerts, 0 offset commits"]
+                     "0 alerts, 0 group batches, 0 grouped, 0 ring alerts, 0 redelivered, "
+                     "0 group redelivered, 0 offset commits"]
 
 
 def test_a_buffer_slower_than_slow_buffer_s_is_logged(
