@@ -18,14 +18,24 @@ takes the call with the one key a partitioned stage received it under.
 >>> from detectors.records import Call
 >>> det = GroupDetector.example()
 >>> alerts = []
->>> for j in range(10):                         # five fresh numbers behind one gateway,
-...     for i in range(5):                      # an unanswered call each a minute
+>>> for j in range(10):                         # four fresh numbers behind one gateway,
+...     for i in range(4):                      # an unanswered call each a minute
 ...         alerts += det.observe(Call(f"+8617100000{i:03d}", f"+86139{j * 5 + i:04d}7777",
 ...                                    1.7e9 + 60 * j + i, 0, False, trunk="gw-pool"))
->>> [(a.kind, len(a.members), len(a.new_members)) for a in alerts]
-[('ring', 3, 3), ('ring', 5, 2)]
+>>> [(a.kind, len(a.members), len(a.new_members), a.detected_at - 1.7e9) for a in alerts]
+[('ring', 3, 3, 122.0), ('ring', 4, 1, 422.0)]
 >>> alerts[0].reasons[2], det.ring_of("+8617100000000") == alerts[0].ring_id
 ('all via gw-pool', True)
+
+Five such numbers at once are a quorum (``[rings].quorum_members``): two calls each do.
+
+>>> det, alerts = GroupDetector.example(), []
+>>> for j in range(10):
+...     for i in range(5):
+...         alerts += det.observe(Call(f"+8617100000{i:03d}", f"+86139{j * 5 + i:04d}7777",
+...                                    1.7e9 + 60 * j + i, 0, False, trunk="gw-pool"))
+>>> [(a.kind, len(a.members), a.detected_at - 1.7e9, a.features["threshold"]) for a in alerts]
+[('ring', 5, 64.0, 2.0)]
 """
 
 from __future__ import annotations
@@ -222,7 +232,7 @@ class GroupDetector:
         ring = state.ring
         if ring is None:
             # the judgement only changes when some caller's evidence does
-            if not grew or rec[STRENGTH] < rs.min_strength:
+            if not grew or rec[STRENGTH] < rs.quorum_strength:
                 return None
             threshold = state.founding_threshold(rs)
             if threshold is None:
@@ -260,7 +270,8 @@ class GroupDetector:
         alert = Alert(
             kind="ring",
             score=report.score(ring, rs.weight),
-            reasons=report.reasons(ring, expected),
+            reasons=report.reasons(ring, expected, rs.quorum_members if ring.threshold
+                                   < rs.min_strength else 0, rs.min_strength),
             detected_at=t,
             first_seen=ring.first_seen,
             members=list(ring.members),
