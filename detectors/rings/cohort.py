@@ -26,7 +26,9 @@ switch carrying a whole city thus asks far more of each number than a gateway us
 by nobody else.  The lowest strength tried is ``min_strength``, or ``quorum_strength``
 where at least ``quorum_members`` callers qualify at it together: several fresh numbers
 each with a couple of unanswered calls are rarer than one (the same judgement against
-the key's traffic decides whether they are rarer enough).
+the key's traffic decides whether they are rarer enough).  Where the key asks no more
+than ``min_strength`` (its own traffic is no constraint: a gateway nobody else uses),
+``quiet_min_members`` numbers are enough, not ``min_members``.
 
 >>> from detectors.config import load_settings
 >>> rs = load_settings().rings
@@ -251,8 +253,9 @@ class KeyState(msgspec.Struct, array_like=True):
         start = rs.quorum_strength if lowest is None else lowest
         for s in range(start, top + 1):
             count = found[s] + members
-            if count < rs.min_members:
-                return None
+            if count < rs.min_members and (count < rs.quiet_min_members or s > rs.min_strength
+                                           or lowest is not None):
+                return None  # fewer numbers only where the key asks no more than min_strength
             if s < rs.min_strength and lowest is None and count < rs.quorum_members:
                 continue  # below min_strength only a quorum of callers may found
             chance = scale * (tail[s] + rs.prior_weight * rs.prior_tail ** s)

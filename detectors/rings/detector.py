@@ -23,9 +23,12 @@ takes the call with the one key a partitioned stage received it under.
 ...         alerts += det.observe(Call(f"+8617100000{i:03d}", f"+86139{j * 5 + i:04d}7777",
 ...                                    1.7e9 + 60 * j + i, 0, False, trunk="gw-pool"))
 >>> [(a.kind, len(a.members), len(a.new_members), a.detected_at - 1.7e9) for a in alerts]
-[('ring', 3, 3, 122.0), ('ring', 4, 1, 422.0)]
+[('ring', 2, 2, 121.0), ('ring', 4, 2, 421.0)]
 >>> alerts[0].reasons[2], det.ring_of("+8617100000000") == alerts[0].ring_id
 ('all via gw-pool', True)
+
+On a key nobody else uses (it asks no more than ``[rings].min_strength`` of each number),
+two numbers are a ring (``[rings].quiet_min_members``); on a busy key, ``min_members``.
 
 Five such numbers at once are a quorum (``[rings].quorum_members``): two calls each do.
 
@@ -238,7 +241,8 @@ class GroupDetector:
             if threshold is None:
                 return None
             founders = state.members_at(threshold, rs)
-            if len(founders) < rs.min_members:
+            if len(founders) < (rs.quiet_min_members if threshold <= rs.min_strength
+                                else rs.min_members):
                 return None
             ring = self._found(state, key, threshold, founders, t)
         elif grew and rec[STRENGTH] >= rs.join_strength and state.joins(rec, rs):

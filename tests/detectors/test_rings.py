@@ -177,7 +177,9 @@ def test_key_state_binary_form_refuses_garbage() -> None:
                                             ("rings.min_strength", 30), ("rings.weight", "x"),
                                             ("rings.join_strength", 4),
                                             ("rings.quorum_strength", 4),
-                                            ("rings.quorum_members", 0)])
+                                            ("rings.quorum_members", 0),
+                                            ("rings.quiet_min_members", 1),
+                                            ("rings.quiet_min_members", 4)])
 def test_bad_ring_settings_are_refused(key: str, value: object) -> None:
     with pytest.raises(ConfigError, match=key.split(".")[1]):
         with_override(load_settings(), key, value)
@@ -314,3 +316,21 @@ def test_a_quorum_on_a_busy_key_is_judged_against_its_traffic() -> None:
     assert two == []
     many = run(GroupDetector.example(), town() + _together(5, 12, "mob-1", late))
     assert many and all(a.features["threshold"] > 3 for a in many)
+
+
+@pytest.mark.parametrize("quiet_min_members, ring", [(2, True), (3, False)])
+def test_two_numbers_are_a_ring_where_their_key_asks_no_more_than_min_strength(
+        quiet_min_members: int, ring: bool) -> None:
+    settings = with_override(load_settings(), "rings.quiet_min_members", quiet_min_members)
+    alerts = run(GroupDetector(settings), _together(2, 6, "gw-new", T0))
+    assert bool(alerts) is ring
+    if ring:
+        assert alerts[0].features["threshold"] == 3.0 and len(alerts[0].members or ()) == 2
+        assert alerts[0].detected_at < T0 + 30 * 2 + 2  # at the second number's third call
+
+
+def test_two_numbers_on_a_busy_key_are_no_ring() -> None:
+    # a town's switch asks more than min_strength of each number: there a pair is no ring,
+    # however much each of the two shows
+    alerts = run(GroupDetector.example(), town() + _together(2, 30, "mob-1", T0 + 3 * 3600))
+    assert alerts == []
