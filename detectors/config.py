@@ -115,7 +115,10 @@ class RingSettings:
     ring_idle_s: float = 3600.0
     update_interval_s: float = 300.0
     min_members: int = 3
+    quiet_min_members: int = 2
     min_strength: int = 3
+    quorum_strength: int = 2
+    quorum_members: int = 5
     join_strength: int = 1
     max_strength: int = 24
     short_talk_s: float = 10.0
@@ -399,7 +402,8 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
     )
 
 
-_RING_WHOLE = {"min_members", "min_strength", "join_strength", "max_strength", "max_members"}
+_RING_WHOLE = {"min_members", "quiet_min_members", "min_strength", "quorum_strength",
+               "quorum_members", "join_strength", "max_strength", "max_members"}
 _RING_FLAGS = {"enabled", "callee_blocks"}
 
 
@@ -419,8 +423,12 @@ def _build_rings(r: Mapping[str, Any]) -> RingSettings:
         raise ConfigError("rings.max_strength must be between rings.min_strength and 64")
     if rings.join_strength > rings.min_strength:
         raise ConfigError("rings.join_strength must be at most rings.min_strength")
+    if rings.quorum_strength > rings.min_strength:
+        raise ConfigError("rings.quorum_strength must be at most rings.min_strength")
     if rings.min_members < 2:
         raise ConfigError("rings.min_members must be >= 2 (a ring is several numbers)")
+    if not 2 <= rings.quiet_min_members <= rings.min_members:
+        raise ConfigError("rings.quiet_min_members must be between 2 and rings.min_members")
     if not 0 < rings.prior_tail < 1:
         raise ConfigError("rings.prior_tail must be between 0 and 1 (exclusive)")
     for name in ("max_engaged_ratio", "max_answer_ratio", "max_false_share"):

@@ -23,7 +23,12 @@ callers to reach ``s`` by chance; a ring is founded at the lowest ``s`` for whic
 callers actually there outnumber that expectation so far that at most
 ``max_false_share`` of them would be chance (and there are ``min_members``).  A mobile
 switch carrying a whole city thus asks far more of each number than a gateway used
-by nobody else.
+by nobody else.  The lowest strength tried is ``min_strength``, or ``quorum_strength``
+where at least ``quorum_members`` callers qualify at it together: several fresh numbers
+each with a couple of unanswered calls are rarer than one (the same judgement against
+the key's traffic decides whether they are rarer enough).  Where the key asks no more
+than ``min_strength`` (its own traffic is no constraint: a gateway nobody else uses),
+``quiet_min_members`` numbers are enough, not ``min_members``.
 
 >>> from detectors.config import load_settings
 >>> rs = load_settings().rings
@@ -32,9 +37,9 @@ by nobody else.
 ...     for j in range(4):
 ...         _ = state.account(f"+8617000000{i:03d}", 1.7e9 + 60 * j + i, 8613900000000 + 97 * i + j,
 ...                       False, 0, rs)
->>> threshold = state.founding_threshold(rs)
+>>> threshold = state.founding_threshold(rs)  # eight at once: a quorum, two calls each do
 >>> threshold, state.qualified_at_least(threshold)
-(3, 8)
+(2, 8)
 >>> KeyState.from_bytes(state.to_bytes()) == state
 True
 """
@@ -249,8 +254,9 @@ class KeyState(msgspec.Struct, array_like=True):
 
     def founding_threshold(self, rs: RingSettings, members: int = 0,
                            lowest: int | None = None) -> int | None:
-        """The lowest strength (from ``lowest``, default ``min_strength``) at which the
-        callers here are a ring, not chance; or None.
+        """The lowest strength (from ``lowest``; by default ``quorum_strength`` if at least
+        ``quorum_members`` qualify there, else ``min_strength``) at which the callers here
+        are a ring, not chance; or None.
 
         ``members``: active callers already in the ring, counted as found at any strength
         (for judging whether one more caller may join).
@@ -263,10 +269,14 @@ class KeyState(msgspec.Struct, array_like=True):
             found[s] = found[s + 1] + (sum(self.active[s:]) if s == top else self.active[s])
             tail[s] = tail[s + 1] + (sum(self.baseline[s:]) if s == top else self.baseline[s])
         scale = ordinary / (self.baseline_total + rs.prior_weight)
-        for s in range(rs.min_strength if lowest is None else lowest, top + 1):
+        start = rs.quorum_strength if lowest is None else lowest
+        for s in range(start, top + 1):
             count = found[s] + members
-            if count < rs.min_members:
-                return None
+            if count < rs.min_members and (count < rs.quiet_min_members or s > rs.min_strength
+                                           or lowest is not None):
+                return None  # fewer numbers only where the key asks no more than min_strength
+            if s < rs.min_strength and lowest is None and count < rs.quorum_members:
+                continue  # below min_strength only a quorum of callers may found
             chance = scale * (tail[s] + rs.prior_weight * rs.prior_tail ** s)
             if chance <= rs.max_false_share * count:
                 return s

@@ -18,14 +18,27 @@ takes the call with the one key a partitioned stage received it under.
 >>> from detectors.records import Call
 >>> det = GroupDetector.example()
 >>> alerts = []
->>> for j in range(10):                         # five fresh numbers behind one gateway,
-...     for i in range(5):                      # an unanswered call each a minute
+>>> for j in range(10):                         # four fresh numbers behind one gateway,
+...     for i in range(4):                      # an unanswered call each a minute
 ...         alerts += det.observe(Call(f"+8617100000{i:03d}", f"+86139{j * 5 + i:04d}7777",
 ...                                    1.7e9 + 60 * j + i, 0, False, trunk="gw-pool"))
->>> [(a.kind, len(a.members), len(a.new_members)) for a in alerts]
-[('ring', 3, 3), ('ring', 5, 2)]
+>>> [(a.kind, len(a.members), len(a.new_members), a.detected_at - 1.7e9) for a in alerts]
+[('ring', 2, 2, 121.0), ('ring', 4, 2, 421.0)]
 >>> alerts[0].reasons[2], det.ring_of("+8617100000000") == alerts[0].ring_id
 ('all via gw-pool', True)
+
+On a key nobody else uses (it asks no more than ``[rings].min_strength`` of each number),
+two numbers are a ring (``[rings].quiet_min_members``); on a busy key, ``min_members``.
+
+Five such numbers at once are a quorum (``[rings].quorum_members``): two calls each do.
+
+>>> det, alerts = GroupDetector.example(), []
+>>> for j in range(10):
+...     for i in range(5):
+...         alerts += det.observe(Call(f"+8617100000{i:03d}", f"+86139{j * 5 + i:04d}7777",
+...                                    1.7e9 + 60 * j + i, 0, False, trunk="gw-pool"))
+>>> [(a.kind, len(a.members), a.detected_at - 1.7e9, a.features["threshold"]) for a in alerts]
+[('ring', 5, 64.0, 2.0)]
 """
 
 from __future__ import annotations
@@ -238,13 +251,14 @@ class GroupDetector:
         ring = state.ring
         if ring is None:
             # the judgement only changes when some caller's evidence does
-            if not grew or rec[STRENGTH] < rs.min_strength:
+            if not grew or rec[STRENGTH] < rs.quorum_strength:
                 return None
             threshold = state.founding_threshold(rs)
             if threshold is None:
                 return None
             founders = state.members_at(threshold, rs)
-            if len(founders) < rs.min_members:
+            if len(founders) < (rs.quiet_min_members if threshold <= rs.min_strength
+                                else rs.min_members):
                 return None
             ring = self._found(state, key, threshold, founders, t)
         elif grew and rec[STRENGTH] >= rs.join_strength and state.joins(rec, rs):
@@ -276,7 +290,8 @@ class GroupDetector:
         alert = Alert(
             kind="ring",
             score=report.score(ring, rs.weight),
-            reasons=report.reasons(ring, expected),
+            reasons=report.reasons(ring, expected, rs.quorum_members if ring.threshold
+                                   < rs.min_strength else 0, rs.min_strength),
             detected_at=t,
             first_seen=ring.first_seen,
             members=list(ring.members),

@@ -8,6 +8,12 @@
 '61 numbers, 4,830 calls in 42 min to ~3,100 distinct numbers, answer rate 0.08'
 >>> reasons(ring, expected=0.04)[1:3]
 ['each number retired after ~8 calls', 'all via gw-x']
+>>> ring.threshold = 2
+>>> quorum = reasons(ring, expected=0.04, quorum=5, alone=3)[3]
+>>> quorum[:quorum.index(" (")]
+'each made >= 2 unanswered or cut-short calls to distinct numbers'
+>>> quorum[quorum.index("("):quorum.index(")") + 1]
+'(>= 5 numbers at once, fewer would each need 3)'
 >>> round(score(ring, weight=2.0), 2)
 5.13
 """
@@ -21,8 +27,12 @@ from detectors.rings.cohort import Ring
 from detectors.rings.keys import describe, is_block
 
 
-def reasons(ring: Ring, expected: float) -> list[str]:
-    """What an analyst reads: size, volume, engagement, lifetimes, the shared evidence."""
+def reasons(ring: Ring, expected: float, quorum: int = 0, alone: int = 0) -> list[str]:
+    """What an analyst reads: size, volume, engagement, lifetimes, the shared evidence.
+
+    ``quorum``: the ring was founded on less evidence per number than ``alone`` (what fewer
+    numbers would each have needed) because at least ``quorum`` numbers qualified together.
+    """
     count = len(ring.member_calls)
     minutes = max(1, round((ring.last_call - ring.first_seen) / 60))
     out = [
@@ -32,8 +42,11 @@ def reasons(ring: Ring, expected: float) -> list[str]:
     ]
     where = describe(ring.key)
     out.append(f"all sweeping {where}" if is_block(ring.key) else f"all via {where}")
+    together = (f" (>= {quorum} numbers at once, fewer would each need {alone})"
+                if quorum else "")
     out.append(f"each made >= {ring.threshold} unanswered or cut-short calls to distinct "
-               f"numbers; {where}'s own traffic would give ~{expected:.2g} such numbers")
+               f"numbers{together}; {where}'s own traffic would give ~{expected:.2g} such "
+               "numbers")
     if ring.withheld:
         out.append(f"{ring.withheld:,} calls with the caller withheld on the same ingress")
     return out

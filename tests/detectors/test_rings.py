@@ -175,7 +175,11 @@ def test_key_state_binary_form_refuses_garbage() -> None:
 @pytest.mark.parametrize(("key", "value"), [("rings.min_members", 1), ("rings.prior_tail", 1.0),
                                             ("rings.max_false_share", 2), ("rings.youth_s", 0),
                                             ("rings.min_strength", 30), ("rings.weight", "x"),
-                                            ("rings.join_strength", 4)])
+                                            ("rings.join_strength", 4),
+                                            ("rings.quorum_strength", 4),
+                                            ("rings.quorum_members", 0),
+                                            ("rings.quiet_min_members", 1),
+                                            ("rings.quiet_min_members", 4)])
 def test_bad_ring_settings_are_refused(key: str, value: object) -> None:
     with pytest.raises(ConfigError, match=key.split(".")[1]):
         with_override(load_settings(), key, value)
@@ -303,3 +307,52 @@ def test_observe_keyed_counts_a_call_once_per_input_position() -> None:
     for i, call in enumerate(calls[-15:], start=len(calls) - 15):
         assert det.observe_keyed(call, "in:" + str(call.trunk), i // 10, i % 10) is None
     assert det.table_state() == before and det.stats.redelivered == 15
+
+
+def _together(numbers: int, calls_each: int, trunk: str, t0: float) -> list[Call]:
+    """``numbers`` fresh numbers starting at once, an unanswered call each every 30 s."""
+    return [Call(f"+8617100{n:05d}", f"+86139{n:02d}{i:06d}", t0 + 30 * i + n, 0, False,
+                 trunk=trunk) for n in range(numbers) for i in range(calls_each)]
+
+
+@pytest.mark.parametrize("numbers, quorum_strength, threshold", [
+    (5, 2, 2.0),   # five fresh numbers at once: a quorum, two unanswered calls each do
+    (4, 2, 3.0),   # four are no quorum: three calls each, as ever
+    (5, 3, 3.0),   # quorum_strength = min_strength: the quorum is off
+])
+def test_a_quorum_of_fresh_numbers_is_a_ring_on_less_evidence_each(
+        numbers: int, quorum_strength: int, threshold: float) -> None:
+    settings = with_override(load_settings(), "rings.quorum_strength", quorum_strength)
+    alerts = run(GroupDetector(settings), _together(numbers, 6, "gw-new", T0))
+    first = alerts[0]
+    assert first.features["threshold"] == threshold
+    assert first.detected_at < T0 + 30 * (threshold - 1) + numbers  # at the last founder's call
+    assert ("numbers at once" in first.reasons[3]) is (threshold < 3)
+
+
+def test_a_quorum_on_a_busy_key_is_judged_against_its_traffic() -> None:
+    # five numbers with two unanswered calls each, on a town's switch: its own traffic gives
+    # that many; they are a ring only once they show more than the town's callers do
+    late = T0 + 3 * 3600
+    two = run(GroupDetector.example(), town() + _together(5, 2, "mob-1", late))
+    assert two == []
+    many = run(GroupDetector.example(), town() + _together(5, 12, "mob-1", late))
+    assert many and all(a.features["threshold"] > 3 for a in many)
+
+
+@pytest.mark.parametrize("quiet_min_members, ring", [(2, True), (3, False)])
+def test_two_numbers_are_a_ring_where_their_key_asks_no_more_than_min_strength(
+        quiet_min_members: int, ring: bool) -> None:
+    settings = with_override(load_settings(), "rings.quiet_min_members", quiet_min_members)
+    alerts = run(GroupDetector(settings), _together(2, 6, "gw-new", T0))
+    assert bool(alerts) is ring
+    if ring:
+        assert alerts[0].features["threshold"] == 3.0 and len(alerts[0].members or ()) == 2
+        assert alerts[0].detected_at < T0 + 30 * 2 + 2  # at the second number's third call
+
+
+def test_two_numbers_on_a_busy_key_are_no_ring() -> None:
+    # a town's switch asks more than min_strength of each number: there a pair is no ring,
+    # however much each of the two shows
+    alerts = run(GroupDetector.example(), town() + _together(2, 30, "mob-1", T0 + 3 * 3600))
+    assert alerts == []
