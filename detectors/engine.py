@@ -9,6 +9,12 @@ horizon, and is not in its cool-down, is judged: every rule profile
 (:mod:`detectors.rules`) is checked, and every ``score_every`` such calls the
 River model (:mod:`detectors.model`) scores its profile.
 
+A rule that says nobody calls back (it has ``max_inbound_ratio``) does not judge a number
+whose callees answer at least ``[alerts].settle_answer_ratio`` of its calls before it has
+called for ``[alerts].settle_s``: call-backs and retries come minutes after the calls that
+earn them, so on an answered number their absence says nothing yet (notice lines, booking
+desks); a hardly answered dialer is judged at once.
+
 How rules and model combine: a rule match decides that a number is alerted;
 the alert's score is the best matching profile's score plus
 ``[model].weight`` times the model's latest score, so among alerts the
@@ -49,7 +55,7 @@ from detectors.features import NumberState, fingerprint
 from detectors.model import CallingProfileModel
 from detectors.reach import ReachJudge
 from detectors.records import WITHHELD, Call
-from detectors.rules import RuleMatch, evaluate
+from detectors.rules import RuleMatch, evaluate, horizon_text
 
 _NO_ALERTS: tuple[Alert, ...] = ()
 _JUMP_CONFIRMATIONS = 100  # records in a row needed before the watermark jumps ahead
@@ -121,6 +127,8 @@ class Detector:
         self._cooldown = settings.alerts.cooldown_s
         self._min_attempts = settings.alerts.min_attempts
         self._confidence_z = settings.alerts.confidence_z
+        self._settle_s = settings.alerts.settle_s
+        self._settle_answer = settings.alerts.settle_answer_ratio
         self._sweep_interval = settings.features.idle_expiry_s * _SWEEP_FRACTION
         self._max_jump = settings.input.max_clock_jump_s
         self.reach = ReachJudge(settings.reach, self.reach.references)
@@ -286,11 +294,21 @@ class Detector:
 
         best: RuleMatch | None = None
         best_horizon = fs.horizons_s[-1]
+        young = t - state.first_seen < self._settle_s
         for profile, floor in self._volume_floors:
             # the volume floor first: most judged numbers fail it at most horizons
             if floor > 0 and round(state.attempts(profile.horizon_s, t, fs), 3) < floor:
                 continue
-            match = self._match(profile, state, features(profile.horizon_s))
+            found = features(profile.horizon_s)
+            waits = "inbound_ratio" in profile.max and found["answer_ratio"] >= self._settle_answer
+            if waits and young:
+                continue  # answered: its call-backs and retries have not had time to come
+            match = self._match(profile, state, found)
+            if match is not None and waits and self._settle_s > 0:
+                match.reasons.append(
+                    f"answer rate {found['answer_ratio']:.2f} (>= {self._settle_answer:g}): "
+                    f"judged after {horizon_text(int(self._settle_s))} of calls, time for "
+                    "call-backs and retries")
             if match is not None and (best is None or match.score > best.score):
                 best, best_horizon = match, profile.horizon_s
         reach_horizon = settings.reach.horizon_s

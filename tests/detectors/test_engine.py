@@ -1,4 +1,5 @@
 import copy
+import random
 import zlib
 
 import pytest
@@ -244,3 +245,32 @@ def test_a_call_side_is_applied_once_per_input_position() -> None:
     det.observe_sides(Call(me, me, T0, 10, True, 2.0), True, True, offset=6, index=0)
     assert det.stats.redelivered == 2
     assert det.states[me].features(600, T0, det.settings.features)["inbound"] == 1
+
+
+@pytest.mark.parametrize("settle_s", [0, 900])
+def test_an_answered_burst_is_judged_once_it_had_time_to_be_called_back(settle_s: int) -> None:
+    """Three calls in ten answered: the 10-minute rule's "nobody calls back" waits out
+    ``alerts.settle_s`` (call-backs come minutes later); a hardly answered dialer does not."""
+    settings = with_override(load_settings(), "alerts.settle_s", settle_s)
+    answered = run(Detector(settings), dialer_calls(n=600, every=2.0, answer_rate=0.3, seed=4))
+    assert answered and answered[0].profile == "cloud_dialer"
+    assert (answered[0].detected_at - T0 >= 900) == (settle_s == 900)
+    assert any("judged after 15 min of calls" in r for r in answered[0].reasons) == bool(settle_s)
+    dialer = run(Detector(settings), dialer_calls(n=600, every=2.0, answer_rate=0.05))
+    assert dialer and dialer[0].detected_at - T0 < 120
+
+
+@pytest.mark.parametrize("cut_short", [False, True])
+def test_a_recorded_notice_listened_to_is_no_slow_dialer(cut_short: bool) -> None:
+    """Hours of calls to distinct numbers, one in five answered: ``slow_dialer`` when some of
+    the answered hang up at once, not when every answered callee listens to the message
+    (``min_short_call_ratio``)."""
+    rng = random.Random(7)
+    calls = []
+    for i in range(150):  # one call every two minutes for five hours
+        answered = rng.random() < 0.2
+        talk = 3 if cut_short and rng.random() < 0.5 else 25
+        calls.append(Call("+8613900000042", f"+86139{rng.randrange(10**8):08d}", T0 + 120.0 * i,
+                          duration=talk if answered else 0, answered=answered, ring=25.0))
+    alerts = run(Detector(load_settings()), calls)
+    assert ("slow_dialer" in {a.profile for a in alerts}) is cut_short
