@@ -11,8 +11,9 @@ River model (:mod:`detectors.model`) scores its profile.
 
 A rule that says nobody calls back (it has ``max_inbound_ratio``) does not judge a number
 whose callees answer at least ``[alerts].settle_answer_ratio`` of its calls before it has
-called for ``[alerts].settle_s``: call-backs and retries come minutes after the calls that
-earn them, so on an answered number their absence says nothing yet (notice lines, booking
+called for ``[alerts].settle_s`` (at most a quarter of the rule's horizon: a burst rule
+must not wait out a burst): call-backs and retries come minutes after the calls that earn
+them, so on an answered number their absence says nothing yet (notice lines, booking
 desks); a hardly answered dialer is judged at once.
 
 How rules and model combine: a rule match decides that a number is alerted;
@@ -58,6 +59,8 @@ from detectors.records import WITHHELD, Call
 from detectors.rules import RuleMatch, evaluate, horizon_text
 
 _NO_ALERTS: tuple[Alert, ...] = ()
+#: the most of a rule's horizon an answered number is given for call-backs ([alerts].settle_s)
+_SETTLE_SHARE = 0.25
 _JUMP_CONFIRMATIONS = 100  # records in a row needed before the watermark jumps ahead
 _SWEEP_FRACTION = 0.5  # sweep idle numbers every half of the idle expiry (event time)
 _JUDGE_STEP = 0.0625  # a judged number is judged again after this fraction more calls
@@ -294,20 +297,24 @@ class Detector:
 
         best: RuleMatch | None = None
         best_horizon = fs.horizons_s[-1]
-        young = t - state.first_seen < self._settle_s
+        calling_for = t - state.first_seen
         for profile, floor in self._volume_floors:
             # the volume floor first: most judged numbers fail it at most horizons
             if floor > 0 and round(state.attempts(profile.horizon_s, t, fs), 3) < floor:
                 continue
             found = features(profile.horizon_s)
-            waits = "inbound_ratio" in profile.max and found["answer_ratio"] >= self._settle_answer
-            if waits and young:
+            # at most a quarter of the profile's horizon: a burst rule must not wait out a
+            # burst (a dialer may be gone after ten minutes)
+            settle = min(self._settle_s, profile.horizon_s * _SETTLE_SHARE)
+            waits = (settle > 0 and "inbound_ratio" in profile.max
+                     and found["answer_ratio"] >= self._settle_answer)
+            if waits and calling_for < settle:
                 continue  # answered: its call-backs and retries have not had time to come
             match = self._match(profile, state, found)
-            if match is not None and waits and self._settle_s > 0:
+            if match is not None and waits:
                 match.reasons.append(
                     f"answer rate {found['answer_ratio']:.2f} (>= {self._settle_answer:g}): "
-                    f"judged after {horizon_text(int(self._settle_s))} of calls, time for "
+                    f"judged after {horizon_text(int(settle))} of calls, time for "
                     "call-backs and retries")
             if match is not None and (best is None or match.score > best.score):
                 best, best_horizon = match, profile.horizon_s

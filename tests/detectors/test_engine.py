@@ -249,13 +249,15 @@ def test_a_call_side_is_applied_once_per_input_position() -> None:
 
 @pytest.mark.parametrize("settle_s", [0, 900])
 def test_an_answered_burst_is_judged_once_it_had_time_to_be_called_back(settle_s: int) -> None:
-    """Three calls in ten answered: the 10-minute rule's "nobody calls back" waits out
-    ``alerts.settle_s`` (call-backs come minutes later); a hardly answered dialer does not."""
+    """Three calls in ten answered: the 10-minute rule's "nobody calls back" waits
+    ``alerts.settle_s``, at most a quarter of its horizon (call-backs come minutes later, a
+    burst may be over in ten); a hardly answered dialer does not wait."""
     settings = with_override(load_settings(), "alerts.settle_s", settle_s)
     answered = run(Detector(settings), dialer_calls(n=600, every=2.0, answer_rate=0.3, seed=4))
     assert answered and answered[0].profile == "cloud_dialer"
-    assert (answered[0].detected_at - T0 >= 900) == (settle_s == 900)
-    assert any("judged after 15 min of calls" in r for r in answered[0].reasons) == bool(settle_s)
+    waited = answered[0].detected_at - T0
+    assert (150 <= waited < 300) if settle_s else waited < 150
+    assert any("judged after 150 s of calls" in r for r in answered[0].reasons) == bool(settle_s)
     dialer = run(Detector(settings), dialer_calls(n=600, every=2.0, answer_rate=0.05))
     assert dialer and dialer[0].detected_at - T0 < 120
 
