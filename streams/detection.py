@@ -7,9 +7,9 @@ on the partition's first batch.  A call flagged ``OUT`` (caller side), ``IN``
 path :meth:`Detector.observe` (what ``dialguard replay`` runs) shares: with one
 partition every call is flagged both, and the stage is exactly replay.
 
-After a buffer of batches, its alerts are sent and delivered, then the states it changed
-are written to the table and its changelog (:class:`~streams.state.ChangelogWriter`), and
-only then are its events acknowledged.
+After a buffer of batches, the states it changed are written to the table and
+its changelog (:class:`~streams.state.ChangelogWriter`) and only then are its
+alerts sent and its events acknowledged.
 """
 
 from __future__ import annotations
@@ -124,6 +124,10 @@ class PartitionDetectors:
             newest = max(newest, latest)
             flushed.add(partition)
             self.counts["batches"] += 1
+        for partition in flushed:
+            await self.changelog.flush(partition, self.detectors[partition])
+        if rejected:
+            await self._send_rejected(rejected)
         now = time.time()
         for alert, arrived in alerts:
             await self.alerts.emit(alert)
@@ -131,13 +135,6 @@ class PartitionDetectors:
             if alert.model_score is not None:
                 self.metrics.model_scored(alert.model_score)
         self.counts["alerts"] += len(alerts)
-        # alerts out before the states that raised them are saved: a crash in between sends
-        # an alert again (the next owner applies the unsaved calls anew), never loses one
-        await self.alerts.delivered()
-        for partition in flushed:
-            await self.changelog.flush(partition, self.detectors[partition])
-        if rejected:
-            await self._send_rejected(rejected)
         if n_calls:
             self.metrics.observe_batch(n_calls, newest, now)
         self.metrics.set_tracked(sum(d.tracked_numbers for d in self.detectors.values()))
