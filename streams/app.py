@@ -13,7 +13,8 @@ Data flow and topics: :mod:`streams.topology`.  The jobs live apart:
   processes of its own, beside detection instead of taking turns with it.
 * **detect** (a Faust agent, :mod:`streams.detection`) reads ``dialguard.calls``
   with ``stream.take_events``; one detector per partition, states in the table
-  of :mod:`streams.state`, alerts to an :class:`~streams.sinks.AlertSink`.
+  of :mod:`streams.state`, its learned references in the references table, alerts
+  to an :class:`~streams.sinks.AlertSink`.
 * **groups** (a Faust agent, :mod:`streams.grouping`; with group detection on) reads
   ``dialguard.groups``, where ingest sent every call once per grouping key to the
   key's partition; one :class:`~detectors.rings.detector.GroupDetector` per partition,
@@ -25,7 +26,8 @@ Data flow and topics: :mod:`streams.topology`.  The jobs live apart:
 ::
 
     cdr.raw ─ingest─┬─▶ dialguard.calls ──detect──▶ dialguard.alerts ◀─┐
-                    │        (by number)     └─▶ state table            │ ring alerts
+                    │        (by number)     ├─▶ state table            │ ring alerts
+                    │                        └─▶ references table       │
                     ├─▶ dialguard.groups ─groups────────────────────────┘
                     │        (by grouping key)   └─▶ groups table
                     └─▶ cdr.rejected
@@ -58,7 +60,7 @@ from streams.options import WorkerOptions, kafka_bootstrap
 from streams.replay import tune_gc
 from streams.sensors import CommitWatch
 from streams.sinks import TopicAlertSink
-from streams.state import ChangelogWriter
+from streams.state import ChangelogWriter, ReferencesChangelog
 from streams.supervision import IngestSupervisor
 from streams.topology import declare_topology, prepare_topics
 
@@ -98,9 +100,12 @@ class Pipeline:
         self.app = app = topo.app
         self.table = topo.state
         self.changelog = ChangelogWriter(app, self.table)
-        self.detection = PartitionDetectors(self.tuning, options.partitions, self.table,
-                                            self.changelog, TopicAlertSink(topo.alerts),
-                                            self.metrics, self.counts, self._send_rejected)
+        #: writes the references table's changelog (each partition's learned references)
+        self.references_changelog = ChangelogWriter(app, topo.references)
+        self.detection = PartitionDetectors(
+            self.tuning, options.partitions, self.table, self.changelog,
+            TopicAlertSink(topo.alerts), self.metrics, self.counts, self._send_rejected,
+            ReferencesChangelog(self.references_changelog, options.references_every))
 
         #: the group stage (one GroupDetector per partition of ``dialguard.groups``), or None
         self.groups: PartitionGroups | None = None

@@ -7,9 +7,13 @@ on the partition's first batch.  A call flagged ``OUT`` (caller side), ``IN``
 path :meth:`Detector.observe` (what ``dialguard replay`` runs) shares: with one
 partition every call is flagged both, and the stage is exactly replay.
 
-After a buffer of batches, the states it changed are written to the table and
-its changelog (:class:`~streams.state.ChangelogWriter`) and only then are its
-alerts sent and its events acknowledged.
+Each detector's learned references of busy callers are loaded from the references
+table with it, and written back when they changed and ``references_every`` seconds of
+event time passed (:class:`~streams.state.ReferencesChangelog`).
+
+After a buffer of batches, the states it changed (and the references due) are written to
+the tables and their changelogs (:class:`~streams.state.ChangelogWriter`) and only then
+are its alerts sent and its events acknowledged.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from streams.control import Tuning
 from streams.ingest import BATCH_DECODER, IN, OUT, Send, counted_copy
 from streams.metrics import PipelineMetrics
 from streams.sinks import AlertSink
-from streams.state import ChangelogWriter, partition_states
+from streams.state import ChangelogWriter, ReferencesChangelog, partition_states
 
 log = logging.getLogger("dialguard.worker")
 
@@ -52,12 +56,14 @@ class PartitionDetectors:
     """Detection per partition of ``dialguard.calls``: batches in, state and alerts out.
 
     ``table`` is the state table (recovered from its changelog), ``changelog`` writes
-    its changed entries, ``alerts`` receives what the detectors raise.
+    its changed entries, ``alerts`` receives what the detectors raise; ``references``
+    loads and writes each partition's learned references (None: they live in memory only).
     """
 
     def __init__(self, tuning: Tuning, partitions: int, table: Any, changelog: ChangelogWriter,
                  alerts: AlertSink, metrics: PipelineMetrics, counts: dict[str, int],
-                 reject: Send | None = None) -> None:
+                 reject: Send | None = None,
+                 references: ReferencesChangelog | None = None) -> None:
         self.tuning = tuning
         #: sends one rejection (CONTRACT-shaped JSON) to ``cdr.rejected``
         self.reject = reject
@@ -67,6 +73,7 @@ class PartitionDetectors:
         self.alerts = alerts
         self.metrics = metrics
         self.counts = counts
+        self.references = references
         for key in ("batches", "detected", "duplicates", "alerts", "bad_batches",
                     "detect_rejected", "inbound_errors", "redelivered"):
             counts.setdefault(key, 0)
@@ -81,7 +88,9 @@ class PartitionDetectors:
             det = Detector(seeded(self.tuning.settings, partition), self.tuning.allowlist,
                            states, track_touched=True)
             self.detectors[partition] = det
-            log.info("partition %d: resumed %d tracked numbers", partition, len(states))
+            busy = 0 if self.references is None else self.references.load(partition, det)
+            log.info("partition %d: resumed %s tracked numbers and the references of %s busy "
+                     "callers", partition, f"{len(states):,}", f"{busy:,}")
         return det
 
     def retune(self) -> None:
@@ -93,13 +102,16 @@ class PartitionDetectors:
     def revoke(self, partitions: Iterable[int]) -> None:
         for partition in partitions:
             if self.detectors.pop(partition, None) is not None:
+                if self.references is not None:
+                    self.references.forget(partition)
                 log.info("partition %d revoked", partition)
 
     async def process(self, events: Iterable[Any]) -> None:
         """Process a buffer of repartitioned batches (events of ``dialguard.calls``).
 
         The states they changed are written to the table once per buffer (a number
-        touched by several batches is written once) and before the buffer is acked.
+        touched by several batches is written once) and before the buffer is acked, and
+        so are the references that are due (:class:`~streams.state.ReferencesChangelog`).
         """
         alerts: list[tuple[Alert, float]] = []
         rejected: list[Rejected] = []
@@ -126,6 +138,8 @@ class PartitionDetectors:
             self.counts["batches"] += 1
         for partition in flushed:
             await self.changelog.flush(partition, self.detectors[partition])
+            if self.references is not None:
+                await self.references.flush(partition, self.detectors[partition])
         if rejected:
             await self._send_rejected(rejected)
         now = time.time()

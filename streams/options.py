@@ -90,6 +90,10 @@ class WorkerOptions:
     ingest_slice_bytes: int = 1 << 20
     #: most calls in one repartition message (keeps messages around a megabyte)
     max_batch_rows: int = 8000
+    #: a partition's learned references are written to their table when they changed and
+    #: at least this many seconds of event time passed since their last write (what a
+    #: restart can forget of them); 0: whenever they changed
+    references_every: float = 60.0
     #: Faust table store; ``memory://`` (state rebuilt from the changelog on start)
     store: str = "memory://"
     #: read the control topic with a real consumer (off in broker-free tests)

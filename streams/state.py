@@ -6,13 +6,18 @@ restarted or re-assigned worker resumes it.  Values are stored in the binary for
 of :meth:`NumberState.to_bytes` (:class:`StateCodec`); the changed states of a
 buffer are written as whole producer batches (:class:`ChangelogWriter`).  The group
 stage's table holds :class:`~detectors.rings.cohort.KeyState` values by grouping key in
-the same way (:class:`KeyStateCodec`, :class:`TouchedStates`).
+the same way (:class:`KeyStateCodec`, :class:`TouchedStates`).  Each partition's learned
+references of busy callers (:class:`~detectors.references.References`) are one entry of a
+table of their own, keyed by partition, in their binary form as is (the ``raw`` codec),
+written at most once per interval of event time (:class:`ReferencesChangelog`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import logging
+import math
 import pickle
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -22,8 +27,11 @@ from faust.serializers import codecs
 
 from detectors.engine import Detector
 from detectors.features import NumberState
+from detectors.references import References
 from detectors.rings.cohort import KeyState
 from streams.ingest import partition_for
+
+log = logging.getLogger("dialguard.worker")
 
 
 class _StateUnpickler(pickle.Unpickler):
@@ -223,3 +231,79 @@ def partition_key_states(table: Any, partition: int, partitions: int) -> Touched
         if isinstance(value, KeyState) and partition_for(name, partitions) == partition:
             dict.__setitem__(states, name, value)
     return states
+
+
+#: codec of the references table: the bytes of :meth:`References.to_bytes`, stored as is
+REFERENCES_CODEC = "raw"
+
+
+class ReferencesChangelog:
+    """Each partition's learned references in the references table and its changelog.
+
+    One entry per partition (key: the partition number as text, value:
+    :meth:`References.to_bytes`), written to that partition of the changelog.  A
+    partition's references are written when they learned something since their last
+    write and at least ``every_s`` seconds of event time (the detector's watermark)
+    passed since then (the first change after a load is written at once): a restart
+    forgets at most ``every_s`` of event time of learning.  Event time, not wall
+    time: a backlog read fast is written as often per day of calls as live traffic.
+    """
+
+    def __init__(self, writer: ChangelogWriter, every_s: float) -> None:
+        self.writer = writer
+        self.every_s = every_s
+        #: per partition: samples and event time of the last write (or load)
+        self.written: dict[int, tuple[int, float]] = {}
+
+    @staticmethod
+    def key(partition: int) -> str:
+        return str(partition)
+
+    def stored(self, partition: int) -> bytes | None:
+        """The bytes stored for ``partition`` (recovered from the changelog), or None."""
+        key = self.key(partition)
+        for name, value in self.writer.table.items():
+            if (name.decode() if isinstance(name, bytes) else name) == key:
+                return bytes(value) if value is not None else None
+        return None
+
+    def load(self, partition: int, detector: Detector) -> int:
+        """Give ``detector`` the references stored for ``partition``; their samples (0: none).
+
+        References that cannot be read, or that lack a feature the detector learns, are
+        logged and ignored (the detector learns afresh).
+        """
+        data = self.stored(partition)
+        current = detector.reach.references
+        samples = 0
+        if data is not None:
+            try:
+                refs = References.from_bytes(data)
+            except ValueError as exc:
+                log.warning("partition %d: stored references ignored: %s", partition, exc)
+            else:
+                if set(current.by_feature) <= set(refs.by_feature):
+                    detector.reach.references = refs
+                    samples = refs.samples
+                else:
+                    log.warning("partition %d: stored references ignored: they lack %s",
+                                partition, sorted(set(current.by_feature) - set(refs.by_feature)))
+        self.written[partition] = (detector.reach.references.samples, -math.inf)
+        return samples
+
+    def forget(self, partition: int) -> None:
+        self.written.pop(partition, None)
+
+    async def flush(self, partition: int, detector: Detector) -> bool:
+        """Write ``detector``'s references if they changed and ``every_s`` passed; True if so."""
+        refs = detector.reach.references
+        samples, at = self.written.get(partition, (0, -math.inf))
+        t = detector.watermark
+        if refs.samples == samples or t - at < self.every_s:
+            return False
+        value = refs.to_bytes()
+        key = self.key(partition)
+        self.writer.table.data[key] = value
+        await self.writer.send(partition, [(key.encode(), value)])
+        self.written[partition] = (refs.samples, t)
+        return True

@@ -1,16 +1,18 @@
-"""The worker's Faust topology: the app, its topics and its table, declared top to bottom.
+"""The worker's Faust topology: the app, its topics and its tables, declared top to bottom.
 
 Data flow (topic names are options; defaults shown)::
 
     cdr.raw ─ingest─▶ dialguard.calls (repartitioned by calling number) ─detect─▶ dialguard.alerts
-               │                                                           │        ▲
-               │                                       state table ◀──────┘        │
+               │                                       references table ◀──┤        ▲
+               │                                        state table ◀──────┘        │
                ├──▶ dialguard.groups (by grouping key) ─groups─────────────────────┘ (rings)
                │                                           └──▶ groups table
                └──▶ cdr.rejected
     dialguard.control ──(every worker reads all of it)──▶ live settings and allowlist
 
-Both tables are changelog-backed.  ``dialguard.groups`` and the groups table exist only
+Every table is changelog-backed: the state table (per number), the references table
+(one entry per partition of ``dialguard.calls``: its detector's learned references) and
+the groups table.  ``dialguard.groups`` and the groups table exist only
 with group detection on (``[rings].enabled``, ``dialguard worker --rings/--no-rings``).
 
 The agents that read these topics are attached in :mod:`streams.app`.
@@ -28,7 +30,7 @@ from typing import Any
 import faust
 
 from streams.options import WorkerOptions, kafka_bootstrap
-from streams.state import GROUP_CODEC, declare_state_table
+from streams.state import GROUP_CODEC, REFERENCES_CODEC, declare_state_table
 
 log = logging.getLogger("dialguard.worker")
 
@@ -135,6 +137,8 @@ class Topology:
     calls: Any
     #: E.164 number -> NumberState, partitioned like ``calls``, changelog-backed
     state: Any
+    #: partition of ``calls`` -> its detector's References (bytes), changelog-backed
+    references: Any
     #: calls repartitioned by grouping key (internal, named by an option like ``calls``);
     #: None when group detection is off
     groups: Any = None
@@ -144,7 +148,7 @@ class Topology:
     def internal_topics(self) -> list[TopicSpec]:
         """Topics the worker creates before any consumer joins (:func:`ensure_topics`)."""
         specs = [TopicSpec(self.calls.get_topic_name(), self.calls.partitions),
-                 _changelog_spec(self.state)]
+                 _changelog_spec(self.state), _changelog_spec(self.references)]
         if self.groups is not None:
             specs += [TopicSpec(self.groups.get_topic_name(), self.groups.partitions),
                       _changelog_spec(self.group_state)]
@@ -172,7 +176,10 @@ def declare_topology(options: WorkerOptions) -> Topology:
     calls = app.topic(t.calls, key_type=bytes, value_type=bytes,
                       partitions=options.partitions, internal=True)
     state = declare_state_table(app, "state", options.partitions, "per-number detection state")
-    topology = Topology(app, raw, rejected, alerts, control, calls, state)
+    references = declare_state_table(app, "references", options.partitions,
+                                     "learned references of busy callers per partition",
+                                     REFERENCES_CODEC)
+    topology = Topology(app, raw, rejected, alerts, control, calls, state, references)
     if options.group_detection:
         topology.groups = app.topic(t.groups, key_type=bytes, value_type=bytes,
                                     partitions=options.partitions, internal=True)

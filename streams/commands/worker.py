@@ -67,6 +67,11 @@ def broker_url(value: str | None) -> str:
 @click.option("--progress-interval", type=click.FloatRange(min=0.0), default=60.0,
               show_default=True,
               help="Seconds between progress lines in the log (at --log-level info; 0: never).")
+@click.option("--references-every", type=click.FloatRange(min=0.0), default=60.0,
+              show_default=True,
+              help="Write a partition's learned references to their changelog table when they "
+                   "changed and this many seconds of event time passed since the last write "
+                   "(what a restart can forget of them; 0: whenever they changed).")
 @click.option("--duration", type=float, default=None,
               help="Stop by itself after this many seconds (tests, demos).")
 @click.option("--log-level", default="warning", show_default=True,
@@ -93,6 +98,7 @@ def worker_command(
     session_timeout: float,
     align_slack: float,
     progress_interval: float,
+    references_every: float,
     duration: float | None,
     log_level: str,
 ) -> None:
@@ -143,6 +149,7 @@ def worker_command(
         session_timeout=session_timeout,
         align_slack=align_slack,
         progress_interval=progress_interval,
+        references_every=references_every,
     )
     pipeline = create_pipeline(options, metrics)
     try:

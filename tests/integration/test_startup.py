@@ -26,7 +26,8 @@ def test_prepare_creates_the_internal_topics_before_any_consumer(kafka_broker: A
                             app_id=f"dg-st-{tag}", control_consumer=False, lag_interval=0)
     pipeline = create_pipeline(options)
     changelog = f"dg-st-{tag}-state-changelog"
-    expected = {topics.calls: 3, changelog: 3, topics.groups: 3,
+    references = f"dg-st-{tag}-references-changelog"
+    expected = {topics.calls: 3, changelog: 3, references: 3, topics.groups: 3,
                 f"dg-st-{tag}-groups-changelog": 3, topics.control: 1}
     assert topics.groups == f"st-{tag}.groups"
     assert pipeline.prepare() == expected
@@ -38,8 +39,9 @@ def test_prepare_creates_the_internal_topics_before_any_consumer(kafka_broker: A
     try:
         for name, partitions in expected.items():
             assert consumer.partitions_for_topic(name) == set(range(partitions))
-        configs = admin.describe_configs([ConfigResource("TOPIC", changelog)])
-        assert "'cleanup.policy': {'value': 'compact'" in str(configs)
+        for name in (changelog, references):
+            configs = admin.describe_configs([ConfigResource("TOPIC", name)])
+            assert "'cleanup.policy': {'value': 'compact'" in str(configs), name
     finally:
         consumer.close()
         admin.close()

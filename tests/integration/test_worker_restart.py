@@ -8,7 +8,10 @@ same consumer groups) gets the second part.  The alert it raises must be the one
 ``first_seen`` is the first call of the first part and its ``attempts`` counts
 calls of both parts.  A worker that rebuilt the state from the second part alone
 would raise a different alert (checked below with the real detector), and one
-that re-read the first part would count its calls twice.
+that re-read the first part would count its calls twice.  The caller is judged once
+as a busy caller in the first part, which the owning partition's learned references
+count: the second worker resumes them from the references changelog (one sample, not
+none; written at once, as the first change after a load is).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from detectors.config import load_settings
 from detectors.engine import Detector
 from detectors.features import NumberState
 from detectors.records import Call
+from detectors.references import References
 from streams.brokers import unique_tag
 from streams.ingest import partition_for
 from streams.state import StateCodec
@@ -139,6 +143,7 @@ def test_restarted_worker_resumes_state(kafka_broker: Any, tmp_path: Path,
     kafka_broker.create_topics([topics["raw"]], partitions=1)
     app_id = f"dg-rs-{tag}"
     changelog = f"{app_id}-state-changelog"
+    references = f"{app_id}-references-changelog"
     records = _campaign(tag)
     first, second = records[:FIRST_PART], records[FIRST_PART:]
 
@@ -148,6 +153,8 @@ def test_restarted_worker_resumes_state(kafka_broker: Any, tmp_path: Path,
     after_first = Detector(settings)
     assert _observe(first, after_first) == []
     expected_state = after_first.states[CALLER]
+    learned = after_first.reach.references
+    assert learned.samples == 1  # the caller, judged once as a busy caller
     assert expected_state.calls == FIRST_PART - settings.features.promote_after + 1
     expected = _observe(records)
     assert [(a.caller, a.profile) for a in expected] == [(CALLER, "cloud_dialer")]
@@ -173,6 +180,15 @@ def test_restarted_worker_resumes_state(kafka_broker: Any, tmp_path: Path,
     assert states, f"no state of the caller in {changelog}\n{log1.read_text()[-3000:]}"
     assert states[-1].calls == expected_state.calls
     assert states[-1].first_seen == first[0]["start"]
+    # the owning partition's references are in their changelog, under the partition's key
+    owner = partition_for(CALLER, PARTITIONS)
+    assert _partitions(kafka_broker, references) == set(range(PARTITIONS))
+    written = _read(kafka_broker, references, lambda ms: any(
+        m.key == str(owner).encode() and m.value is not None for m in ms))
+    refs = [References.from_bytes(m.value) for m in written if m.key == str(owner).encode()]
+    assert refs, f"no references in {references}\n{log1.read_text()[-3000:]}"
+    assert [m.partition for m in written if m.key == str(owner).encode()] == [owner] * len(refs)
+    assert refs[-1].to_bytes() == learned.to_bytes()
     assert _stop(proc1, log1) == (FIRST_PART, FIRST_PART, 0, 0)
     assert _read(kafka_broker, topics["alerts"], lambda ms: False, timeout=2) == []
 
@@ -197,5 +213,5 @@ def test_restarted_worker_resumes_state(kafka_broker: Any, tmp_path: Path,
     assert alert["features"]["attempts"] > in_second  # counts calls of both parts
     # the second worker read only the second part, and resumed the caller's state
     assert summary == (SECOND_PART, SECOND_PART, 0, 1)
-    owner = partition_for(CALLER, PARTITIONS)
-    assert f"partition {owner}: resumed 1 tracked numbers" in text2, text2[-3000:]
+    assert (f"partition {owner}: resumed 1 tracked numbers and the references of 1 busy "
+            "callers") in text2, text2[-3000:]

@@ -39,6 +39,9 @@ def make_pipeline() -> Callable[..., Pipeline]:
         fake = FakeBatchProducer()
         pipeline.changelog._producer = lambda: fake  # type: ignore[method-assign]
         pipeline.changelog_sent = fake.sent  # type: ignore[attr-defined]
+        refs = FakeBatchProducer()
+        pipeline.references_changelog._producer = lambda: refs  # type: ignore[method-assign]
+        pipeline.references_sent = refs.sent  # type: ignore[attr-defined]
         if pipeline.group_changelog is not None:
             groups = FakeBatchProducer()
             pipeline.group_changelog._producer = lambda: groups  # type: ignore[method-assign]
