@@ -14,6 +14,18 @@ window, when the window shortens instead of memory growing.
 from __future__ import annotations
 
 
+def newer_position(offset: float, index: float, applied_offset: float,
+                   applied_index: float) -> bool:
+    """Whether input position ``(offset, index)`` (a message offset and a call's index in
+    it) comes after the newest one a state applied: the stream workers' other way of
+    counting a redelivered record once, kept in the state it was applied to.
+
+    >>> newer_position(7, 1, 7, 0), newer_position(7, 0, 7, 0), newer_position(6, 9, 7, 0)
+    (True, False, False)
+    """
+    return offset > applied_offset or (offset == applied_offset and index > applied_index)
+
+
 class Deduplicator:
     def __init__(self, window_s: float = 3600.0, max_ids: int = 1_000_000) -> None:
         self.window_s = window_s

@@ -124,13 +124,17 @@ class Detector:
     def _apply(self, settings: Settings) -> None:
         self.settings = settings
         #: enabled profiles with their ``min_attempts`` (checked before the other features)
-        self._volume_floors = [(p, p.min.get("attempts", 0.0)) for p in settings.rules.values()
-                               if p.enabled]
+        #: and how long each waits on an answered number ([alerts].settle_s, at most a quarter
+        #: of its horizon: a burst rule must not wait out a burst; 0: never, no such claim)
+        self._volume_floors = [
+            (p, p.min.get("attempts", 0.0),
+             min(settings.alerts.settle_s, p.horizon_s * _SETTLE_SHARE)
+             if "inbound_ratio" in p.max else 0.0)
+            for p in settings.rules.values() if p.enabled]
         self._virtual = settings.features.virtual_prefixes
         self._cooldown = settings.alerts.cooldown_s
         self._min_attempts = settings.alerts.min_attempts
         self._confidence_z = settings.alerts.confidence_z
-        self._settle_s = settings.alerts.settle_s
         self._settle_answer = settings.alerts.settle_answer_ratio
         self._sweep_interval = settings.features.idle_expiry_s * _SWEEP_FRACTION
         self._max_jump = settings.input.max_clock_jump_s
@@ -298,16 +302,12 @@ class Detector:
         best: RuleMatch | None = None
         best_horizon = fs.horizons_s[-1]
         calling_for = t - state.first_seen
-        for profile, floor in self._volume_floors:
+        for profile, floor, settle in self._volume_floors:
             # the volume floor first: most judged numbers fail it at most horizons
             if floor > 0 and round(state.attempts(profile.horizon_s, t, fs), 3) < floor:
                 continue
             found = features(profile.horizon_s)
-            # at most a quarter of the profile's horizon: a burst rule must not wait out a
-            # burst (a dialer may be gone after ten minutes)
-            settle = min(self._settle_s, profile.horizon_s * _SETTLE_SHARE)
-            waits = (settle > 0 and "inbound_ratio" in profile.max
-                     and found["answer_ratio"] >= self._settle_answer)
+            waits = settle > 0 and found["answer_ratio"] >= self._settle_answer
             if waits and calling_for < settle:
                 continue  # answered: its call-backs and retries have not had time to come
             match = self._match(profile, state, found)

@@ -35,6 +35,8 @@ import sys
 from array import array
 from typing import TYPE_CHECKING
 
+from detectors.dedup import newer_position
+
 if TYPE_CHECKING:
     from detectors.config import FeatureSettings
 
@@ -216,8 +218,7 @@ class NumberState:
         (False, True)
         """
         vals = self.vals
-        applied = vals[APPLIED_OFFSET]
-        if offset < applied or (offset == applied and index <= vals[APPLIED_INDEX]):
+        if not newer_position(offset, index, vals[APPLIED_OFFSET], vals[APPLIED_INDEX]):
             return False
         vals[APPLIED_OFFSET] = offset
         vals[APPLIED_INDEX] = index

@@ -51,6 +51,7 @@ import math
 import msgspec
 
 from detectors.config import RingSettings
+from detectors.dedup import newer_position
 
 # Slots of a caller's record (a list of floats, so that it packs small); slots 8-11 hold
 # the recent callees.
@@ -126,8 +127,7 @@ class KeyState(msgspec.Struct, array_like=True):
         >>> st.first_delivery(4, 0), st.first_delivery(4, 0), st.first_delivery(5, 0)
         (True, False, True)
         """
-        if offset < self.applied_offset or (offset == self.applied_offset
-                                             and index <= self.applied_index):
+        if not newer_position(offset, index, self.applied_offset, self.applied_index):
             return False
         self.applied_offset, self.applied_index = offset, index
         return True
