@@ -63,6 +63,7 @@ from streams.sinks import TopicAlertSink
 from streams.state import ChangelogWriter, ReferencesChangelog
 from streams.supervision import IngestSupervisor
 from streams.topology import declare_topology, prepare_topics
+from streams.watchdog import PartitionWatchdog
 
 log = logging.getLogger("dialguard.worker")
 
@@ -95,6 +96,8 @@ class Pipeline:
         self._messages_seen = 0
         self._progress_shown: tuple[int, ...] = ()
         self._commit_warned: float | None = None
+        #: stage buffers being processed now (the watchdog judges no partition meanwhile)
+        self._buffers_in_flight = 0
 
         self.topology = topo = declare_topology(options)
         self.app = app = topo.app
@@ -155,6 +158,14 @@ class Pipeline:
         self.commits = CommitWatch()
         app.sensors.add(self.commits)
         app.timer(max(1.0, options.slow_buffer_s / 3))(self._watch_commits)
+        #: partitions of the stages that stop being fetched (None: ``stall_after_s`` 0)
+        self.watchdog: PartitionWatchdog | None = None
+        if options.stall_after_s > 0:
+            stages = {options.topics.calls: "detect", options.topics.groups: "groups"}
+            self.watchdog = PartitionWatchdog(
+                app, stages, options.stall_after_s, lambda: self._buffers_in_flight > 0,
+                app.crash, lambda topic: self.metrics.partition_stall(stages[topic]))
+            app.timer(max(1.0, options.stall_after_s / 4))(self.watchdog.check)
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         app.task(self._on_start)
@@ -252,8 +263,11 @@ class Pipeline:
         slow = asyncio.get_running_loop().call_later(
             self.options.slow_buffer_s, warn_slow_buffer, stage, len(events),
             self.options.slow_buffer_s, asyncio.current_task())
+        self._buffers_in_flight += 1
         try:
             await process(events)
+            if self.watchdog is not None:
+                self.watchdog.processed(events)
         except Exception as exc:
             # Faust acknowledges a buffer however its processing ended, and commits what
             # was acknowledged on the way down: hold these events so that no offset past
@@ -265,10 +279,13 @@ class Pipeline:
             await self.app.crash(exc)
             await asyncio.get_running_loop().create_future()  # held until the stop cancels it
         finally:
+            self._buffers_in_flight -= 1
             slow.cancel()
 
     def _on_assigned(self, sender: Any, assigned: set[Any], **kwargs: Any) -> None:
         self.shorten_fetch_wait()
+        if self.watchdog is not None:
+            self.watchdog.assigned(assigned)
         calls = self.options.topics.calls
         owned = sorted(tp.partition for tp in assigned if tp.topic == calls)
         self.detect_owned = len(owned)
@@ -316,6 +333,8 @@ class Pipeline:
         return True
 
     def _on_revoked(self, sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+        if self.watchdog is not None:
+            self.watchdog.revoked(revoked)
         calls = self.options.topics.calls
         self.detection.revoke(tp.partition for tp in revoked if tp.topic == calls)
         if self.groups is not None:

@@ -57,6 +57,8 @@ SOURCES: tuple[str, ...] = ("file", "kafka")
 KINDS: tuple[str, ...] = ("number", "ring")
 CONFIG_RESULTS: tuple[str, ...] = ("applied", "rejected")
 SIDES: tuple[str, ...] = ("outbound", "inbound")
+#: stages whose partitions the watchdog (streams.watchdog) looks after
+STAGES: tuple[str, ...] = ("detect", "groups")
 #: rejection reasons: the readers' and ``detect_error`` (a call whose detection raised)
 REASONS: tuple[str, ...] = (*REJECT_REASONS, "detect_error")
 #: Profiles known before any configuration is read (the shipped defaults plus the model).
@@ -258,6 +260,11 @@ class DialguardMetrics:
             "(outbound calls are rejected to cdr.rejected as detect_error).", ["side"],
             registry=r,
         )
+        self.partition_stalls = Counter(
+            "dialguard_partition_stalls", "Stage partitions found with messages waiting and "
+            "none received for stall_after_s, then resumed and sought (streams.watchdog), by "
+            "stage (detect, groups).", ["stage"], registry=r,
+        )
         self.late_calls = Counter(
             "dialguard_late_calls", "Calls older than the partition's event-time watermark "
             "minus the allowed lateness when they reached detection.", registry=r,
@@ -278,6 +285,8 @@ class DialguardMetrics:
             self.config_changes.labels(result=result)
         for side in SIDES:
             self.detect_errors.labels(side=side)
+        for stage in STAGES:
+            self.partition_stalls.labels(stage=stage)
         self.set_profiles(DEFAULT_PROFILES if profiles is None else profiles)
 
     # -- set-up ---------------------------------------------------------------
@@ -380,6 +389,10 @@ class DialguardMetrics:
         if n > 0:
             self.detect_errors.labels(side=side if side in SIDES else OTHER).inc(n)
 
+    def partition_stall(self, stage: str) -> None:
+        """A partition of ``stage`` stalled and was nudged (see :mod:`streams.watchdog`)."""
+        self.partition_stalls.labels(stage=stage if stage in STAGES else OTHER).inc()
+
     def late(self, n: int = 1) -> None:
         """``n`` calls arrived later than the allowed lateness."""
         if n > 0:
@@ -462,6 +475,7 @@ class PipelineMetrics(Protocol):
     def set_profiles(self, names: Iterable[str]) -> None: ...
     def set_detect_partitions(self, owned: int, total: int) -> None: ...
     def detect_error(self, side: str, n: int = 1) -> None: ...
+    def partition_stall(self, stage: str) -> None: ...
     def late(self, n: int = 1) -> None: ...
     def model_scored(self, score: float) -> None: ...
 
@@ -513,6 +527,9 @@ class NullMetrics:
         pass
 
     def detect_error(self, side: str, n: int = 1) -> None:
+        pass
+
+    def partition_stall(self, stage: str) -> None:
         pass
 
     def late(self, n: int = 1) -> None:

@@ -72,6 +72,11 @@ def broker_url(value: str | None) -> str:
               help="Write a partition's learned references to their changelog table when they "
                    "changed and this many seconds of event time passed since the last write "
                    "(what a restart can forget of them; 0: whenever they changed).")
+@click.option("--stall-after", type=click.FloatRange(min=0.0), default=60.0,
+              show_default=True,
+              help="Seconds a detect or groups partition may have messages waiting and receive "
+                   "none before it is resumed and sought to its committed offset; stalled as "
+                   "long again, the worker exits for its supervisor to restart it (0: off).")
 @click.option("--duration", type=float, default=None,
               help="Stop by itself after this many seconds (tests, demos).")
 @click.option("--log-level", default="warning", show_default=True,
@@ -99,6 +104,7 @@ def worker_command(
     align_slack: float,
     progress_interval: float,
     references_every: float,
+    stall_after: float,
     duration: float | None,
     log_level: str,
 ) -> None:
@@ -150,6 +156,7 @@ def worker_command(
         align_slack=align_slack,
         progress_interval=progress_interval,
         references_every=references_every,
+        stall_after_s=stall_after,
     )
     pipeline = create_pipeline(options, metrics)
     try:
