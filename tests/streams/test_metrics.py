@@ -94,6 +94,10 @@ def test_counts_land_on_the_right_series() -> None:
     m.config_change(False)
     m.config_change(False)
     m.set_consumer_lag("cdr.raw", 3, 1500)
+    m.partition_stall("groups")
+    m.partition_stall("dialguard.calls")  # a topic name is not a stage
+    assert m.value("dialguard_partition_stalls_total", stage="groups") == 1
+    assert m.value("dialguard_partition_stalls_total", stage="other") == 1
     assert m.value("dialguard_cdrs_read_total", source="file") == 10
     assert m.value("dialguard_cdrs_read_total", source="kafka") == 7
     assert m.value("dialguard_cdrs_rejected_total", reason="bad_number") == 3
@@ -117,6 +121,7 @@ def test_closed_label_sets_are_precreated_at_zero() -> None:
         for profile in ("cloud_dialer", "my_profile", "model"):
             assert m.value("dialguard_alerts_total", kind=kind, profile=profile) == 0
     assert m.value("dialguard_cdrs_read_total", source="kafka") == 0
+    assert m.value("dialguard_partition_stalls_total", stage="detect") == 0
     assert m.value("dialguard_alerts_total", kind="number", profile="ring_once") is None
     m.set_profiles(["ring_once"])
     assert m.value("dialguard_alerts_total", kind="number", profile="ring_once") == 0
