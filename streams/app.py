@@ -266,8 +266,6 @@ class Pipeline:
         self._buffers_in_flight += 1
         try:
             await process(events)
-            if self.watchdog is not None:
-                self.watchdog.processed(events)
         except Exception as exc:
             # Faust acknowledges a buffer however its processing ended, and commits what
             # was acknowledged on the way down: hold these events so that no offset past

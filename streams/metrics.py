@@ -261,9 +261,9 @@ class DialguardMetrics:
             registry=r,
         )
         self.partition_stalls = Counter(
-            "dialguard_partition_stalls", "Stage partitions found with messages waiting and "
-            "none received for stall_after_s, then resumed and sought (streams.watchdog), by "
-            "stage (detect, groups).", ["stage"], registry=r,
+            "dialguard_partition_stalls", "Stage partitions whose committed offset stayed "
+            "short of the log end for stall_after_s, then resumed and sought back to it "
+            "(streams.watchdog), by stage (detect, groups).", ["stage"], registry=r,
         )
         self.late_calls = Counter(
             "dialguard_late_calls", "Calls older than the partition's event-time watermark "

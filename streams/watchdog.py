@@ -1,31 +1,36 @@
-"""Stage partitions that stop being fetched: noticed, nudged, and if need be the worker stops.
+"""Stage partitions whose committed offset stops moving: noticed, nudged, else the worker stops.
 
-A partition a worker kept across a rebalance can stay without fetches afterwards while
-the broker holds its calls (faust-streaming issue 629 reports the same; seen here in the
-kill -9 failover test: the survivor's counts for the partitions it had owned before the
-takeover never moved again, though its offset commits went on).  Nothing fails, so
-nothing is logged: lag is the only sign.
+After a rebalance, faust-streaming can leave a partition a worker owns without progress
+while the broker holds messages for it (faust-streaming issue 629 reports one form of
+it).  Seen here in the kill -9 failover test, in two forms: the survivor never again
+fetched partitions it kept across the rebalance; or it processed a taken-over
+partition to its end while the partition's committed offset stayed where the dead
+worker had left it (Faust commits the acknowledged offsets that follow the committed
+one without a hole, and the first messages after it were never delivered to the
+stage).  Nothing fails, so nothing is logged: lag is the only sign, and a restart is
+what resumed it.
 
 :class:`StallWatch` is the pure part: per assigned partition of a stage's input topic,
-the newest offset processed and when it last moved; given the broker's log ends it names
-the partitions that have calls waiting and made no progress for ``stall_after_s`` (time
-spent recovering tables does not count).  :class:`PartitionWatchdog` runs it on a Faust
-consumer, acting only while no stage buffer is being processed (that buffer may be the
-stalled partition's own): a stalled partition is logged with the consumer's view of it,
-resumed and sought to the offset after the last one processed (else to its committed
-offset: number and key states skip what they already applied, as after a takeover); one
-still stalled ``stall_after_s`` later stops the worker with an error, for its supervisor
-to restart it, as a restart resumes every partition.
+the committed offset and when it last moved; given the broker's log ends it names the
+partitions with messages past their committed offset whose committed offset has not
+moved for ``stall_after_s`` (time spent recovering tables does not count).
+:class:`PartitionWatchdog` runs it on a Faust consumer, acting only while no stage
+buffer is being processed: a stalled partition is logged with the consumer's view of
+it, resumed and sought back to its committed offset, which delivers the missing
+messages again (number and key states skip what they already applied, as after a
+takeover); one still stalled ``stall_after_s`` later stops the worker with an error, for
+its supervisor to restart it, as a restart resumes every partition.
 
 >>> watch = StallWatch(stall_after_s=60)
 >>> watch.assigned(["calls-0", "calls-1"], now=0.0)
->>> watch.processed("calls-0", 41, now=50.0)
->>> [s.partition for s in watch.stalled({"calls-0": 42, "calls-1": 10}, {}, now=70.0)]
-['calls-1']
->>> watch.stalled({"calls-0": 90, "calls-1": 0}, {}, now=100.0)  # calls-1 has nothing waiting
+>>> ends = {"calls-0": 50, "calls-1": 10}
+>>> watch.stalled(ends, {"calls-0": 20, "calls-1": 10}, now=30.0)
 []
->>> [(s.partition, s.resume_at, s.waiting) for s in watch.stalled({"calls-0": 90}, {}, 111.0)]
-[('calls-0', 42, 48)]
+>>> [s.partition for s in watch.stalled(ends, {"calls-0": 45, "calls-1": 10}, now=61.0)]
+[]
+>>> [(s.partition, s.resume_at, s.waiting) for s in watch.stalled(ends, {"calls-0": 45,
+...  "calls-1": 10}, now=121.0)]  # calls-0 at 45 since 61 s; calls-1 is at its end
+[('calls-0', 45, 5)]
 """
 
 from __future__ import annotations
@@ -42,19 +47,23 @@ P = TypeVar("P", bound=Hashable)
 log = logging.getLogger("dialguard.watchdog")
 
 
+_UNSEEN = -2  # no committed offset observed since the partition was assigned
+
+
 @dataclass
 class _Progress:
-    offset: int | None  # newest offset processed since the partition was assigned
+    committed: int | None  # the partition's committed offset when last observed
     moved_at: float  # when it last moved (or the partition was assigned, or nudged)
     nudged: bool = False
 
 
 @dataclass(frozen=True)
 class Stall(Generic[P]):
-    """A partition with ``waiting`` messages and no progress for ``idle_s`` seconds."""
+    """A partition with ``waiting`` messages past its committed offset, which has not
+    moved for ``idle_s`` seconds."""
 
     partition: P
-    #: the first offset not processed (the committed one when nothing was, None if unknown)
+    #: the committed offset, where a nudge seeks to (None: no offset committed yet)
     resume_at: int | None
     waiting: int
     idle_s: float
@@ -63,7 +72,8 @@ class Stall(Generic[P]):
 
 
 class StallWatch(Generic[P]):
-    """Progress per assigned partition against the broker's log ends; see the module doc."""
+    """Committed offsets per assigned partition against the broker's log ends; see the
+    module doc."""
 
     def __init__(self, stall_after_s: float) -> None:
         if stall_after_s <= 0:
@@ -73,21 +83,11 @@ class StallWatch(Generic[P]):
 
     def assigned(self, partitions: Iterable[P], now: float) -> None:
         """A rebalance gave these partitions: every one starts its wait afresh."""
-        self._parts = {p: _Progress(None, now) for p in partitions}
+        self._parts = {p: _Progress(_UNSEEN, now) for p in partitions}
 
     def revoked(self, partitions: Iterable[P]) -> None:
         for partition in partitions:
             self._parts.pop(partition, None)
-
-    def processed(self, partition: P, offset: int, now: float) -> None:
-        """A stage finished the message at ``offset`` of ``partition``."""
-        progress = self._parts.get(partition)
-        if progress is None:  # events of a partition revoked meanwhile
-            return
-        if progress.offset is None or offset > progress.offset:
-            progress.offset = offset
-            progress.moved_at = now
-            progress.nudged = False
 
     def hold(self, now: float) -> None:
         """Work that is not the stages' is under way (tables recovering): nobody is idle."""
@@ -107,19 +107,21 @@ class StallWatch(Generic[P]):
 
     def stalled(self, log_ends: Mapping[P, int], committed: Mapping[P, int | None],
                 now: float) -> list[Stall[P]]:
-        """Partitions with messages past what was processed (else past the committed
-        offset) and no progress for ``stall_after_s``."""
+        """Partitions with messages past their committed offset, which has not moved for
+        ``stall_after_s``."""
         found = []
         for partition, progress in self._parts.items():
+            offset = committed.get(partition)
+            if offset != progress.committed:
+                if progress.committed != _UNSEEN:
+                    progress.moved_at = now
+                    progress.nudged = False
+                progress.committed = offset
             end = log_ends.get(partition)
-            if end is None:
-                continue
-            resume_at = (progress.offset + 1 if progress.offset is not None
-                         else committed.get(partition))
             idle = now - progress.moved_at
-            waiting = end - (resume_at or 0)
-            if waiting > 0 and idle >= self.stall_after_s:
-                found.append(Stall(partition, resume_at, waiting, idle, progress.nudged))
+            if end is not None and end > (offset or 0) and idle >= self.stall_after_s:
+                found.append(Stall(partition, offset, end - (offset or 0), idle,
+                                   progress.nudged))
         return found
 
 
@@ -148,14 +150,6 @@ class PartitionWatchdog:
     def revoked(self, revoked: Iterable[Any]) -> None:
         self.watch.revoked(revoked)
 
-    def processed(self, events: Iterable[Any]) -> None:
-        """Note the offsets of a processed buffer of Faust events."""
-        now = self.clock()
-        for event in events:
-            message = getattr(event, "message", None)
-            if message is not None:  # Faust's TP is a named tuple: (topic, partition) finds it
-                self.watch.processed((message.topic, message.partition), message.offset, now)
-
     async def check(self) -> list[Stall[Any]]:
         """One round: nudge partitions that stalled, stop the worker on a second stall."""
         consumer = self.app.consumer
@@ -178,18 +172,18 @@ class PartitionWatchdog:
         for stall in stalls:
             tp = stall.partition
             if stall.nudged:
-                log.error("partition %d of %s: %d messages waiting and none received for "
-                          "%.0f s, also after it was resumed and sought; stopping this "
-                          "worker so that its supervisor restarts it (a restart resumes "
+                log.error("partition %d of %s: %d messages past its committed offset, which "
+                          "has not moved for %.0f s, also after a resume and seek; stopping "
+                          "this worker so that its supervisor restarts it (a restart resumes "
                           "every partition); %s", tp.partition, tp.topic, stall.waiting,
                           stall.idle_s, describe_partition(consumer, tp))
                 await self.crash(StalledPartition(f"partition {tp.partition} of {tp.topic} "
                                                   f"stalled for {stall.idle_s:.0f} s"))
                 break
-            log.warning("partition %d of %s: %d messages waiting and none received for "
-                        "%.0f s; resuming it and seeking to offset %s; %s", tp.partition,
-                        tp.topic, stall.waiting, stall.idle_s, stall.resume_at,
-                        describe_partition(consumer, tp))
+            log.warning("partition %d of %s: %d messages past its committed offset %s, "
+                        "which has not moved for %.0f s; resuming it and seeking there; %s",
+                        tp.partition, tp.topic, stall.waiting, stall.resume_at,
+                        stall.idle_s, describe_partition(consumer, tp))
             self.on_stall(tp.topic)
             await nudge(consumer, tp, stall.resume_at)
             self.watch.nudged(tp, self.clock())
@@ -197,7 +191,7 @@ class PartitionWatchdog:
 
 
 class StalledPartition(RuntimeError):
-    """A stage partition received nothing for long although the broker holds messages."""
+    """A stage partition's committed offset stopped short of the broker's log end."""
 
 
 async def nudge(consumer: Any, tp: Any, offset: int | None) -> None:

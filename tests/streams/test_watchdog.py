@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import pytest
@@ -19,25 +18,26 @@ class TP(NamedTuple):  # as Faust's
 CALLS_0, CALLS_1, RAW_0 = TP("calls", 0), TP("calls", 1), TP("raw", 0)
 
 
-def test_a_partition_with_work_and_no_progress_is_stalled_once_it_waited_long_enough() -> None:
+def test_a_committed_offset_short_of_the_log_end_that_stops_moving_is_a_stall() -> None:
     watch: StallWatch[TP] = StallWatch(stall_after_s=30)
     watch.assigned([CALLS_0, CALLS_1], now=0.0)
-    watch.processed(CALLS_0, 9, now=20.0)
-    assert watch.stalled({CALLS_0: 10, CALLS_1: 5}, {CALLS_1: 5}, now=29.0) == []
-    # CALLS_1 is read to its committed offset: nothing waits there
-    assert watch.stalled({CALLS_0: 10, CALLS_1: 5}, {CALLS_1: 5}, now=60.0) == []
-    [stall] = watch.stalled({CALLS_0: 25, CALLS_1: 5}, {CALLS_1: 5}, now=60.0)
-    assert (stall.partition, stall.resume_at, stall.waiting, stall.nudged) == (CALLS_0, 10, 15,
+    assert watch.stalled({CALLS_0: 10, CALLS_1: 5}, {CALLS_0: 2, CALLS_1: 5}, now=20.0) == []
+    assert watch.stalled({CALLS_0: 10, CALLS_1: 5}, {CALLS_0: 4, CALLS_1: 5}, now=25.0) == []
+    # CALLS_1 is committed to its end: nothing waits there, however long it stays
+    assert watch.stalled({CALLS_0: 10, CALLS_1: 5}, {CALLS_0: 4, CALLS_1: 5}, now=54.0) == []
+    [stall] = watch.stalled({CALLS_0: 25, CALLS_1: 5}, {CALLS_0: 4, CALLS_1: 5}, now=55.0)
+    assert (stall.partition, stall.resume_at, stall.waiting, stall.nudged) == (CALLS_0, 4, 21,
                                                                                False)
-    assert stall.idle_s == 40.0
+    assert stall.idle_s == 30.0
 
 
-def test_never_processed_partition_counts_from_its_committed_offset() -> None:
+def test_the_wait_starts_at_the_assignment_and_counts_from_offset_0_without_a_commit() -> None:
     watch: StallWatch[TP] = StallWatch(stall_after_s=30)
     watch.assigned([CALLS_0], now=0.0)
-    [stall] = watch.stalled({CALLS_0: 100}, {CALLS_0: 70}, now=31.0)
+    [stall] = watch.stalled({CALLS_0: 100}, {CALLS_0: 70}, now=31.0)  # first look, 31 s in
     assert (stall.resume_at, stall.waiting) == (70, 30)
-    [stall] = watch.stalled({CALLS_0: 100}, {}, now=31.0)  # no commit yet: from the start
+    watch.assigned([CALLS_0], now=40.0)
+    [stall] = watch.stalled({CALLS_0: 100}, {}, now=71.0)
     assert (stall.resume_at, stall.waiting) == (None, 100)
 
 
@@ -46,20 +46,19 @@ def test_progress_a_nudge_a_rebalance_or_recovery_restart_the_wait() -> None:
     watch.assigned([CALLS_0], now=0.0)
     ends = {CALLS_0: 50}
     watch.nudged(CALLS_0, now=40.0)
-    assert watch.stalled(ends, {}, now=69.0) == []
-    [stall] = watch.stalled(ends, {}, now=70.0)
+    assert watch.stalled(ends, {CALLS_0: 3}, now=69.0) == []
+    [stall] = watch.stalled(ends, {CALLS_0: 3}, now=70.0)
     assert stall.nudged
-    watch.processed(CALLS_0, 3, now=71.0)  # it moved: the next stall is a first one again
-    [stall] = watch.stalled(ends, {}, now=101.0)
+    # it moved: the next stall is a first one again
+    assert watch.stalled(ends, {CALLS_0: 9}, now=71.0) == []
+    [stall] = watch.stalled(ends, {CALLS_0: 9}, now=101.0)
     assert not stall.nudged
     watch.hold(now=101.0)
-    assert watch.stalled(ends, {}, now=130.0) == []
+    assert watch.stalled(ends, {CALLS_0: 9}, now=130.0) == []
     watch.assigned([CALLS_0], now=131.0)
-    assert watch.stalled(ends, {}, now=160.0) == []
+    assert watch.stalled(ends, {CALLS_0: 9}, now=160.0) == []
     watch.revoked([CALLS_0])
-    assert watch.stalled(ends, {}, now=1000.0) == [] and watch.partitions == []
-    watch.processed(CALLS_0, 60, now=1000.0)  # a late buffer of a revoked partition
-    assert watch.partitions == []
+    assert watch.stalled(ends, {CALLS_0: 9}, now=1000.0) == [] and watch.partitions == []
 
 
 def test_stall_after_must_be_positive() -> None:
@@ -89,18 +88,6 @@ class FakeConsumer:
         self.sought.append((tp, offset))
 
 
-@dataclass
-class FakeMessage:
-    topic: str
-    partition: int
-    offset: int
-
-
-@dataclass
-class FakeEvent:
-    message: FakeMessage
-
-
 class Harness:
     def __init__(self) -> None:
         self.now = 0.0
@@ -123,22 +110,19 @@ class Harness:
 def test_watchdog_resumes_and_seeks_a_stalled_partition_then_stops_the_worker() -> None:
     h = Harness()
     h.watchdog.assigned([CALLS_0, CALLS_1, RAW_0])  # raw is not a stage topic: not watched
-    assert sorted(h.watchdog.watch.partitions, key=str) == [CALLS_0, CALLS_1]
+    assert sorted(h.watchdog.watch.partitions) == [CALLS_0, CALLS_1]
     h.consumer._paused_partitions.add(CALLS_1)
     h.consumer.log_ends = {CALLS_0: 8, CALLS_1: 40, RAW_0: 1000}
-    h.consumer._committed_offset = {CALLS_1: 12}
-    h.now = 5.0
-    h.watchdog.processed([FakeEvent(FakeMessage(*tp, offset))
-                          for tp, offset in ((CALLS_0, 7), (CALLS_1, 19))])
-    h.now = 34.0
+    h.consumer._committed_offset = {CALLS_0: 8, CALLS_1: 12}
+    h.now = 29.0
     assert h.check() == []
-    h.now = 36.0
+    h.now = 31.0
     [stall] = h.check()
-    assert stall.partition == CALLS_1 and stall.resume_at == 20
-    assert h.consumer.sought == [(CALLS_1, 20)] and CALLS_1 not in h.consumer._paused_partitions
+    assert stall.partition == CALLS_1 and stall.resume_at == 12 and stall.waiting == 28
+    assert h.consumer.sought == [(CALLS_1, 12)] and CALLS_1 not in h.consumer._paused_partitions
     assert h.stalls == ["calls"] and h.crashed == []
     h.now = 60.0
-    assert h.check() == []  # 24 s after the nudge
+    assert h.check() == []  # 29 s after the nudge
     h.busy = True
     h.now = 100.0
     assert h.check() == []  # a buffer is being processed: maybe the stalled partition's
@@ -147,13 +131,14 @@ def test_watchdog_resumes_and_seeks_a_stalled_partition_then_stops_the_worker() 
     assert stall.nudged and len(h.crashed) == 1
     assert isinstance(h.crashed[0], StalledPartition) and "partition 1 of calls" in str(
         h.crashed[0])
-    assert h.consumer.sought == [(CALLS_1, 20)]
+    assert h.consumer.sought == [(CALLS_1, 12)]
 
 
 def test_watchdog_waits_out_table_recovery_and_an_unreachable_broker() -> None:
     h = Harness()
     h.watchdog.assigned([CALLS_0])
     h.consumer.log_ends = {CALLS_0: 8}
+    h.consumer._committed_offset = {CALLS_0: 5}
     h.app.in_recovery = True
     h.now = 100.0
     assert h.check() == []
