@@ -158,7 +158,7 @@ class Pipeline:
         self.commits = CommitWatch()
         app.sensors.add(self.commits)
         app.timer(max(1.0, options.slow_buffer_s / 3))(self._watch_commits)
-        #: partitions of the stages that stop being fetched (None: ``stall_after_s`` 0)
+        #: stage partitions whose committed offset stops moving (None: ``stall_after_s`` 0)
         self.watchdog: PartitionWatchdog | None = None
         if options.stall_after_s > 0:
             stages = {options.topics.calls: "detect", options.topics.groups: "groups"}

@@ -105,9 +105,9 @@ class WorkerOptions:
     #: a buffer of one stage still being processed after this many seconds is logged (a
     #: stalled send shows in the log, not only as lag)
     slow_buffer_s: float = 30.0
-    #: a detect or groups partition with messages waiting and none received for this many
-    #: seconds is resumed and sought to its committed offset; if it stays stalled as long
-    #: again the worker stops for its supervisor to restart it (0: never watched); see
+    #: a detect or groups partition whose committed offset stays short of the log end without
+    #: moving for this many seconds is resumed and sought back to it; if it stays stalled as
+    #: long again the worker stops for its supervisor to restart it (0: never watched); see
     #: :mod:`streams.watchdog`
     stall_after_s: float = 60.0
     #: seconds of event time a raw partition may run ahead of the slowest one with a backlog

@@ -74,9 +74,10 @@ def broker_url(value: str | None) -> str:
                    "(what a restart can forget of them; 0: whenever they changed).")
 @click.option("--stall-after", type=click.FloatRange(min=0.0), default=60.0,
               show_default=True,
-              help="Seconds a detect or groups partition may have messages waiting and receive "
-                   "none before it is resumed and sought to its committed offset; stalled as "
-                   "long again, the worker exits for its supervisor to restart it (0: off).")
+              help="Seconds a detect or groups partition's committed offset may stay short of "
+                   "the log end without moving before the partition is resumed and sought "
+                   "back to it; stalled as long again, the worker exits for its supervisor "
+                   "to restart it (0: off).")
 @click.option("--duration", type=float, default=None,
               help="Stop by itself after this many seconds (tests, demos).")
 @click.option("--log-level", default="warning", show_default=True,

@@ -68,9 +68,12 @@ def test_survivor_takes_over_after_kill_9(kafka_broker: Any, tmp_path: Path,
     alerts = read_json(kafka_broker, names["alerts"])
 
     similarity = jaccard(alerted(alerts), day.alerted)
+    # a partition the survivor stopped fetching or committing after the rebalance, which its
+    # watchdog resumed (streams.watchdog; README "Limits")
+    nudged = log.read_text(errors="replace").count("past its committed offset")
     print(f"failover: partitions taken over {took_over - killed:.1f} s after kill -9; "
           f"Jaccard {similarity:.3f} ({len(alerted(alerts))} vs {len(day.alerted)} numbers); "
-          f"{counts.render()}")
+          f"stalled partitions nudged by the watchdog: {nudged}; {counts.render()}")
     assert took_over - killed <= 45.0  # Faust's own 60 s session timeout would not do
     assert counts.produced == len(day.lines) and counts.lost == 0, counts.render()
     assert similarity >= 0.95
