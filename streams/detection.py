@@ -11,9 +11,9 @@ Each detector's learned references of busy callers are loaded from the reference
 table with it, and written back when they changed and ``references_every`` seconds of
 event time passed (:class:`~streams.state.ReferencesChangelog`).
 
-After a buffer of batches, the states it changed (and the references due) are written to
-the tables and their changelogs (:class:`~streams.state.ChangelogWriter`) and only then
-are its alerts sent and its events acknowledged.
+After a buffer of batches, its alerts are sent and delivered, then the states it changed
+(and the references due) are written to the tables and their changelogs
+(:class:`~streams.state.ChangelogWriter`), and only then are its events acknowledged.
 """
 
 from __future__ import annotations
@@ -136,12 +136,6 @@ class PartitionDetectors:
             newest = max(newest, latest)
             flushed.add(partition)
             self.counts["batches"] += 1
-        for partition in flushed:
-            await self.changelog.flush(partition, self.detectors[partition])
-            if self.references is not None:
-                await self.references.flush(partition, self.detectors[partition])
-        if rejected:
-            await self._send_rejected(rejected)
         now = time.time()
         for alert, arrived in alerts:
             await self.alerts.emit(alert)
@@ -149,6 +143,15 @@ class PartitionDetectors:
             if alert.model_score is not None:
                 self.metrics.model_scored(alert.model_score)
         self.counts["alerts"] += len(alerts)
+        # alerts out before the states that raised them are saved: a crash in between sends
+        # an alert again (the next owner applies the unsaved calls anew), never loses one
+        await self.alerts.delivered()
+        for partition in flushed:
+            await self.changelog.flush(partition, self.detectors[partition])
+            if self.references is not None:
+                await self.references.flush(partition, self.detectors[partition])
+        if rejected:
+            await self._send_rejected(rejected)
         if n_calls:
             self.metrics.observe_batch(n_calls, newest, now)
         self.metrics.set_tracked(sum(d.tracked_numbers for d in self.detectors.values()))

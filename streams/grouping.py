@@ -86,8 +86,9 @@ class PartitionGroups:
                 log.info("groups partition %d revoked", partition)
 
     async def process(self, events: Iterable[Any]) -> None:
-        """Process a buffer of :class:`~streams.ingest.GroupBatch` events: the keys they
-        changed are written to the table before their ring alerts go out."""
+        """Process a buffer of :class:`~streams.ingest.GroupBatch` events: their ring alerts
+        are sent and delivered, then the keys they changed are written to the table (a crash
+        in between sends a ring alert again, with the same ring id, never loses one)."""
         alerts: list[tuple[Alert, float]] = []
         touched: dict[int, set[str]] = {}
         for event in events:
@@ -103,15 +104,16 @@ class PartitionGroups:
             alerts.extend((alert, arrived) for alert in found)
             touched.setdefault(message.partition, set()).update(keys)
             self.counts["group_batches"] += 1
-        for partition, keys in touched.items():
-            states = self.detectors[partition].states
-            assert isinstance(states, TouchedStates)
-            await self.changelog.write(partition, states, keys | states.drain())
         now = time.time()
         for alert, arrived in alerts:
             await self.alerts.emit(alert)
             self.metrics.alert_raised(alert, arrived, now)
         self.counts["ring_alerts"] += len(alerts)
+        await self.alerts.delivered()
+        for partition, keys in touched.items():
+            states = self.detectors[partition].states
+            assert isinstance(states, TouchedStates)
+            await self.changelog.write(partition, states, keys | states.drain())
 
     def run_batch(self, partition: int, value: bytes, offset: int = -1
                   ) -> tuple[list[Alert], float, set[str]]:

@@ -16,6 +16,7 @@ ring id).  Tests collect alerts with :class:`ListAlertSink`.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Protocol
 
 from detectors.alerts import Alert
@@ -24,6 +25,10 @@ from detectors.alerts import Alert
 class AlertSink(Protocol):
     async def emit(self, alert: Alert) -> None:
         """Deliver (or queue for delivery) one alert."""
+        ...
+
+    async def delivered(self) -> None:
+        """Return once every alert emitted so far is delivered (raise if one failed)."""
         ...
 
 
@@ -35,13 +40,25 @@ def alert_key(alert: Alert) -> bytes | None:
 
 
 class TopicAlertSink:
-    """Sends alerts (CONTRACT section 2, JSON) to a Faust topic, at once (``force``)."""
+    """Sends alerts (CONTRACT section 2, JSON) to a Faust topic, at once (``force``).
+
+    The stages wait for :meth:`delivered` before they save the states that raised the
+    alerts: a crash in between then sends an alert twice rather than never.
+    """
 
     def __init__(self, topic: Any) -> None:
         self.topic = topic
+        self._pending: list[asyncio.Future[Any]] = []
 
     async def emit(self, alert: Alert) -> None:
-        await self.topic.send(key=alert_key(alert), value=alert.to_json(), force=True)
+        sent = await self.topic.send(key=alert_key(alert), value=alert.to_json(), force=True)
+        if isinstance(sent, asyncio.Future):
+            self._pending.append(sent)
+
+    async def delivered(self) -> None:
+        pending, self._pending = self._pending, []
+        if pending:
+            await asyncio.gather(*pending)
 
 
 class ListAlertSink:
@@ -52,3 +69,6 @@ class ListAlertSink:
 
     async def emit(self, alert: Alert) -> None:
         self.alerts.append(alert)
+
+    async def delivered(self) -> None:
+        pass

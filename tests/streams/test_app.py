@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
+from unittest.mock import patch
 
 import orjson
 import pytest
@@ -18,7 +19,7 @@ from streams.app import Pipeline, alert_rows
 from streams.ingest import BATCH_DECODER, BATCH_ENCODER, IN, OUT, encode_batch, partition_for
 from streams.state import StateCodec
 
-from .helpers import Sent, of
+from .helpers import FakeBatchProducer, Sent, of
 
 
 def campaign(caller: str = "+8617000000001", n: int = 120, t0: float = 1.7e9) -> list[Call]:
@@ -183,6 +184,38 @@ def test_a_takeover_counts_redelivered_calls_once(
     assert "+8613700000007" in states_once and set(replay.states) == set(states_once)
     assert all(replay.states[k].features(3600, end, fs) == states_once[k].features(3600, end, fs)
                for k in states_once)
+
+
+def test_alerts_are_delivered_before_the_states_that_raised_them_are_saved(
+    make_pipeline: Callable[..., Pipeline]
+) -> None:
+    order: list[str] = []
+
+    class Producer(FakeBatchProducer):
+        async def send_batch(self, batch: Any, topic: str, *, partition: int) -> Any:
+            order.append("state saved")
+            return await super().send_batch(batch, topic, partition=partition)
+
+    pipeline = make_pipeline()
+    producer = Producer()
+    pipeline.changelog._producer = lambda: producer  # type: ignore[method-assign]
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+
+        async def send(topic: Any, **kwargs: Any) -> asyncio.Future[None]:
+            delivery = loop.create_future()
+            order.append("alert sent")
+            loop.call_later(0.05, lambda: (order.append("alert delivered"),
+                                           delivery.set_result(None)))
+            return delivery
+
+        with patch("faust.topics.Topic.send", autospec=True, side_effect=send):
+            rows = [(OUT | IN, c) for c in campaign()]
+            await pipeline.detect_events(_calls_events([encode_batch(rows, 1.0)]))
+
+    asyncio.run(run())
+    assert order == ["alert sent", "alert delivered", "state saved"]
 
 
 def test_inbound_side_reaches_the_callee_partition(
