@@ -364,14 +364,19 @@ class GroupDetector:
         rs = self.settings.rings
         before = self.tracked_numbers
         quiet = now - rs.member_idle_s * _SWEEP_FRACTION
+        cutoff = now - rs.member_idle_s
         for key in [k for k, s in self.states.items() if s.seen_until < quiet]:
             state = self.states[key]
+            if state.seen_until < cutoff and state.ring is None and is_block(key):
+                # every caller idle and no ring: the sweep would leave it without callers,
+                # and such a block is dropped (whatever its baseline), so drop it at once
+                del self.states[key]
+                continue
             self._forget_ring(state.expire(now, rs))
             if state.empty or (is_block(key) and not state.callers and state.ring is None):
                 del self.states[key]
             else:
                 self.states[key] = state  # a table's cache learns of the change
-        cutoff = now - rs.member_idle_s
         for key in [k for k, lone in self.lone_blocks.items() if lone[1] < cutoff]:
             del self.lone_blocks[key]
         gone = max(0, before - self.tracked_numbers)
