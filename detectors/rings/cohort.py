@@ -172,15 +172,18 @@ class KeyState(msgspec.Struct, array_like=True):
             self.callers[caller] = rec
             if (engaged <= max_engaged * calls
                     and answers <= max_answered * (calls + rs.answer_grace_calls)):
-                active[min(int(strength), top)] += 1
+                active[1 if strength and top else 0] += 1  # strength is 0 or 1 here
             return rec, strength > 0.0
         calls = rec[CALLS]
         engaged = rec[ENGAGED]
         answers = rec[ANSWERED]
         strength = rec[STRENGTH]
         grace = rs.answer_grace_calls
-        was = (min(int(strength), top) if rec[RING_INDEX] < 0 and engaged <= max_engaged * calls
-               and answers <= max_answered * (calls + grace) else -1)  # its bin, or -1: none
+        # its bin in ``active`` (the last holding everything above), or -1: in none
+        was = (int(strength) if rec[RING_INDEX] < 0 and engaged <= max_engaged * calls
+               and answers <= max_answered * (calls + grace) else -1)
+        if was > top:
+            was = top
         if t > rec[LAST]:
             rec[LAST] = t
         calls = rec[CALLS] = calls + 1
@@ -207,8 +210,10 @@ class KeyState(msgspec.Struct, array_like=True):
                 grew = True
         index = rec[RING_INDEX]
         if index < 0:
-            now = (min(int(strength), top) if engaged <= max_engaged * calls
+            now = (int(strength) if engaged <= max_engaged * calls
                    and answers <= max_answered * (calls + grace) else -1)
+            if now > top:
+                now = top
             if now != was:
                 if was >= 0:
                     active[was] -= 1
