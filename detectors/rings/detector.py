@@ -207,18 +207,31 @@ class GroupDetector:
         """
         self._advance(call.start)
         alert = None
-        if not call.caller or call.caller not in self._allowed:
+        caller = call.caller
+        if not caller or caller not in self._allowed:
             rs = self.settings.rings
-            state = self.states.get(key) if offset >= 0 else None
-            if state is not None and not state.first_delivery(offset, index):
+            state = found = self.states.get(key)  # the one lookup of the key's state
+            if offset >= 0 and state is not None and not state.first_delivery(offset, index):
                 self.stats.redelivered += 1
                 return None
-            alert = (self._observe_block(call, key, rs) if key.startswith(BLOCK)
-                     else self._observe_ingress(call, key, rs))
-            if offset >= 0 and state is None:
-                state = self.states.get(key)  # made by this call, if it was worth a state
+            if key.startswith(BLOCK):  # withheld callers count for nothing under a block
+                if caller and state is None and (not call.answered
+                                                 or call.duration < rs.short_talk_s):
+                    state = self._found_block(key, caller, call.start, rs)
+                if caller and state is not None:
+                    alert = self._account(state, call, caller, key, rs)
+            elif not caller:  # withheld: evidence for the ingress, never a member
                 if state is not None:
-                    state.first_delivery(offset, index)
+                    state.withheld += 1
+                    if state.ring is not None:
+                        state.ring.withheld += 1
+            else:
+                if state is None:
+                    state = KeyState.new(rs.max_strength, call.start)
+                    self.states[key] = state
+                alert = self._account(state, call, caller, key, rs)
+            if offset >= 0 and found is None and state is not None:
+                state.first_delivery(offset, index)  # made by this call: worth a state
         if self.watermark - self._last_sweep >= self.settings.rings.ring_idle_s:
             self.maybe_expire()
         return alert
@@ -226,36 +239,6 @@ class GroupDetector:
     def _advance(self, t: float) -> None:
         if t > self.watermark and (t - self.watermark <= _MAX_JUMP or self.watermark == -math.inf):
             self.watermark = t
-
-    def _observe_ingress(self, call: Call, key: str, rs: RingSettings) -> Alert | None:
-        """``call`` under its ingress key; withheld callers are counted there."""
-        state = self.states.get(key)
-        caller = call.caller
-        if not caller:  # withheld: evidence for the ingress, never a member
-            if state is not None:
-                state.withheld += 1
-                if state.ring is not None:
-                    state.ring.withheld += 1
-            return None
-        if state is None:
-            state = KeyState.new(rs.max_strength, call.start)
-            self.states[key] = state
-        return self._account(state, call, caller, key, rs)
-
-    def _observe_block(self, call: Call, key: str, rs: RingSettings) -> Alert | None:
-        """``call`` under its callee block key: a block gets state only when a second caller
-        sweeps it (see ``lone_blocks``); withheld callers count for nothing here."""
-        caller = call.caller
-        if not caller:
-            return None
-        state = self.states.get(key)
-        if state is None:
-            if call.answered and call.duration >= rs.short_talk_s:
-                return None  # no sweep evidence: a block nobody sweeps need not learn it
-            state = self._found_block(key, caller, call.start, rs)
-            if state is None:
-                return None
-        return self._account(state, call, caller, key, rs)
 
     def _found_block(self, key: str, caller: str, t: float, rs: RingSettings
                      ) -> KeyState | None:
