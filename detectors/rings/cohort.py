@@ -47,6 +47,9 @@ True
 from __future__ import annotations
 
 import math
+from functools import partial
+from itertools import accumulate, compress
+from operator import gt, itemgetter
 
 import msgspec
 
@@ -61,6 +64,7 @@ FIRST, LAST, CALLS, STRENGTH, ENGAGED, ANSWERED, RING_INDEX, NEXT_SLOT = range(8
 RECENT = 4
 _RECORD = NEXT_SLOT + 1 + RECENT
 NOT_IN_RING = -1.0
+_LAST_OF = itemgetter(LAST)
 
 
 class Ring(msgspec.Struct, array_like=True, gc=False):
@@ -137,9 +141,10 @@ class KeyState(msgspec.Struct, array_like=True):
         """Count one call of ``caller`` under this key: the caller's record, and whether its
         evidence grew (the only time the key's judgement can change).
 
-        The hot path of group detection: the record's place in ``active`` is moved by hand
-        rather than through :meth:`_withdraw` / :meth:`_deposit`, and a caller's first call
-        here (most calls on a busy key) is written straight into a new record.
+        The hot path of group detection: the record's slots are read once, and its place
+        in ``active`` is moved by hand (only when its bin or qualification changed) rather
+        than through :meth:`_withdraw` / :meth:`_deposit`; a caller's first call here (most
+        calls on a busy key) is written straight into a new record.
         """
         if t > self.seen_until:
             self.seen_until = t
@@ -147,16 +152,41 @@ class KeyState(msgspec.Struct, array_like=True):
         if rec is not None and t - rec[LAST] > rs.member_idle_s:
             self._retire([caller], t, rs)  # back after a long silence: a fresh record
             rec = None
-        if rec is None:
-            return self._first_call(caller, t, callee, answered, talk, rs)
         active = self.active
         top = len(active) - 1
         max_engaged, max_answered = rs.max_engaged_ratio, rs.max_answer_ratio
-        outside = rec[RING_INDEX] < 0
+        if rec is None:  # its recent callees are empty: no repeat; and it is young
+            calls, engaged, answers = 1.0, 0.0, 0.0
+            if self.engaged:
+                past = self.engaged.pop(caller, None)
+                if past is not None and t - past[0] <= rs.engaged_memory_s:
+                    calls, engaged, answers = past[1] + 1, past[2], past[3]
+            strength = 0.0
+            if not answered:
+                strength = 1.0
+            else:
+                answers += 1
+                if talk >= rs.engaged_talk_s:
+                    engaged += 1
+                elif talk < rs.short_talk_s:
+                    strength = 1.0
+            rec = [t, t, calls, strength, engaged, answers, NOT_IN_RING, 1.0,
+                   float(callee), -1.0, -1.0, -1.0]
+            self.callers[caller] = rec
+            if (engaged <= max_engaged * calls
+                    and answers <= max_answered * (calls + rs.answer_grace_calls)):
+                active[1 if strength and top else 0] += 1  # strength is 0 or 1 here
+            return rec, strength > 0.0
         calls = rec[CALLS]
-        if outside and (rec[ENGAGED] <= max_engaged * calls and rec[ANSWERED]
-                        <= max_answered * (calls + rs.answer_grace_calls)):
-            active[min(int(rec[STRENGTH]), top)] -= 1
+        engaged = rec[ENGAGED]
+        answers = rec[ANSWERED]
+        strength = rec[STRENGTH]
+        grace = rs.answer_grace_calls
+        # its bin in ``active`` (the last holding everything above), or -1: in none
+        was = (int(strength) if rec[RING_INDEX] < 0 and engaged <= max_engaged * calls
+               and answers <= max_answered * (calls + grace) else -1)
+        if was > top:
+            was = top
         if t > rec[LAST]:
             rec[LAST] = t
         calls = rec[CALLS] = calls + 1
@@ -164,65 +194,46 @@ class KeyState(msgspec.Struct, array_like=True):
         repeat = rec[8] == value or rec[9] == value or rec[10] == value or rec[11] == value
         grew = False
         if repeat:  # trying a number again is contact, not a sweep of a list
-            rec[ENGAGED] += 1
+            engaged = rec[ENGAGED] = engaged + 1
             if answered:
-                rec[ANSWERED] += 1
+                answers = rec[ANSWERED] = answers + 1
         else:
             slot = int(rec[NEXT_SLOT])
             rec[8 + slot] = value
             rec[NEXT_SLOT] = float((slot + 1) % RECENT)
             if answered:
-                rec[ANSWERED] += 1
+                answers = rec[ANSWERED] = answers + 1
                 if talk >= rs.engaged_talk_s:
-                    rec[ENGAGED] += 1
+                    engaged = rec[ENGAGED] = engaged + 1
                 elif talk < rs.short_talk_s and t - rec[FIRST] <= rs.youth_s:
-                    rec[STRENGTH] += 1
+                    strength = rec[STRENGTH] = strength + 1
                     grew = True
             elif t - rec[FIRST] <= rs.youth_s:
-                rec[STRENGTH] += 1
+                strength = rec[STRENGTH] = strength + 1
                 grew = True
-        if outside:
-            if (rec[ENGAGED] <= max_engaged * calls and rec[ANSWERED]
-                    <= max_answered * (calls + rs.answer_grace_calls)):
-                active[min(int(rec[STRENGTH]), top)] += 1
+        index = rec[RING_INDEX]
+        if index < 0:
+            now = (int(strength) if engaged <= max_engaged * calls
+                   and answers <= max_answered * (calls + grace) else -1)
+            if now > top:
+                now = top
+            if now != was:
+                if was >= 0:
+                    active[was] -= 1
+                if now >= 0:
+                    active[now] += 1
             return rec, grew
         ring = self.ring
         if ring is not None:
             ring.calls += 1
             ring.answered += answered
             ring.distinct += not repeat
-            index = int(rec[RING_INDEX])
-            if index < len(ring.member_calls):
-                ring.member_calls[index] = int(calls)
+            place = int(index)
+            if place < len(ring.member_calls):
+                ring.member_calls[place] = int(calls)
             if t > ring.last_call:
                 ring.last_call = t
         return rec, grew
-
-    def _first_call(self, caller: str, t: float, callee: int, answered: bool, talk: int,
-                    rs: RingSettings) -> tuple[list[float], bool]:
-        """:meth:`account` for a caller with no record here: its recent callees are empty,
-        so the call is no repeat, and it is young (``youth_s`` is positive)."""
-        calls, engaged, answers = 1.0, 0.0, 0.0
-        if self.engaged:
-            past = self.engaged.pop(caller, None)
-            if past is not None and t - past[0] <= rs.engaged_memory_s:
-                calls, engaged, answers = past[1] + 1, past[2], past[3]
-        strength = 0.0
-        if not answered:
-            strength = 1.0
-        else:
-            answers += 1
-            if talk >= rs.engaged_talk_s:
-                engaged += 1
-            elif talk < rs.short_talk_s:
-                strength = 1.0
-        rec = [t, t, calls, strength, engaged, answers, NOT_IN_RING, 1.0,
-               float(callee), -1.0, -1.0, -1.0]
-        self.callers[caller] = rec
-        if (engaged <= rs.max_engaged_ratio * calls
-                and answers <= rs.max_answer_ratio * (calls + rs.answer_grace_calls)):
-            self.active[min(int(strength), len(self.active) - 1)] += 1
-        return rec, strength > 0.0
 
     def _qualifies(self, rec: list[float], rs: RingSettings) -> bool:
         calls = rec[CALLS]
@@ -261,24 +272,45 @@ class KeyState(msgspec.Struct, array_like=True):
         ``members``: active callers already in the ring, counted as found at any strength
         (for judging whether one more caller may join).
         """
-        ordinary = self.expected_callers(rs)
-        top = min(rs.max_strength, len(self.active) - 1)
-        found = [0] * (top + 2)
-        tail = [0.0] * (top + 2)
-        for s in range(top, -1, -1):  # suffix sums, the last bin holding everything above
-            found[s] = found[s + 1] + (sum(self.active[s:]) if s == top else self.active[s])
-            tail[s] = tail[s + 1] + (sum(self.baseline[s:]) if s == top else self.baseline[s])
-        scale = ordinary / (self.baseline_total + rs.prior_weight)
+        active = self.active
+        top = min(rs.max_strength, len(active) - 1)
         start = rs.quorum_strength if lowest is None else lowest
+        if start > top:
+            return None
+        # Suffix sums from the top down to ``start`` (the last bin holds everything above),
+        # found[top - s] and tail[top - s] for strength s: added in the same order as one
+        # loop from the top would, so the same floats; the baseline's only when first asked.
+        found = list(accumulate(reversed(active[start:top]), initial=sum(active[top:])))
+        min_members, share = rs.min_members, rs.max_false_share
+        prior_weight, prior_tail = rs.prior_weight, rs.prior_tail
+        tail: list[float] | None = None
+        scale = 0.0
+        if found[0] + members >= min_members:
+            # As many at the top as needed everywhere: every strength is tried.  A busy key
+            # with a few heavy callers of its own, most often; where even the least chance
+            # (at the top: the tail and the prior only fall as s rises, all terms >= 0)
+            # exceeds what the most callers (at ``start``) allow, none is a ring.
+            baseline = self.baseline
+            tail = list(accumulate(reversed(baseline[start:top]),
+                                   initial=0.0 + sum(baseline[top:])))
+            scale = self.expected_callers(rs) / (self.baseline_total + prior_weight)
+            if (scale * (tail[0] + prior_weight * prior_tail ** top)
+                    > share * (found[top - start] + members)):
+                return None
         for s in range(start, top + 1):
-            count = found[s] + members
-            if count < rs.min_members and (count < rs.quiet_min_members or s > rs.min_strength
-                                           or lowest is not None):
+            count = found[top - s] + members
+            if count < min_members and (count < rs.quiet_min_members or s > rs.min_strength
+                                        or lowest is not None):
                 return None  # fewer numbers only where the key asks no more than min_strength
             if s < rs.min_strength and lowest is None and count < rs.quorum_members:
                 continue  # below min_strength only a quorum of callers may found
-            chance = scale * (tail[s] + rs.prior_weight * rs.prior_tail ** s)
-            if chance <= rs.max_false_share * count:
+            if tail is None:
+                baseline = self.baseline
+                tail = list(accumulate(reversed(baseline[start:top]),
+                                       initial=0.0 + sum(baseline[top:])))
+                scale = self.expected_callers(rs) / (self.baseline_total + prior_weight)
+            chance = scale * (tail[top - s] + prior_weight * prior_tail ** s)
+            if chance <= share * count:
                 return s
         return None
 
@@ -353,7 +385,10 @@ class KeyState(msgspec.Struct, array_like=True):
         self.swept_at = max(self.swept_at, now)
         self._decay(now, rs)
         cutoff = now - rs.member_idle_s
-        idle = [c for c, rec in self.callers.items() if rec[LAST] < cutoff]
+        # the callers whose last call is before ``cutoff``, in the dict's order (the order
+        # they join the baseline in), selected in C: a busy key has thousands
+        callers = self.callers
+        idle = list(compress(callers, map(partial(gt, cutoff), map(_LAST_OF, callers.values()))))
         if idle:
             self._retire(idle, now, rs)
         if self.engaged:

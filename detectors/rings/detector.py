@@ -60,6 +60,7 @@ from detectors.rings.keys import ADDRESS, BLOCK, BLOCK_DIGITS, INGRESS, is_block
 _NO_ALERTS: tuple[Alert, ...] = ()
 _SWEEP_FRACTION = 0.25  # sweep every quarter of the member idle time (event time)
 _MAX_JUMP = 86400.0  # a record this far ahead of event time does not move it alone
+_KEYS_KEPT = 4096  # ingress keys remembered per kind (trunks are few; addresses may not be)
 
 
 @dataclass
@@ -92,6 +93,9 @@ class GroupDetector:
         self.watermark = -math.inf
         self._last_sweep = -math.inf
         self._blocks = settings.rings.callee_blocks
+        #: ingress keys by trunk and by source address, made once (see _remember_key)
+        self._trunk_keys: dict[str, str] = {}
+        self._address_keys: dict[str, str] = {}
         self.rebuild_memberships()
 
     @classmethod
@@ -136,7 +140,8 @@ class GroupDetector:
     def observe_unique(self, call: Call) -> Sequence[Alert]:
         """A call known not to be a duplicate, under every key it is routed by.
 
-        The hot path: the keys :func:`~detectors.rings.keys.route` gives are made here, each
+        The hot path: the keys :func:`~detectors.rings.keys.route` gives are made here (an
+        ingress key is made once per trunk or address and reused), each looked up once and
         accounted by its kind, with no tuple of keys per call.
         """
         self.stats.calls += 1
@@ -147,22 +152,46 @@ class GroupDetector:
         alerts: list[Alert] | None = None
         caller = call.caller
         if not caller or caller not in self._allowed:
-            rs = self.settings.rings
-            ingress = (INGRESS + call.trunk if call.trunk
-                       else ADDRESS + call.src_ip if call.src_ip else None)
-            if ingress is not None:
-                alert = self._observe_ingress(call, ingress, rs)
-                if alert is not None:
-                    alerts = [alert]
-            callee = call.callee
-            if self._blocks and len(callee) > BLOCK_DIGITS + 4:
-                block = BLOCK + callee[:-BLOCK_DIGITS]
-                # most calls are talked-to calls to a block with no state: nothing to do
-                if caller and (not call.answered or call.duration < rs.short_talk_s
-                               or block in self.states):
-                    alert = self._observe_block(call, block, rs)
+            trunk = call.trunk
+            if trunk:
+                ingress = self._trunk_keys.get(trunk)
+                if ingress is None:
+                    ingress = _remember_key(self._trunk_keys, INGRESS, trunk)
+            elif call.src_ip:
+                ingress = self._address_keys.get(call.src_ip)
+                if ingress is None:
+                    ingress = _remember_key(self._address_keys, ADDRESS, call.src_ip)
+            else:
+                ingress = None
+            states = self.states
+            if not caller:  # withheld: evidence for the ingress, never a member
+                if ingress is not None:
+                    state = states.get(ingress)
+                    if state is not None:
+                        state.withheld += 1
+                        if state.ring is not None:
+                            state.ring.withheld += 1
+            else:
+                rs = self.settings.rings
+                if ingress is not None:
+                    state = states.get(ingress)
+                    if state is None:
+                        state = KeyState.new(rs.max_strength, t)
+                        states[ingress] = state
+                    alert = self._account(state, call, caller, ingress, rs)
                     if alert is not None:
-                        alerts = [alert] if alerts is None else [*alerts, alert]
+                        alerts = [alert]
+                callee = call.callee
+                if self._blocks and len(callee) > BLOCK_DIGITS + 4:
+                    block = BLOCK + callee[:-BLOCK_DIGITS]
+                    state = states.get(block)
+                    # most calls are talked-to calls to a block with no state: nothing to do
+                    if state is None and (not call.answered or call.duration < rs.short_talk_s):
+                        state = self._found_block(block, caller, t, rs)
+                    if state is not None:
+                        alert = self._account(state, call, caller, block, rs)
+                        if alert is not None:
+                            alerts = [alert] if alerts is None else [*alerts, alert]
         if self.watermark - self._last_sweep >= self.settings.rings.ring_idle_s:
             self.maybe_expire()
         return _NO_ALERTS if alerts is None else alerts
@@ -178,18 +207,31 @@ class GroupDetector:
         """
         self._advance(call.start)
         alert = None
-        if not call.caller or call.caller not in self._allowed:
+        caller = call.caller
+        if not caller or caller not in self._allowed:
             rs = self.settings.rings
-            state = self.states.get(key) if offset >= 0 else None
-            if state is not None and not state.first_delivery(offset, index):
+            state = found = self.states.get(key)  # the one lookup of the key's state
+            if offset >= 0 and state is not None and not state.first_delivery(offset, index):
                 self.stats.redelivered += 1
                 return None
-            alert = (self._observe_block(call, key, rs) if key.startswith(BLOCK)
-                     else self._observe_ingress(call, key, rs))
-            if offset >= 0 and state is None:
-                state = self.states.get(key)  # made by this call, if it was worth a state
+            if key.startswith(BLOCK):  # withheld callers count for nothing under a block
+                if caller and state is None and (not call.answered
+                                                 or call.duration < rs.short_talk_s):
+                    state = self._found_block(key, caller, call.start, rs)
+                if caller and state is not None:
+                    alert = self._account(state, call, caller, key, rs)
+            elif not caller:  # withheld: evidence for the ingress, never a member
                 if state is not None:
-                    state.first_delivery(offset, index)
+                    state.withheld += 1
+                    if state.ring is not None:
+                        state.ring.withheld += 1
+            else:
+                if state is None:
+                    state = KeyState.new(rs.max_strength, call.start)
+                    self.states[key] = state
+                alert = self._account(state, call, caller, key, rs)
+            if offset >= 0 and found is None and state is not None:
+                state.first_delivery(offset, index)  # made by this call: worth a state
         if self.watermark - self._last_sweep >= self.settings.rings.ring_idle_s:
             self.maybe_expire()
         return alert
@@ -198,40 +240,18 @@ class GroupDetector:
         if t > self.watermark and (t - self.watermark <= _MAX_JUMP or self.watermark == -math.inf):
             self.watermark = t
 
-    def _observe_ingress(self, call: Call, key: str, rs: RingSettings) -> Alert | None:
-        """``call`` under its ingress key; withheld callers are counted there."""
-        state = self.states.get(key)
-        caller = call.caller
-        if not caller:  # withheld: evidence for the ingress, never a member
-            if state is not None:
-                state.withheld += 1
-                if state.ring is not None:
-                    state.ring.withheld += 1
+    def _found_block(self, key: str, caller: str, t: float, rs: RingSettings
+                     ) -> KeyState | None:
+        """The state of block ``key`` (it has none) when ``caller``'s sweep evidence at ``t``
+        makes it the block's second caller; else None, ``caller`` remembered as its lone one."""
+        lone = self.lone_blocks.get(key)
+        if lone is None or lone[0] == caller or t - lone[1] > rs.member_idle_s:
+            self.lone_blocks[key] = (caller, t)
             return None
-        if state is None:
-            state = KeyState.new(rs.max_strength, call.start)
-            self.states[key] = state
-        return self._account(state, call, caller, key, rs)
-
-    def _observe_block(self, call: Call, key: str, rs: RingSettings) -> Alert | None:
-        """``call`` under its callee block key: a block gets state only when a second caller
-        sweeps it (see ``lone_blocks``); withheld callers count for nothing here."""
-        state = self.states.get(key)
-        caller = call.caller
-        if not caller:
-            return None
-        if state is None:
-            if call.answered and call.duration >= rs.short_talk_s:
-                return None  # no sweep evidence: a block nobody sweeps need not learn it
-            t = call.start
-            lone = self.lone_blocks.get(key)
-            if lone is None or lone[0] == caller or t - lone[1] > rs.member_idle_s:
-                self.lone_blocks[key] = (caller, t)
-                return None
-            del self.lone_blocks[key]
-            state = KeyState.new(rs.max_strength, t)
-            self.states[key] = state
-        return self._account(state, call, caller, key, rs)
+        del self.lone_blocks[key]
+        state = KeyState.new(rs.max_strength, t)
+        self.states[key] = state
+        return state
 
     def _account(self, state: KeyState, call: Call, caller: str, key: str,
                  rs: RingSettings) -> Alert | None:
@@ -327,14 +347,19 @@ class GroupDetector:
         rs = self.settings.rings
         before = self.tracked_numbers
         quiet = now - rs.member_idle_s * _SWEEP_FRACTION
+        cutoff = now - rs.member_idle_s
         for key in [k for k, s in self.states.items() if s.seen_until < quiet]:
             state = self.states[key]
+            if state.seen_until < cutoff and state.ring is None and is_block(key):
+                # every caller idle and no ring: the sweep would leave it without callers,
+                # and such a block is dropped (whatever its baseline), so drop it at once
+                del self.states[key]
+                continue
             self._forget_ring(state.expire(now, rs))
             if state.empty or (is_block(key) and not state.callers and state.ring is None):
                 del self.states[key]
             else:
                 self.states[key] = state  # a table's cache learns of the change
-        cutoff = now - rs.member_idle_s
         for key in [k for k, lone in self.lone_blocks.items() if lone[1] < cutoff]:
             del self.lone_blocks[key]
         gone = max(0, before - self.tracked_numbers)
@@ -373,3 +398,11 @@ class GroupDetector:
                 for caller in state.ring.members:
                     self.memberships.setdefault(caller, state.ring.ring_id)
 
+
+def _remember_key(made: dict[str, str], prefix: str, name: str) -> str:
+    """The key ``prefix + name``, kept in ``made`` so that the next call by the same trunk or
+    address reuses it (no new string, its hash known) instead of making it again."""
+    if len(made) >= _KEYS_KEPT:
+        made.clear()
+    key = made[name] = prefix + name
+    return key
