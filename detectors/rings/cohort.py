@@ -122,6 +122,12 @@ class KeyState(msgspec.Struct, array_like=True):
 
     # ------------------------------------------------------------------ per call
 
+    def count_withheld(self) -> None:
+        """A withheld caller's call under this (ingress) key: evidence, never a member."""
+        self.withheld += 1
+        if self.ring is not None:
+            self.ring.withheld += 1
+
     def first_delivery(self, offset: int, index: int) -> bool:
         """Whether input position ``(offset, index)`` is newer than any applied here; if so
         it is applied from now on (see :meth:`NumberState.first_delivery

@@ -168,9 +168,7 @@ class GroupDetector:
                 if ingress is not None:
                     state = states.get(ingress)
                     if state is not None:
-                        state.withheld += 1
-                        if state.ring is not None:
-                            state.ring.withheld += 1
+                        state.count_withheld()
             else:
                 rs = self.settings.rings
                 if ingress is not None:
@@ -186,7 +184,7 @@ class GroupDetector:
                     block = BLOCK + callee[:-BLOCK_DIGITS]
                     state = states.get(block)
                     # most calls are talked-to calls to a block with no state: nothing to do
-                    if state is None and (not call.answered or call.duration < rs.short_talk_s):
+                    if state is None and _sweeps(call, rs):
                         state = self._found_block(block, caller, t, rs)
                     if state is not None:
                         alert = self._account(state, call, caller, block, rs)
@@ -215,16 +213,13 @@ class GroupDetector:
                 self.stats.redelivered += 1
                 return None
             if key.startswith(BLOCK):  # withheld callers count for nothing under a block
-                if caller and state is None and (not call.answered
-                                                 or call.duration < rs.short_talk_s):
+                if caller and state is None and _sweeps(call, rs):
                     state = self._found_block(key, caller, call.start, rs)
                 if caller and state is not None:
                     alert = self._account(state, call, caller, key, rs)
             elif not caller:  # withheld: evidence for the ingress, never a member
                 if state is not None:
-                    state.withheld += 1
-                    if state.ring is not None:
-                        state.ring.withheld += 1
+                    state.count_withheld()
             else:
                 if state is None:
                     state = KeyState.new(rs.max_strength, call.start)
@@ -397,6 +392,12 @@ class GroupDetector:
             if state.ring is not None:
                 for caller in state.ring.members:
                     self.memberships.setdefault(caller, state.ring.ring_id)
+
+
+def _sweeps(call: Call, rs: RingSettings) -> bool:
+    """Whether ``call`` is sweep evidence under its callee's block (unanswered or cut
+    short): what makes a block without state worth one, once a second caller gives it."""
+    return not call.answered or call.duration < rs.short_talk_s
 
 
 def _remember_key(made: dict[str, str], prefix: str, name: str) -> str:
