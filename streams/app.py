@@ -96,7 +96,7 @@ class Pipeline:
         self._messages_seen = 0
         self._progress_shown: tuple[int, ...] = ()
         self._commit_warned: float | None = None
-        #: stage buffers being processed now (the watchdog judges no partition meanwhile)
+        #: stage buffers being processed now (the watchdog acts on no partition meanwhile)
         self._buffers_in_flight = 0
 
         self.topology = topo = declare_topology(options)
@@ -163,8 +163,8 @@ class Pipeline:
         if options.stall_after_s > 0:
             stages = {options.topics.calls: "detect", options.topics.groups: "groups"}
             self.watchdog = PartitionWatchdog(
-                app, stages, options.stall_after_s, lambda: self._buffers_in_flight > 0,
-                app.crash, lambda topic: self.metrics.partition_stall(stages[topic]))
+                app, stages, options.stall_after_s, self._stage_busy, app.crash,
+                lambda topic: self.metrics.partition_stall(stages[topic]))
             app.timer(max(1.0, options.stall_after_s / 4))(self.watchdog.check)
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
@@ -279,6 +279,11 @@ class Pipeline:
         finally:
             self._buffers_in_flight -= 1
             slow.cancel()
+
+    def _stage_busy(self) -> bool:
+        """A stage buffer is being processed, or an offset commit is under way (a commit
+        held by a slow producer flush is ``_watch_commits``' to report, not a stall)."""
+        return self._buffers_in_flight > 0 or self.commits.in_progress_for() > 0.0
 
     def _on_assigned(self, sender: Any, assigned: set[Any], **kwargs: Any) -> None:
         self.shorten_fetch_wait()

@@ -15,11 +15,12 @@ the committed offset and when it last moved; given the broker's log ends it name
 partitions with messages past their committed offset whose committed offset has not
 moved for ``stall_after_s`` (time spent recovering tables does not count).
 :class:`PartitionWatchdog` runs it on a Faust consumer, acting only while no stage
-buffer is being processed: a stalled partition is logged with the consumer's view of
-it, resumed and sought back to its committed offset, which delivers the missing
-messages again (number and key states skip what they already applied, as after a
-takeover); one still stalled ``stall_after_s`` later stops the worker with an error, for
-its supervisor to restart it, as a restart resumes every partition.
+buffer is being processed and no offset commit is under way: a stalled partition is
+logged with the consumer's view of it, resumed and sought back to its committed
+offset, which delivers the missing messages again (number and key states skip what they
+already applied, as after a takeover); one still stalled ``stall_after_s`` later stops
+the worker with an error, for its supervisor to restart it, as a restart resumes every
+partition.
 
 >>> watch = StallWatch(stall_after_s=60)
 >>> watch.assigned(["calls-0", "calls-1"], now=0.0)
@@ -128,7 +129,8 @@ class StallWatch(Generic[P]):
 class PartitionWatchdog:
     """Runs a :class:`StallWatch` over the stage topics of a Faust app's consumer.
 
-    ``busy()`` tells whether a stage buffer is being processed; ``crash`` stops the
+    ``busy()`` tells whether a stage buffer is being processed or a commit is under way
+    (then nothing is done: it may be the stalled partition's own work); ``crash`` stops the
     worker (Faust's ``app.crash``); ``on_stall`` counts a nudge (metrics).
     """
 

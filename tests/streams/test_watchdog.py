@@ -152,3 +152,16 @@ def test_watchdog_waits_out_table_recovery_and_an_unreachable_broker() -> None:
     h.consumer.highwaters = unreachable  # type: ignore[method-assign]
     h.now = 500.0
     assert h.check() == [] and h.consumer.sought == [] and h.crashed == []
+
+
+def test_the_worker_watchdog_waits_while_a_buffer_or_a_commit_is_under_way(
+    make_pipeline: Any
+) -> None:
+    pipeline = make_pipeline(stall_after_s=30.0)
+    assert pipeline.watchdog is not None and not pipeline._stage_busy()
+    pipeline.commits.on_commit_initiated(None)  # a commit held by a slow producer flush
+    assert pipeline._stage_busy()
+    pipeline.commits.on_commit_completed(None, None)
+    pipeline._buffers_in_flight = 1
+    assert pipeline._stage_busy()
+    assert make_pipeline(stall_after_s=0).watchdog is None  # 0: not watched
