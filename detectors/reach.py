@@ -10,11 +10,8 @@ distribution of *calls received per call made* and of *strangers called*
 
 - it called at least ``min_strangers`` strangers in ``horizon_s``,
 - it received at most ``max_returns`` calls in that time, although busy
-  callers today who are called back at all receive a ``reference_quantile``
-  share of a call per call made or more (callers nobody calls are left out of
-  the reference: where SIM-farm cards outnumber the legitimate busy callers, as
-  on some simulated days, they would otherwise pull it to almost nothing): over
-  its calls that are older than ``settle_s`` (people return a
+  callers today receive a ``reference_quantile`` share of a call per call made
+  or more: over its calls that are older than ``settle_s`` (people return a
   call later, not at once) at least ``min_expected_returns`` returns were to
   be expected (the chance that an ordinary caller gets none is about
   ``exp(-expected)``),
@@ -87,9 +84,7 @@ class ReachJudge:
         if (returns > rs.max_returns or contact_ratio > rs.max_contact_ratio
                 or repeats > rs.max_stranger_repeat_ratio):
             return None
-        # over busy callers called back at all: numbers nobody calls (the very ones judged
-        # here) cannot drag the reference down, however many of them the stream carries
-        per_call = self.references.quantile("inbound_ratio", rs.reference_quantile, positive=True)
+        per_call = self.references.quantile("inbound_ratio", rs.reference_quantile)
         expected = settled * per_call
         if expected < rs.min_expected_returns:
             return None
@@ -100,9 +95,9 @@ class ReachJudge:
             "reach: calls strangers and nobody calls back, unlike busy callers today",
             f"{strangers:.0f} strangers called in {horizon} (>= {rs.min_strangers:g}), "
             f"more than {100 * rank:.1f} % of busy callers today (median {typical:.0f})",
-            f"{returns:.0f} calls received; busy callers called back today receive "
-            f"{per_call:.2f} per call made, {expected:.0f} expected over {settled:.0f} calls "
-            f"made over {horizon_text(rs.settle_s)} ago (>= {rs.min_expected_returns:g})",
+            f"{returns:.0f} calls received; busy callers today receive {per_call:.2f} per call "
+            f"made, {expected:.0f} expected over {settled:.0f} calls made over "
+            f"{horizon_text(rs.settle_s)} ago (>= {rs.min_expected_returns:g})",
             f"share of calls to contacts {contact_ratio:.2f} (<= {rs.max_contact_ratio:g}), "
             f"calling a stranger again {repeats:.2f} (<= {rs.max_stranger_repeat_ratio:g})",
         ]

@@ -84,21 +84,13 @@ class Distribution:
             self.total *= factor
         self.decayed_at = t
 
-    def quantile(self, q: float, positive: bool = False) -> float:
-        """The value below which a share ``q`` of the weight lies (0 when empty).
-
-        ``positive``: of the weight above zero only (0 when there is none), e.g. "busy
-        callers who were called back at all", which callers at exactly zero cannot drag
-        down however many of them there are.
-        """
-        first = 1 if positive else 0
-        total = sum(self.weights[1:]) if positive else self.total
-        if total <= 0:
+    def quantile(self, q: float) -> float:
+        """The value below which a share ``q`` of the weight lies (0 when empty)."""
+        if self.total <= 0:
             return 0.0
-        target = q * total
+        target = q * self.total
         running = 0.0
-        for i in range(first, BINS):
-            w = self.weights[i]
+        for i, w in enumerate(self.weights):
             running += w
             if running >= target and w > 0:
                 return _value(i)
@@ -174,8 +166,8 @@ class References:
             dist.add(features.get(name, 0.0), t)
         self.samples += 1
 
-    def quantile(self, feature: str, q: float, positive: bool = False) -> float:
-        return self.by_feature[feature].quantile(q, positive)
+    def quantile(self, feature: str, q: float) -> float:
+        return self.by_feature[feature].quantile(q)
 
     def rank(self, feature: str, value: float) -> float:
         return self.by_feature[feature].rank(value)

@@ -58,19 +58,3 @@ def test_survives_pickle() -> None:
     j = judge()
     back = pickle.loads(pickle.dumps(j))
     assert back.judge(FARM, settled=50.0) == j.judge(FARM, settled=50.0)
-
-
-def test_numbers_nobody_calls_do_not_lower_the_reference() -> None:
-    """Four farm cards judged for every busy caller called back: the reference holds."""
-    clean, crowded = judge(), judge()
-    for i in range(400):
-        crowded.learn({"inbound_ratio": 0.0, "strangers": 40.0}, t=100.0 + i)
-    got, want = crowded.judge(FARM, settled=50.0), clean.judge(FARM, settled=50.0)
-    assert got is not None and want is not None
-    assert (got.score, got.reasons[2]) == (want.score, want.reasons[2])
-    assert "busy callers called back today receive 0.29 per call made" in got.reasons[2]
-    # a reference that nobody was called back in gives nothing to judge against
-    silent = ReachJudge(ReachSettings(min_samples=20))
-    for i in range(100):
-        silent.learn({"inbound_ratio": 0.0, "strangers": 40.0}, t=float(i))
-    assert silent.judge(FARM, settled=50.0) is None

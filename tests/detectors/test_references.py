@@ -81,15 +81,3 @@ def test_partitions_merge_into_the_whole() -> None:
     assert left.total == pytest.approx(whole.total, rel=1e-3)
     for q in (0.25, 0.5, 0.95):
         assert left.quantile(q) == pytest.approx(whole.quantile(q), rel=0.07)
-
-
-def test_a_quantile_of_the_positive_weight_ignores_the_zeros() -> None:
-    d = Distribution()
-    for i in range(100):
-        d.add(0.0 if i < 80 else 0.2 + i / 1000, t=0.0)
-    assert d.quantile(0.5) == 0.0
-    assert d.quantile(0.5, positive=True) == pytest.approx(0.29, rel=0.07)
-    only_zeros = Distribution()
-    only_zeros.add(0.0, t=0.0)
-    assert only_zeros.quantile(0.5, positive=True) == 0.0
-    assert Distribution().quantile(0.5, positive=True) == 0.0
