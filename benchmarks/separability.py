@@ -42,7 +42,7 @@ FEATURES = ("log_calls", "distinct_share", "answer_share", "talk_median_s", "tal
             "repeat_share")
 
 
-def day_features(world: str, seed: int, min_calls: int) -> dict[str, Any]:
+def day_features(world: str, seed: int, min_calls: int, size: str = "day") -> dict[str, Any]:
     """Whole-day features of every number with ``min_calls`` calls, its class, and the
     members of each class (those with fewer calls count as not found)."""
     from detectors.config import load_settings
@@ -52,7 +52,7 @@ def day_features(world: str, seed: int, min_calls: int) -> dict[str, Any]:
     from testbed.worlds import simulate_world
 
     settings = load_settings()
-    day = simulate_world(world, SimConfig.preset("day"), seed)
+    day = simulate_world(world, SimConfig.preset(size), seed)
     calls = sorted((c for c in calls_from_records(day.records(), NumberNormaliser(
         settings.input.region), {}) if c.caller), key=lambda c: c.start)
     by_caller: dict[str, list[Any]] = collections.defaultdict(list)
