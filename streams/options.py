@@ -46,6 +46,10 @@ class Topics:
             self.groups = f"{stem}.groups"
 
 
+#: The topic names every command defaults to.
+DEFAULT_TOPICS = Topics()
+
+
 @dataclass
 class WorkerOptions:
     broker: str = "kafka://127.0.0.1:9092"

@@ -17,6 +17,7 @@ import click
 import orjson
 
 from streams.cli import main
+from streams.options import DEFAULT_TOPICS
 
 
 def simulated_feed(seed: int, size: str = "small") -> Iterator[dict[str, Any]]:
@@ -73,9 +74,8 @@ def demo_command(duration: float | None, broker_kind: str, rate: float, metrics_
         except (BrokerError, ValueError) as exc:
             raise click.ClickException(f"cannot start a broker: {exc}") from None
         tag = uuid.uuid4().hex[:6]
-        topics = {"raw": "cdr.raw", "alerts": "dialguard.alerts", "rejected": "cdr.rejected",
-                  "control": "dialguard.control", "calls": "dialguard.calls"}
-        broker.create_topics([topics["raw"], topics["alerts"], topics["rejected"]], partitions=2)
+        topics = DEFAULT_TOPICS  # the worker's
+        broker.create_topics([topics.raw, topics.alerts, topics.rejected], partitions=2)
         err.print(f"broker {broker.name} at {broker.url}; starting a worker "
                   f"(metrics on http://127.0.0.1:{metrics_port}/metrics) ...")
         worker_log = tmp / "worker.log"
@@ -87,7 +87,7 @@ def demo_command(duration: float | None, broker_kind: str, rate: float, metrics_
             stdout=subprocess.DEVNULL, stderr=worker_log.open("wb"),
         )
         producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=20)
-        consumer = KafkaConsumer(topics["alerts"], bootstrap_servers=broker.bootstrap,
+        consumer = KafkaConsumer(topics.alerts, bootstrap_servers=broker.bootstrap,
                                  auto_offset_reset="earliest", group_id=None)
         err.print(f"feeding a simulated carrier day ({size}, seed {seed}) at {rate:.0f} CDR/s; "
                   "Ctrl-C stops")
@@ -109,7 +109,7 @@ def demo_command(duration: float | None, broker_kind: str, rate: float, metrics_
                     break
                 caller = record.get("caller")
                 key = str(caller).encode() if caller is not None else None
-                producer.send(topics["raw"], key=key, value=orjson.dumps(record))
+                producer.send(topics.raw, key=key, value=orjson.dumps(record))
                 sent += 1
             for messages in consumer.poll(timeout_ms=200).values():
                 for message in messages:

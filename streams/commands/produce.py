@@ -17,6 +17,7 @@ from detectors.records import Rejected
 from formats.files import InputError
 from formats.registry import READ_CHOICES
 from streams.cli import main
+from streams.options import DEFAULT_TOPICS as TOPICS
 
 BROKER_ENV = "DIALGUARD_BROKER"
 
@@ -92,7 +93,7 @@ def cdr_messages(
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--broker", help=f"Kafka URL or host:port (default ${BROKER_ENV}, else "
               "127.0.0.1:9092).")
-@click.option("--topic", default="cdr.raw", show_default=True)
+@click.option("--topic", default=TOPICS.raw, show_default=True)
 @click.option("--batch", type=int, default=1, show_default=True,
               help="CDRs per message: 1 sends one object per message, N a JSON array of N "
               "(a line that is not JSON is sent in a message of its own).")

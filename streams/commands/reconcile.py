@@ -9,15 +9,16 @@ import orjson
 
 from streams.cli import main
 from streams.commands.worker import broker_url
+from streams.options import DEFAULT_TOPICS as TOPICS
 
 
 @main.command("reconcile")
 @click.option("--broker", help="Kafka URL, as for dialguard worker (default $DIALGUARD_BROKER).")
 @click.option("--app-id", default="dialguard", show_default=True,
               help="The workers' app id (consumer groups <app-id> and <app-id>-ingest).")
-@click.option("--topic-in", default="cdr.raw", show_default=True)
-@click.option("--topic-rejected", default="cdr.rejected", show_default=True)
-@click.option("--topic-calls", default="dialguard.calls", show_default=True)
+@click.option("--topic-in", default=TOPICS.raw, show_default=True)
+@click.option("--topic-rejected", default=TOPICS.rejected, show_default=True)
+@click.option("--topic-calls", default=TOPICS.calls, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
 def reconcile_command(broker: str | None, app_id: str, topic_in: str, topic_rejected: str,
                       topic_calls: str, as_json: bool) -> None:

@@ -9,6 +9,7 @@ import sys
 import click
 
 from streams.cli import load_detection_setup, main
+from streams.options import DEFAULT_TOPICS as TOPICS
 
 DEFAULT_BROKER = "kafka://127.0.0.1:9092"
 BROKER_ENV = "DIALGUARD_BROKER"
@@ -37,11 +38,11 @@ def broker_url(value: str | None) -> str:
               help="Faust data directory.")
 @click.option("--app-id", default="dialguard", show_default=True,
               help="Faust app id: consumer group and internal topic prefix.")
-@click.option("--topic-in", default="cdr.raw", show_default=True)
-@click.option("--topic-alerts", default="dialguard.alerts", show_default=True)
-@click.option("--topic-rejected", default="cdr.rejected", show_default=True)
-@click.option("--topic-control", default="dialguard.control", show_default=True)
-@click.option("--topic-calls", default="dialguard.calls", show_default=True,
+@click.option("--topic-in", default=TOPICS.raw, show_default=True)
+@click.option("--topic-alerts", default=TOPICS.alerts, show_default=True)
+@click.option("--topic-rejected", default=TOPICS.rejected, show_default=True)
+@click.option("--topic-control", default=TOPICS.control, show_default=True)
+@click.option("--topic-calls", default=TOPICS.calls, show_default=True,
               help="Internal repartition topic.")
 @click.option("--topic-groups", default=None,
               help="Internal topic of calls by grouping key, for the group stage "
