@@ -68,7 +68,7 @@ def demo_command(duration: float | None, broker_kind: str, rate: float, metrics_
     broker = worker = producer = consumer = None
     sent = alerts = 0
     try:
-        err.print(f"starting a {broker_kind} broker ...")
+        err.print(f"starting a broker ({broker_kind}) ...")
         try:
             broker = start_broker(broker_kind)
         except (BrokerError, ValueError) as exc:
