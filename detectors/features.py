@@ -82,11 +82,14 @@ _N_VALS_V2 = 8  # layout 2 had no applied position
 _RING_POS, _CALLS, _NEXT_JUDGE, _NEXT_SCORE = -4, -3, -2, -1
 _N_INTS = 4
 # Binary form (:meth:`NumberState.to_bytes`): magic and version, then the lengths of counts,
-# ring and trunk (0xFFFF: no trunk), then counts, vals, ring (little-endian), refusals, trunk.
-_MAGIC = b"DGS\x03"  # 3: the applied input position (2: STRANGER_REPEAT, contact flags)
-_MAGIC_V2 = b"DGS\x02"  # still read: its position is "none applied"
-_HEADER = struct.Struct("<4sHHH")
-_NO_TRUNK = 0xFFFF
+# ring, trunk and ring id (0xFFFF: none), then counts, vals, ring (little-endian), refusals,
+# trunk, ring id.
+_MAGIC = b"DGS\x04"  # 4: the ring id (3: the applied input position)
+_MAGIC_V3 = b"DGS\x03"  # still read: no ring id
+_MAGIC_V2 = b"DGS\x02"  # still read: no ring id, its position is "none applied"
+_HEADER = struct.Struct("<4sHHHH")
+_HEADER_V3 = struct.Struct("<4sHHH")  # layouts 2 and 3: no ring id length
+_NO_TRUNK = _NO_RING_ID = 0xFFFF
 _SWAP = sys.byteorder != "little"
 
 
@@ -96,10 +99,12 @@ class NumberState:
     ``counts`` holds the bucket index per horizon, the current and previous
     counters per horizon, then four whole numbers (ring position, calls since
     full state began, when to judge and to score next); ``vals`` holds the
-    floats.  Both are plain arrays so a busy number stays under 1 KB.
+    floats.  Both are plain arrays so a busy number stays under 1 KB.  ``ring_id`` is the
+    ring of numbers this number is a member of, if the group detection said so (not to
+    be confused with ``ring``, the recent callees).
     """
 
-    __slots__ = ("counts", "vals", "ring", "refusals", "trunk")
+    __slots__ = ("counts", "vals", "ring", "refusals", "trunk", "ring_id")
 
     def __init__(self, fs: FeatureSettings, first_seen: float, now: float | None = None) -> None:
         t = first_seen if now is None else now
@@ -118,12 +123,14 @@ class NumberState:
         self.ring = array("i", [0]) * fs.recent_callees
         self.refusals = bytearray(fs.recent_callees)
         self.trunk: str | None = None
+        self.ring_id: str | None = None
 
     def __getstate__(self) -> tuple[object, ...]:
         return tuple(getattr(self, name) for name in self.__slots__)
 
     def __setstate__(self, state: tuple[object, ...]) -> None:
-        for name, value in zip(self.__slots__, state, strict=True):
+        self.ring_id = None  # pickled before the ring id was kept
+        for name, value in zip(self.__slots__[:len(state)], state, strict=True):
             # unpickled arrays come over-allocated; a slice copy is exactly sized
             setattr(self, name, value[:] if isinstance(value, array) else value)
         if len(self.vals) < _N_VALS:  # pickled before the applied position was kept
@@ -139,8 +146,10 @@ class NumberState:
         >>> st = NumberState(fs, first_seen=5.0)
         >>> st.outbound(5.0, 8613900000001, False, 0, 1.0, False, fs, "gw-1")
         >>> back = NumberState.from_bytes(st.to_bytes())
-        >>> back.to_bytes() == st.to_bytes(), back.trunk, back.first_seen
-        (True, 'gw-1', 5.0)
+        >>> st.ring_id = "ring-0123456789ab"
+        >>> back = NumberState.from_bytes(st.to_bytes())
+        >>> back.to_bytes() == st.to_bytes(), back.trunk, back.first_seen, back.ring_id
+        (True, 'gw-1', 5.0, 'ring-0123456789ab')
         """
         counts, vals, ring = self.counts, self.vals, self.ring
         if _SWAP:
@@ -152,25 +161,37 @@ class NumberState:
             trunk = self.trunk.encode()
             if len(trunk) >= _NO_TRUNK:
                 trunk = trunk[:_NO_TRUNK - 1].decode(errors="ignore").encode()
+        ring_id = b"" if self.ring_id is None else self.ring_id.encode()
+        if len(ring_id) >= _NO_RING_ID:
+            raise ValueError(f"ring id of {len(ring_id)} bytes: too long to store")
         return b"".join((
             _HEADER.pack(_MAGIC, len(counts), len(ring),
-                         _NO_TRUNK if self.trunk is None else len(trunk)),
-            counts.tobytes(), vals.tobytes(), ring.tobytes(), self.refusals, trunk,
+                         _NO_TRUNK if self.trunk is None else len(trunk),
+                         _NO_RING_ID if self.ring_id is None else len(ring_id)),
+            counts.tobytes(), vals.tobytes(), ring.tobytes(), self.refusals, trunk, ring_id,
         ))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> NumberState:
-        """Read :meth:`to_bytes` output; ``ValueError`` if it is not exactly that."""
-        if len(data) < _HEADER.size or data[:4] not in (_MAGIC, _MAGIC_V2):
+        """Read :meth:`to_bytes` output (or an earlier layout's); ``ValueError`` if it is not
+        exactly that."""
+        magic = data[:4]
+        if magic == _MAGIC and len(data) >= _HEADER.size:
+            header, n_vals = _HEADER, _N_VALS
+            _, n_counts, n_ring, n_trunk, n_ring_id = header.unpack_from(data)
+        elif magic in (_MAGIC_V3, _MAGIC_V2) and len(data) >= _HEADER_V3.size:
+            header, n_vals = _HEADER_V3, _N_VALS if magic == _MAGIC_V3 else _N_VALS_V2
+            _, n_counts, n_ring, n_trunk = header.unpack_from(data)
+            n_ring_id = _NO_RING_ID
+        else:
             raise ValueError("not a dialguard number state (bad magic)")
-        _, n_counts, n_ring, n_trunk = _HEADER.unpack_from(data)
         trunk_len = 0 if n_trunk == _NO_TRUNK else n_trunk
-        n_vals = _N_VALS if data[:4] == _MAGIC else _N_VALS_V2
-        sizes = (4 * n_counts, 8 * n_vals, 4 * n_ring, n_ring, trunk_len)
-        if len(data) != _HEADER.size + sum(sizes):
+        ring_id_len = 0 if n_ring_id == _NO_RING_ID else n_ring_id
+        sizes = (4 * n_counts, 8 * n_vals, 4 * n_ring, n_ring, trunk_len, ring_id_len)
+        if len(data) != header.size + sum(sizes):
             raise ValueError(f"number state of {len(data)} bytes does not match its header")
         state = cls.__new__(cls)
-        at = _HEADER.size
+        at = header.size
         parts = []
         for size in sizes:
             parts.append(data[at:at + size])
@@ -183,8 +204,9 @@ class NumberState:
         state.refusals = bytearray(parts[3])
         try:
             state.trunk = None if n_trunk == _NO_TRUNK else parts[4].decode()
+            state.ring_id = None if n_ring_id == _NO_RING_ID else parts[5].decode()
         except UnicodeDecodeError as exc:
-            raise ValueError("number state: trunk is not UTF-8") from exc
+            raise ValueError("number state: trunk or ring id is not UTF-8") from exc
         return state
 
     # Named views of the packed scalars (the hot paths index the arrays directly).

@@ -214,12 +214,19 @@ def test_a_state_of_the_previous_layout_is_refused() -> None:
         NumberState.from_bytes(old)
 
 
+def layout_3(st: NumberState) -> bytes:
+    """``st`` as layout 3 wrote it (``st.ring_id`` None): no ring id length in the header."""
+    assert st.ring_id is None
+    data = st.to_bytes()
+    return b"DGS\x03" + data[4:10] + data[12:]
+
+
 def test_a_state_of_layout_2_is_read_with_no_position_applied() -> None:
     st = NumberState(FS, T0)
     call(st, T0, 8613900000007, answered=True, talk=30)
     assert st.first_delivery(3, 0)
-    data = st.to_bytes()
-    # layout 2: the same header and arrays, two floats (the applied position) fewer
+    data = layout_3(st)
+    # layout 2: the same header and arrays as 3, two floats (the applied position) fewer
     n_counts = len(st.counts)
     cut = 10 + 4 * n_counts + 8 * 8
     old = b"DGS\x02" + data[4:cut] + data[cut + 16:]
@@ -235,3 +242,54 @@ def test_the_applied_position_survives_the_binary_form_and_a_pickle() -> None:
     for back in (NumberState.from_bytes(st.to_bytes()), pickle.loads(pickle.dumps(st))):
         assert not back.first_delivery(41, 6) and not back.first_delivery(40, 99)
         assert back.first_delivery(41, 7)
+
+
+def test_a_state_of_layout_3_is_read_with_no_ring_id() -> None:
+    st = NumberState(FS, T0)
+    call(st, T0, 8613900000008, answered=True, talk=30)
+    st.trunk = "gw-3"
+    assert st.first_delivery(5, 2)
+    back = NumberState.from_bytes(layout_3(st))
+    assert back.ring_id is None and back.trunk == "gw-3"
+    assert back.features(3600, T0 + 5, FS) == st.features(3600, T0 + 5, FS)
+    assert not back.first_delivery(5, 2)  # layout 3 kept the applied position
+    assert back.to_bytes() == st.to_bytes()
+
+
+def test_the_ring_id_survives_the_binary_form_and_a_pickle() -> None:
+    st = NumberState(FS, T0)
+    call(st, T0, 8613900000009)
+    st.trunk = "gw-9"
+    st.ring_id = "ring-00c0ffee0042"
+    data = st.to_bytes()
+    assert len(data) == len(NumberState(FS, T0).to_bytes()) + len("gw-9") + len(st.ring_id)
+    for back in (NumberState.from_bytes(data), pickle.loads(pickle.dumps(st))):
+        assert (back.ring_id, back.trunk) == ("ring-00c0ffee0042", "gw-9")
+        assert back.to_bytes() == data
+    st.ring_id = None
+    assert NumberState.from_bytes(st.to_bytes()).ring_id is None
+
+
+def test_a_pickle_from_before_the_ring_id_loads_without_one() -> None:
+    st = NumberState(FS, T0)
+    call(st, T0, 8613900000010)
+    old = NumberState.__new__(NumberState)
+    old.__setstate__(st.__getstate__()[:5])  # what a pickle of five slots gives back
+    assert old.ring_id is None and old.to_bytes() == st.to_bytes()
+
+
+def test_a_ring_id_too_long_to_store_is_refused_not_cut() -> None:
+    st = NumberState(FS, T0)
+    st.ring_id = "r" * 0xFFFF
+    with pytest.raises(ValueError, match="ring id"):
+        st.to_bytes()
+
+
+def test_a_member_state_stays_small() -> None:
+    st = NumberState(FS, T0)
+    for i in range(5000):
+        call(st, T0 + i, 8613900000000 + 7919 * i, answered=i % 3 == 0, talk=30)
+    st.trunk = "gw-cloud-0001"
+    st.ring_id = "ring-00c0ffee0042"
+    assert len(pickle.dumps(st, protocol=pickle.HIGHEST_PROTOCOL)) < 1024
+    assert len(st.to_bytes()) < 1024
