@@ -28,6 +28,12 @@ passed in by the caller (a dict, or a Faust table's write-behind cache), so it
 partitions by key: :meth:`Detector.observe_outbound` touches only the caller's
 entry and :meth:`Detector.observe_inbound` only the callee's.
 
+A number's state also keeps the ring of numbers it is a member of, when group detection
+(:mod:`detectors.rings`) says so through :meth:`Detector.join_ring` and
+:meth:`Detector.leave_ring`; its number alerts then carry that ``ring_id`` (the stream
+workers' detect stage is told by the group stage; ``dialguard replay`` tags its alerts in
+:class:`~detectors.composite.DetectorChain` instead).
+
 >>> from detectors.config import load_settings
 >>> from detectors.records import Call
 >>> det = Detector(load_settings())
@@ -66,6 +72,8 @@ _SWEEP_FRACTION = 0.5  # sweep idle numbers every half of the idle expiry (event
 _JUDGE_STEP = 0.0625  # a judged number is judged again after this fraction more calls
 # A number without full state: [window start, calls in window, first seen, last seen].
 _LIGHT_START, _LIGHT_CALLS, _LIGHT_FIRST, _LIGHT_LAST = range(4)
+#: longest ring id a number's state takes (the group detector's are 17 characters)
+MAX_RING_ID = 64
 
 
 @dataclass
@@ -95,6 +103,9 @@ class Detector:
         #: numbers that have not called often enough for full state (memory only: losing
         #: them on a restart forgets at most ``promote_after - 1`` calls each)
         self.light: dict[str, list[float]] = {}
+        #: ring memberships of numbers without full state: number -> (ring id, when it
+        #: joined); moved into the state at promotion (memory only, like ``light``)
+        self.waiting_rings: dict[str, tuple[str, float]] = {}
         ms = settings.model
         self.model = CallingProfileModel(ms.n_trees, ms.height, ms.window_size, ms.seed)
         self.dedup = Deduplicator(settings.input.dedup_window_s)
@@ -267,6 +278,9 @@ class Detector:
             return None
         del self.light[caller]
         state = NumberState(fs, entry[_LIGHT_FIRST], now=t)
+        waiting = self.waiting_rings.pop(caller, None)
+        if waiting is not None:
+            state.ring_id = waiting[0]
         self.states[caller] = state
         return state
 
@@ -282,6 +296,45 @@ class Detector:
         state.inbound(call.start, caller, self.settings.features)
         if self.touched is not None:
             self.touched.add(call.callee)
+
+    # ------------------------------------------------------------------ rings
+
+    def join_ring(self, number: str, ring_id: str, at: float) -> None:
+        """``number`` joined ring ``ring_id`` at event time ``at`` (what group detection
+        found): its number alerts carry the ring id until :meth:`leave_ring`.  A number
+        already in a ring stays in that one, as ``GroupDetector.ring_of`` keeps the first.
+
+        The membership is kept in the number's state (saved with it); a number without
+        full state keeps it in :attr:`waiting_rings` until it gets one.
+        """
+        if not ring_id or len(ring_id) > MAX_RING_ID:
+            raise ValueError(f"a ring id of {len(ring_id)} characters")
+        state = self.states.get(number)
+        if state is None:
+            self.waiting_rings.setdefault(number, (ring_id, at))
+        elif state.ring_id is None:
+            state.ring_id = ring_id
+            if self.touched is not None:
+                self.touched.add(number)
+
+    def leave_ring(self, number: str, ring_id: str) -> None:
+        """Ring ``ring_id`` ended: ``number``, if a member of it, is in no ring any more."""
+        state = self.states.get(number)
+        if state is not None:
+            if state.ring_id == ring_id:
+                state.ring_id = None
+                if self.touched is not None:
+                    self.touched.add(number)
+        elif self.waiting_rings.get(number, ("",))[0] == ring_id:
+            del self.waiting_rings[number]
+
+    def ring_id_of(self, number: str) -> str | None:
+        """The ring ``number`` is a member of, as far as :meth:`join_ring` was told."""
+        state = self.states.get(number)
+        if state is not None:
+            return state.ring_id
+        waiting = self.waiting_rings.get(number)
+        return None if waiting is None else waiting[0]
 
     # ------------------------------------------------------------------ judgement
 
@@ -405,6 +458,7 @@ class Detector:
             model_score=model_score,
             features={k: round(v, 4) for k, v in features.items()},
             trunk=state.trunk,
+            ring_id=state.ring_id,
         )
 
     # ------------------------------------------------------------------ housekeeping
@@ -430,6 +484,11 @@ class Detector:
         quiet = [number for number, entry in self.light.items() if entry[_LIGHT_LAST] < cutoff]
         for number in quiet:
             del self.light[number]
+        # a membership waits for its number's state as long as the number calls, or as long
+        # as a number's state waits for its next call when it does not
+        for number in [number for number, (_, at) in self.waiting_rings.items()
+                       if at < cutoff and number not in self.light]:
+            del self.waiting_rings[number]
         self.stats.expired += len(idle) + len(quiet)
         return len(idle) + len(quiet)
 

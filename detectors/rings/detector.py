@@ -14,6 +14,12 @@ State is ``states`` (key -> :class:`KeyState`), a dict or a Faust table's cache,
 per call only at the keys the call is routed by: :meth:`GroupDetector.observe_keyed`
 takes the call with the one key a partitioned stage received it under.
 
+:meth:`GroupDetector.ring_of` tells which ring a number is a member of (the first it
+joined, until that ring ends).  A stage that runs apart from the per-number detector asks
+for the changes instead (``track_memberships``, :meth:`GroupDetector.drain_memberships`):
+every number that joined a ring, every member of a ring that ended, to pass on to
+:meth:`detectors.engine.Detector.join_ring` and ``leave_ring``.
+
 >>> from detectors.config import load_settings
 >>> from detectors.records import Call
 >>> det = GroupDetector.example()
@@ -48,6 +54,8 @@ import math
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 
+import msgspec
+
 from detectors.alerts import Alert
 from detectors.allowlist import Allowlist
 from detectors.config import FIXED_AT_START, ConfigError, RingSettings, Settings, load_settings
@@ -74,11 +82,22 @@ class GroupStats:
     redelivered: int = 0
 
 
+class Membership(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """``number`` joined ring ``ring_id`` at event time ``at``, or (``joined`` false) that
+    ring ended then."""
+
+    number: str
+    ring_id: str
+    at: float
+    joined: bool = True
+
+
 class GroupDetector:
     """Online linking of calling numbers into operations (CONTRACT 2, kind ``ring``)."""
 
     def __init__(self, settings: Settings, allowlist: Allowlist | None = None,
-                 states: MutableMapping[str, KeyState] | None = None) -> None:
+                 states: MutableMapping[str, KeyState] | None = None,
+                 track_memberships: bool = False) -> None:
         self.settings = settings
         self.allowlist = allowlist if allowlist is not None else Allowlist()
         self.states: MutableMapping[str, KeyState] = states if states is not None else {}
@@ -88,6 +107,8 @@ class GroupDetector:
         self.lone_blocks: dict[str, tuple[str, float]] = {}
         #: caller -> ring id, for tagging number alerts (rebuilt from ``states``)
         self.memberships: dict[str, str] = {}
+        #: joins and ring ends since the last :meth:`drain_memberships` (None: not kept)
+        self.membership_changes: list[Membership] | None = [] if track_memberships else None
         self.dedup = Deduplicator(settings.input.dedup_window_s)
         self.stats = GroupStats()
         self.watermark = -math.inf
@@ -254,7 +275,7 @@ class GroupDetector:
         t = call.start
         ring = state.ring
         if ring is not None and t - ring.last_call > rs.ring_idle_s:
-            self._forget_ring(state.end_ring(rs))
+            self._forget_ring(state.end_ring(rs), t)
         callee = call.callee
         try:
             digits = int(callee[1:])  # repeat checks compare callees as numbers
@@ -262,7 +283,7 @@ class GroupDetector:
             digits = 0
         rec, grew = state.account(caller, t, digits, call.answered, call.duration, rs)
         if state.seen_until - state.swept_at >= rs.member_idle_s:  # the key's own sweep
-            self._forget_ring(state.expire(state.seen_until, rs))
+            self._forget_ring(state.expire(state.seen_until, rs), state.seen_until)
         ring = state.ring
         if ring is None:
             # the judgement only changes when some caller's evidence does
@@ -278,7 +299,7 @@ class GroupDetector:
             ring = self._found(state, key, threshold, founders, t)
         elif grew and rec[STRENGTH] >= rs.join_strength and state.joins(rec, rs):
             state.enrol(caller, rs)
-            self.memberships.setdefault(caller, ring.ring_id)
+            self._joined(caller, ring.ring_id, t)
         if rec[RING_INDEX] < 0 or not ring.new_members:
             return None
         if ring.last_alert > -math.inf and t - ring.last_alert < rs.update_interval_s:
@@ -295,9 +316,14 @@ class GroupDetector:
         state.ring = ring
         for caller in founders:
             state.enrol(caller, rs)
-            self.memberships.setdefault(caller, ring.ring_id)
+            self._joined(caller, ring.ring_id, t)
         self.stats.rings += 1
         return ring
+
+    def _joined(self, caller: str, ring_id: str, t: float) -> None:
+        self.memberships.setdefault(caller, ring_id)
+        if self.membership_changes is not None:
+            self.membership_changes.append(Membership(caller, ring_id, t))
 
     def _alert(self, state: KeyState, ring: Ring, key: str, t: float) -> Alert:
         rs = self.settings.rings
@@ -350,7 +376,7 @@ class GroupDetector:
                 # and such a block is dropped (whatever its baseline), so drop it at once
                 del self.states[key]
                 continue
-            self._forget_ring(state.expire(now, rs))
+            self._forget_ring(state.expire(now, rs), now)
             if state.empty or (is_block(key) and not state.callers and state.ring is None):
                 del self.states[key]
             else:
@@ -361,12 +387,24 @@ class GroupDetector:
         self.stats.expired += gone
         return gone
 
-    def _forget_ring(self, ring: Ring | None) -> None:
+    def _forget_ring(self, ring: Ring | None, t: float) -> None:
+        """The ring ``ring`` (if any) ended at event time ``t``: its members are in it no more."""
         if ring is None:
             return
         for caller in ring.members:
             if self.memberships.get(caller) == ring.ring_id:
                 del self.memberships[caller]
+        if self.membership_changes is not None:
+            self.membership_changes.extend(Membership(caller, ring.ring_id, t, False)
+                                           for caller in ring.members)
+
+    def drain_memberships(self) -> list[Membership]:
+        """The joins and ring ends since the last call, in the order they happened (empty
+        unless ``track_memberships``)."""
+        changes = self.membership_changes or []
+        if self.membership_changes is not None:
+            self.membership_changes = []
+        return changes
 
     @property
     def tracked_numbers(self) -> int:

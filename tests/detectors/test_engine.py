@@ -276,3 +276,122 @@ def test_a_recorded_notice_listened_to_is_no_slow_dialer(cut_short: bool) -> Non
                           duration=talk if answered else 0, answered=answered, ring=25.0))
     alerts = run(Detector(load_settings()), calls)
     assert ("slow_dialer" in {a.profile for a in alerts}) is cut_short
+
+
+# ---------------------------------------------------------------------- ring memberships
+
+RING = "ring-00c0ffee0042"
+
+
+def test_a_member_number_alert_carries_its_ring_id() -> None:
+    det = Detector(load_settings(), track_touched=True)
+    calls = dialer_calls(n=200)
+    run(det, calls[:10])
+    caller = calls[0].caller
+    assert caller in det.states and det.drain_touched()
+    det.join_ring(caller, RING, calls[9].start)
+    assert det.ring_id_of(caller) == RING
+    assert det.drain_touched() == {caller}  # the state's table entry must be written
+    alerts = run(det, calls[10:])
+    assert alerts and all(a.ring_id == RING for a in alerts)
+    outsider = run(Detector(load_settings()), dialer_calls("+8617000000003", n=200))
+    assert outsider and all(a.ring_id is None for a in outsider)
+
+
+def test_a_number_stays_in_the_first_ring_it_joined_until_that_ring_ends() -> None:
+    det = Detector(load_settings())
+    calls = dialer_calls(n=10)
+    run(det, calls)
+    caller = calls[0].caller
+    det.join_ring(caller, RING, T0)
+    det.join_ring(caller, "ring-000000000002", T0 + 5)
+    det.leave_ring(caller, "ring-000000000002")  # another ring's end: still a member
+    assert det.ring_id_of(caller) == RING
+    det.leave_ring(caller, RING)
+    assert det.ring_id_of(caller) is None and det.states[caller].ring_id is None
+    det.join_ring(caller, "ring-000000000002", T0 + 9)
+    assert det.ring_id_of(caller) == "ring-000000000002"
+
+
+@pytest.mark.parametrize("calls_before", [0, 2])
+def test_a_membership_waits_for_its_number_to_get_full_state(calls_before: int) -> None:
+    """A member without full state (a bare count, or no call seen yet: the membership came
+    first) keeps it beside the count, and its state takes it at promotion."""
+    settings = load_settings()
+    det = Detector(settings)
+    calls = dialer_calls(n=200)
+    caller = calls[0].caller
+    run(det, calls[:calls_before])
+    assert caller not in det.states and (caller in det.light) == (calls_before > 0)
+    det.join_ring(caller, RING, calls[1].start)
+    assert det.waiting_rings == {caller: (RING, calls[1].start)}
+    run(det, calls[calls_before:settings.features.promote_after])
+    assert det.states[caller].ring_id == RING and not det.waiting_rings
+    assert det.states[caller].first_seen == T0  # the membership did not start the count
+    alerts = run(det, calls[settings.features.promote_after:])
+    assert alerts and all(a.ring_id == RING for a in alerts)
+
+
+def test_a_waiting_membership_ends_with_its_ring() -> None:
+    det = Detector(load_settings())
+    det.join_ring("+8617000000001", RING, T0)
+    det.leave_ring("+8617000000001", "ring-000000000002")
+    assert det.ring_id_of("+8617000000001") == RING
+    det.leave_ring("+8617000000001", RING)
+    assert not det.waiting_rings and det.ring_id_of("+8617000000001") is None
+
+
+def test_memberships_expire_with_their_numbers() -> None:
+    settings = load_settings()
+    idle = settings.features.idle_expiry_s
+    det = Detector(settings)
+    full, light, unseen = "+8617000000001", "+8617000000002", "+8617000000003"
+    run(det, dialer_calls(full, n=10) + dialer_calls(light, n=2))
+    for number in (full, light, unseen):
+        det.join_ring(number, RING, T0 + 20)
+    assert det.states[full].ring_id == RING and set(det.waiting_rings) == {light, unseen}
+    # the light number keeps calling now and then: its membership stays with its count
+    det.expire(T0 + 20 + idle / 2)
+    run(det, [Call(light, "+8613900000009", T0 + idle, 0, False)])
+    det.expire(T0 + idle + 60)
+    assert full not in det.states and set(det.waiting_rings) == {light}
+    det.expire(T0 + 2 * idle + 60)
+    assert not det.waiting_rings and not det.light and not det.states
+
+
+def test_an_impossible_ring_id_is_refused() -> None:
+    det = Detector(load_settings())
+    for bad in ("", "r" * 65):
+        with pytest.raises(ValueError):
+            det.join_ring("+8617000000001", bad, T0)
+    assert not det.waiting_rings
+
+
+def test_memberships_passed_on_after_each_call_tag_as_replay_does() -> None:
+    """The workers' way (the group detector's membership changes handed to the number
+    detector) tags the number alerts replay's chain tags, when nothing delays them."""
+    from detectors.composite import DetectorChain
+    from detectors.rings.detector import GroupDetector
+
+    from .helpers import pool_calls
+
+    settings = load_settings()
+    calls = sorted(pool_calls(members=6, calls_each=60, every=4.0)
+                   + dialer_calls("+8617000000009", n=300, t0=T0 + 50),
+                   key=lambda c: (c.start, c.caller, c.callee))
+    chain = DetectorChain.for_settings(settings)
+    expected = [a for c in calls for a in chain.observe(c) if a.kind == "number"]
+    groups = GroupDetector(settings, track_memberships=True)
+    det = Detector(settings)
+    got = []
+    for call in calls:
+        groups.observe(call)
+        for change in groups.drain_memberships():
+            if change.joined:
+                det.join_ring(change.number, change.ring_id, change.at)
+            else:
+                det.leave_ring(change.number, change.ring_id)
+        got += det.observe(call)
+    assert any(a.ring_id for a in expected) and any(a.ring_id is None for a in expected)
+    assert [(a.caller, a.detected_at, a.ring_id) for a in got] == [
+        (a.caller, a.detected_at, a.ring_id) for a in expected]

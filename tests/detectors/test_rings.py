@@ -133,6 +133,31 @@ def test_number_alerts_carry_their_ring_id() -> None:
     assert len(ring_ids) == 1 and tagged and {a.ring_id for a in tagged} == ring_ids
 
 
+def test_membership_changes_name_every_member_once_and_every_member_of_an_ended_ring() -> None:
+    pool = pool_calls(members=12, calls_each=8)
+    detector = GroupDetector(load_settings(), track_memberships=True)
+    alerts = run(detector, pool)
+    [ring_id] = {a.ring_id for a in alerts if a.kind == "ring"}
+    joins = detector.drain_memberships()
+    assert all(c.joined for c in joins) and detector.drain_memberships() == []
+    assert sorted(c.number for c in joins) == sorted(members(alerts))
+    assert {c.ring_id for c in joins} == {ring_id}
+    assert all(detector.ring_of(c.number) == ring_id for c in joins)
+    # a member joins at the call that made it one, before the alert that lists it as new
+    listed_at = {m: a.detected_at for a in reversed(alerts) for m in a.new_members or ()}
+    assert all(c.at <= listed_at[c.number] for c in joins)
+    assert all(min(p.start for p in pool if p.caller == c.number) < c.at for c in joins)
+    last = max(c.start for c in pool)
+    detector.expire(last + 2 * load_settings().rings.ring_idle_s)
+    ends = detector.drain_memberships()
+    assert sorted(c.number for c in ends) == sorted(members(alerts))
+    assert {(c.ring_id, c.joined) for c in ends} == {(ring_id, False)}
+    assert all(c.at > last for c in ends) and not detector.memberships
+    untracked = GroupDetector.example()
+    run(untracked, pool)
+    assert untracked.membership_changes is None and untracked.drain_memberships() == []
+
+
 def test_state_is_bounded_and_expires() -> None:
     detector = GroupDetector.example()
     peak = 0
