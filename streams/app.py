@@ -18,7 +18,10 @@ Data flow and topics: :mod:`streams.topology`.  The jobs live apart:
 * **groups** (a Faust agent, :mod:`streams.grouping`; with group detection on) reads
   ``dialguard.groups``, where ingest sent every call once per grouping key to the
   key's partition; one :class:`~detectors.rings.detector.GroupDetector` per partition,
-  key states in the groups table, ring alerts to ``dialguard.alerts``.
+  key states in the groups table, ring alerts to ``dialguard.alerts``, and ring
+  memberships (:mod:`streams.memberships`: who joined a ring, whose ring ended) back to
+  ``dialguard.calls``, each to the partition owning the member, where the detect stage
+  keeps them in the members' states and tags their number alerts with the ``ring_id``.
 * **control** (:mod:`streams.control`): every worker reads the whole control
   topic with its own group-less consumer, from the beginning, before it
   processes calls.
@@ -26,9 +29,10 @@ Data flow and topics: :mod:`streams.topology`.  The jobs live apart:
 ::
 
     cdr.raw ─ingest─┬─▶ dialguard.calls ──detect──▶ dialguard.alerts ◀─┐
-                    │        (by number)     ├─▶ state table            │ ring alerts
-                    │                        └─▶ references table       │
-                    ├─▶ dialguard.groups ─groups────────────────────────┘
+                    │   (by number)  ▲       ├─▶ state table           │ ring alerts
+                    │                │       └─▶ references table      │
+                    │                └── ring memberships (by member) ─┤
+                    ├─▶ dialguard.groups ─groups───────────────────────┘
                     │        (by grouping key)   └─▶ groups table
                     └─▶ cdr.rejected
 
@@ -38,9 +42,9 @@ ingest (or the detect stage) send to it keyed by the stage's key, and attach its
 processing with :meth:`Pipeline.add_stage`; its state goes in a table of its own
 (:func:`~streams.state.declare_state_table` with a codec for its values).
 
-Sends to ``dialguard.calls``, ``dialguard.groups`` and ``dialguard.alerts`` are forced
-(sent at once, not held until the source offset commits), which keeps detection latency
-in milliseconds; delivery is at least once.
+Sends to ``dialguard.calls`` (calls and memberships), ``dialguard.groups`` and
+``dialguard.alerts`` are forced (sent at once, not held until the source offset commits),
+which keeps detection latency in milliseconds; delivery is at least once.
 """
 
 from __future__ import annotations
@@ -118,7 +122,7 @@ class Pipeline:
             self.group_changelog = ChangelogWriter(app, topo.group_state)
             self.groups = PartitionGroups(self.tuning, options.partitions, topo.group_state,
                                           self.group_changelog, TopicAlertSink(topo.alerts),
-                                          self.metrics, self.counts)
+                                          self.metrics, self.counts, self._send_calls)
 
         # ------------------------------------------------------------ ingest
         self.ingest = Ingest(options, NumberNormaliser(settings.input.region), self.metrics,
@@ -368,7 +372,7 @@ class Pipeline:
         """One line of counts so far, when they moved since the last one."""
         shown = ("messages", "calls", "rejected", "batches", "detected", "alerts",
                  "group_batches", "grouped", "ring_alerts", "redelivered",
-                 "group_redelivered")
+                 "group_redelivered", "memberships")
         now = (*(self.counts.get(key, 0) for key in shown), self.commits.completed)
         if now != self._progress_shown:
             self._progress_shown = now

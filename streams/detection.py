@@ -11,6 +11,13 @@ Each detector's learned references of busy callers are loaded from the reference
 table with it, and written back when they changed and ``references_every`` seconds of
 event time passed (:class:`~streams.state.ReferencesChangelog`).
 
+The group stage also sends ring memberships here (:mod:`streams.memberships`), each to the
+partition that owns the member: every number that joined a ring, every member of a ring
+that ended.  They go into the member's state (:meth:`Detector.join_ring`,
+``leave_ring``), saved with it, and the member's number alerts from then on carry the
+ring's id.  They come later than in ``dialguard replay`` (after the group stage's buffer,
+through the topic): a number alerted before its membership arrives goes without it.
+
 After a buffer of batches, its alerts are sent and delivered, then the states it changed
 (and the references due) are written to the tables and their changelogs
 (:class:`~streams.state.ChangelogWriter`), and only then are its events acknowledged.
@@ -32,7 +39,9 @@ from detectors.config import Settings, build_settings
 from detectors.engine import Detector
 from detectors.records import Call, Rejected
 from streams.control import Tuning
-from streams.ingest import BATCH_DECODER, IN, OUT, Send, counted_copy
+from streams.ingest import BATCH_DECODER, IN, OUT, Send, counted_copy, partition_for
+from streams.memberships import DECODER as MEMBERSHIPS_DECODER
+from streams.memberships import is_memberships
 from streams.metrics import PipelineMetrics
 from streams.sinks import AlertSink
 from streams.state import ChangelogWriter, ReferencesChangelog, partition_states
@@ -75,7 +84,8 @@ class PartitionDetectors:
         self.counts = counts
         self.references = references
         for key in ("batches", "detected", "duplicates", "alerts", "bad_batches",
-                    "detect_rejected", "inbound_errors", "redelivered"):
+                    "detect_rejected", "inbound_errors", "redelivered", "memberships",
+                    "bad_memberships"):
             counts.setdefault(key, 0)
         #: the detectors of the partitions this worker owns
         self.detectors: dict[int, Detector] = {}
@@ -122,6 +132,10 @@ class PartitionDetectors:
             message = event.message
             partition = message.partition
             where = f"{message.topic}/{partition}@{message.offset}"
+            if is_memberships(event.value):
+                if self.run_memberships(partition, event.value, where):
+                    flushed.add(partition)
+                continue
             try:
                 found, arrived, n, latest = self.run_batch(partition, event.value, rejected, where,
                                                            message.offset)
@@ -202,6 +216,40 @@ class PartitionDetectors:
             self.counts["duplicates"] += duplicates
             self.metrics.duplicate(duplicates)
         return alerts, batch.arrived, len(batch.calls), newest
+
+    def run_memberships(self, partition: int, value: bytes, source: str = "") -> int:
+        """Apply a :class:`~streams.memberships.MembershipBatch` to the partition's detector;
+        the changes applied.
+
+        A message that does not decode, and a change for a number this partition does not
+        own or with an impossible ring id, are skipped and counted (``bad_memberships``).
+        """
+        try:
+            changes = MEMBERSHIPS_DECODER.decode(value).changes
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.error("%s: not a batch of ring memberships, skipped: %s", source, exc)
+            self.counts["bad_memberships"] += 1
+            return 0
+        det = self.detector(partition)
+        applied = 0
+        for change in changes:
+            if partition_for(change.number, self.partitions) != partition:
+                log.error("%s: a ring membership for a number of another partition, skipped",
+                          source)
+                self.counts["bad_memberships"] += 1
+                continue
+            try:
+                if change.joined:
+                    det.join_ring(change.number, change.ring_id, change.at)
+                else:
+                    det.leave_ring(change.number, change.ring_id)
+            except ValueError as exc:
+                log.error("%s: a ring membership was skipped: %s", source, exc)
+                self.counts["bad_memberships"] += 1
+                continue
+            applied += 1
+        self.counts["memberships"] += applied
+        return applied
 
     def _failed(self, call: Call, outbound: bool, counted: bool, exc: Exception, source: str,
                 rejected: list[Rejected] | None) -> None:

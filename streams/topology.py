@@ -3,9 +3,10 @@
 Data flow (topic names are options; defaults shown)::
 
     cdr.raw ─ingest─▶ dialguard.calls (repartitioned by calling number) ─detect─▶ dialguard.alerts
-               │                                       references table ◀──┤        ▲
-               │                                        state table ◀──────┘        │
-               ├──▶ dialguard.groups (by grouping key) ─groups─────────────────────┘ (rings)
+               │              ▲                        references table ◀──┤        ▲
+               │              │                         state table ◀──────┘        │
+               │              └── ring memberships (by member) ─┐                   │
+               ├──▶ dialguard.groups (by grouping key) ─groups──┴───────────────────┘ (rings)
                │                                           └──▶ groups table
                └──▶ cdr.rejected
     dialguard.control ──(every worker reads all of it)──▶ live settings and allowlist
@@ -13,7 +14,11 @@ Data flow (topic names are options; defaults shown)::
 Every table is changelog-backed: the state table (per number), the references table
 (one entry per partition of ``dialguard.calls``: its detector's learned references) and
 the groups table.  ``dialguard.groups`` and the groups table exist only
-with group detection on (``[rings].enabled``, ``dialguard worker --rings/--no-rings``).
+with group detection on (``[rings].enabled``, ``dialguard worker --rings/--no-rings``);
+the group stage then also sends ring memberships to ``dialguard.calls``, each to the
+partition of its member (:mod:`streams.memberships`): no topic of their own, so that they
+reach the partition, detector and state-table entry of their number whatever the
+assignment.
 
 The agents that read these topics are attached in :mod:`streams.app`.
 """

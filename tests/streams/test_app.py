@@ -11,12 +11,15 @@ from unittest.mock import patch
 import orjson
 import pytest
 
-from detectors.config import load_settings
+from detectors.config import load_settings, with_override
 from detectors.engine import Detector
 from detectors.features import NumberState
 from detectors.records import Call
+from detectors.rings.detector import Membership
 from streams.app import Pipeline, alert_rows
 from streams.ingest import BATCH_DECODER, BATCH_ENCODER, IN, OUT, encode_batch, partition_for
+from streams.memberships import ENCODER as MEMBERSHIPS_ENCODER
+from streams.memberships import MembershipBatch, encode_by_partition, is_memberships
 from streams.state import StateCodec
 
 from .helpers import FakeBatchProducer, Sent, of
@@ -420,7 +423,7 @@ def test_progress_is_logged_when_counts_move(
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("progress")]
     assert lines == ["progress: 12 messages, 30 calls, 0 rejected, 0 batches, 25 detected, "
                      "0 alerts, 0 group batches, 0 grouped, 0 ring alerts, 0 redelivered, "
-                     "0 group redelivered, 0 offset commits"]
+                     "0 group redelivered, 0 memberships, 0 offset commits"]
 
 
 def test_a_buffer_slower_than_slow_buffer_s_is_logged(
@@ -465,3 +468,84 @@ def test_a_commit_that_does_not_end_is_logged_once(
     assert warned == ["an offset commit has been in progress for 31 s (Faust flushes the "
                       "producer first: state, alerts or rejections not yet delivered); "
                       "nothing processed since is committed"]
+
+
+# ---------------------------------------------------------------------- ring memberships
+
+RING = "ring-00c0ffee0042"
+
+
+def _events_of(partition: int, values: list[bytes]) -> list[Any]:
+    return [SimpleNamespace(value=v, message=SimpleNamespace(
+        topic="dialguard.calls", partition=partition, offset=i)) for i, v in enumerate(values)]
+
+
+def _memberships(changes: list[Membership], partitions: int, partition: int) -> bytes:
+    [value] = encode_by_partition(changes, partitions)[partition]
+    return value
+
+
+def test_the_detect_stage_keeps_a_membership_in_the_member_state(
+    make_pipeline: Callable[..., Pipeline], sent: Sent
+) -> None:
+    pipeline = make_pipeline(partitions=4)
+    member, newcomer = "+8617000000001", "+8617000000003"
+    p = partition_for(member, 4)
+    assert partition_for(newcomer, 4) == p  # chosen so: one partition, one message
+    calls = campaign(member)
+    rows = [(OUT | IN, c) for c in calls]
+    news = _memberships([Membership(member, RING, calls[9].start),
+                         Membership(newcomer, RING, calls[9].start)], 4, p)
+    asyncio.run(pipeline.detection.process(_events_of(p, [
+        encode_batch(rows[:10], 1.0), news, encode_batch(rows[10:], 1.0)])))
+    [alert] = [orjson.loads(kw["value"]) for kw in of(sent, "dialguard.alerts")]
+    assert (alert["caller"], alert["ring_id"]) == (member, RING)
+    assert pipeline.counts["memberships"] == 2 and pipeline.counts["bad_memberships"] == 0
+    det = pipeline.parts[p]
+    # the newcomer has made no call here yet: it waits beside the states, in memory only
+    assert det.waiting_rings == {newcomer: (RING, calls[9].start)}
+    newest = {key.decode(): value for _, _, key, value in pipeline.changelog_sent}  # type: ignore[attr-defined]
+    assert StateCodec().loads(newest[member]).ring_id == RING and newcomer not in newest
+    pipeline.detection.revoke([p])
+    assert pipeline.detection.detector(p).states[member].ring_id == RING
+
+
+def test_a_ring_end_takes_the_ring_id_off_its_members_alerts(
+    make_pipeline: Callable[..., Pipeline], sent: Sent
+) -> None:
+    pipeline = make_pipeline(settings=with_override(load_settings(), "alerts.cooldown_s", 60))
+    calls = campaign(n=400)
+    rows = [(OUT | IN, c) for c in calls]
+    asyncio.run(pipeline.detection.process(_events_of(0, [
+        _memberships([Membership(calls[0].caller, RING, calls[0].start)], 1, 0),
+        encode_batch(rows[:200], 1.0),
+        _memberships([Membership(calls[0].caller, RING, calls[199].start, False)], 1, 0),
+        encode_batch(rows[200:], 1.0)])))
+    alerts = [orjson.loads(kw["value"]) for kw in of(sent, "dialguard.alerts")]
+    before = [a.get("ring_id") for a in alerts if a["detected_at"] <= calls[199].start]
+    after = [a.get("ring_id") for a in alerts if a["detected_at"] > calls[199].start]
+    assert before and after and set(before) == {RING} and set(after) == {None}
+
+
+def test_bad_membership_messages_are_skipped_and_counted_never_fatal(
+    make_pipeline: Callable[..., Pipeline], sent: Sent, caplog: pytest.LogCaptureFixture
+) -> None:
+    pipeline = make_pipeline(partitions=4)
+    member, elsewhere = "+8617000000001", "+8613800000003"
+    p = partition_for(member, 4)
+    assert partition_for(elsewhere, 4) != p
+    changes = [Membership(elsewhere, RING, 1.7e9), Membership(member, "", 1.7e9),
+               Membership(member, RING, 1.7e9)]
+    mixed = MEMBERSHIPS_ENCODER.encode(MembershipBatch(changes))
+    undecodable = _memberships([Membership(member, RING, 1.7e9)], 4, p)[:-3]
+    wrong_shape = MEMBERSHIPS_ENCODER.encode(["memberships/1", [["+86", 1, 2]]])
+    assert is_memberships(undecodable) and is_memberships(wrong_shape)
+    rows = [(OUT | IN, c) for c in campaign(member)]
+    asyncio.run(pipeline.detection.process(_events_of(p, [
+        undecodable, wrong_shape, mixed, encode_batch(rows, 1.0)])))
+    assert pipeline.counts["bad_memberships"] == 4  # two messages, two changes of the third
+    assert pipeline.counts["memberships"] == 1 and pipeline.counts["bad_batches"] == 0
+    [alert] = [orjson.loads(kw["value"]) for kw in of(sent, "dialguard.alerts")]
+    assert (alert["caller"], alert["ring_id"]) == (member, RING)
+    assert elsewhere not in pipeline.parts[p].waiting_rings
+    assert "+86" not in caplog.text  # numbers are personal data: never logged
