@@ -12,9 +12,10 @@ consumer groups' committed offsets, so it holds after a ``kill -9``.
 * **processed**: forwarded calls below the detect group's (``<app id>``) committed
   offsets, less the ``detect_error`` rejections (a call whose detection raised);
 * **pending**: raw messages above the ingest group's (``<app id>-ingest``)
-  committed offsets, forwarded calls above the detect group's, and messages of
+  committed offsets, forwarded calls above the detect group's, messages of
   ``dialguard.groups`` (the group stage's input, where it exists) above the same
-  group's committed offsets.
+  group's committed offsets, and the group stage's ring memberships in
+  ``dialguard.calls`` (:mod:`streams.memberships`; they carry no record) above them.
 
 Once nothing is pending, ``produced == processed + rejected`` (rejected: ingest
 and detection); delivery is at least once, so a crash can make the right side
@@ -30,6 +31,7 @@ import msgspec
 import orjson
 
 from streams.ingest import BATCH_DECODER, counted_copy
+from streams.memberships import is_memberships
 from streams.options import Topics
 
 
@@ -47,6 +49,9 @@ class Reconciliation:
     bad_batches: int = 0
     #: messages of the groups topic the group stage has not committed yet
     pending_group_batches: int = 0
+    #: ring-membership messages in the calls topic, and those not committed yet
+    membership_messages: int = 0
+    pending_membership_messages: int = 0
 
     @property
     def processed(self) -> int:
@@ -63,7 +68,7 @@ class Reconciliation:
     @property
     def pending(self) -> bool:
         return (self.pending_raw_messages > 0 or self.pending_calls > 0
-                or self.pending_group_batches > 0)
+                or self.pending_group_batches > 0 or self.pending_membership_messages > 0)
 
     @property
     def lost(self) -> int:
@@ -86,7 +91,8 @@ class Reconciliation:
             f"processed {self.processed:,}, rejected {self.rejected:,} "
             f"(ingest {self.ingest_rejected:,}, detection {self.detect_rejected:,})",
             f"pending: {self.pending_raw_messages:,} raw messages, {self.pending_calls:,} calls, "
-            f"{self.pending_group_batches:,} group batches",
+            f"{self.pending_group_batches:,} group batches, "
+            f"{self.pending_membership_messages:,} ring-membership messages",
         ]
         if self.redelivered:
             lines.append(f"redelivered (at least once, after a crash): {self.redelivered:,}")
@@ -141,7 +147,23 @@ async def reconcile(bootstrap: list[str], app_id: str, topics: Topics) -> Reconc
             result.ingest_rejected += 1
         elif source.startswith(f"{topics.calls}/"):
             result.detect_rejected += 1
-    for partition, offset, value in await read_topic(bootstrap, topics.calls):
+    count_calls(result, await read_topic(bootstrap, topics.calls), detect_done)
+    for partition, offset, _ in await read_topic(bootstrap, topics.groups):
+        if offset >= groups_done.get(partition, 0):
+            result.pending_group_batches += 1
+    return result
+
+
+def count_calls(result: Reconciliation, messages: list[tuple[int, int, bytes | None]],
+                done: dict[int, int]) -> None:
+    """Add the messages of ``dialguard.calls`` (``(partition, offset, value)``) to ``result``,
+    those below the committed offsets ``done`` (by partition) as detected."""
+    for partition, offset, value in messages:
+        pending = offset >= done.get(partition, 0)
+        if is_memberships(value):
+            result.membership_messages += 1
+            result.pending_membership_messages += pending
+            continue
         try:
             batch = BATCH_DECODER.decode(value or b"")
             outbound = sum(map(counted_copy, batch.flags, batch.calls))
@@ -149,14 +171,10 @@ async def reconcile(bootstrap: list[str], app_id: str, topics: Topics) -> Reconc
             result.bad_batches += 1
             continue
         result.forwarded += outbound
-        if offset < detect_done.get(partition, 0):
-            result.detected += outbound
-        else:
+        if pending:
             result.pending_calls += outbound
-    for partition, offset, _ in await read_topic(bootstrap, topics.groups):
-        if offset >= groups_done.get(partition, 0):
-            result.pending_group_batches += 1
-    return result
+        else:
+            result.detected += outbound
 
 
 async def _committed(admin: Any, group: str, topic: str) -> dict[int, int]:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
+from detectors.records import Call
+from detectors.rings.detector import Membership
 from streams.cli import main
-from streams.reconcile import Reconciliation, records_in
+from streams.ingest import IN, OUT, encode_batch
+from streams.memberships import encode_by_partition
+from streams.reconcile import Reconciliation, count_calls, records_in
 
 
 def test_balanced_pending_redelivered_and_lost() -> None:
@@ -37,3 +41,20 @@ def test_records_are_counted_as_ingest_counts_them() -> None:
 def test_reconcile_command_is_registered() -> None:
     result = CliRunner().invoke(main, ["reconcile", "--help"])
     assert result.exit_code == 0 and "--app-id" in result.output
+
+
+def test_ring_memberships_in_the_calls_topic_are_pending_until_committed_never_calls() -> None:
+    call = Call("+8613800000001", "+8613900000002", 1.7e9, 0, False)
+    calls = encode_batch([(OUT | IN, call), (OUT, call)], 1.0)
+    [[news]] = encode_by_partition([Membership(call.caller, "ring-0123456789ab", 1.7e9)],
+                                   1).values()
+    messages: list[tuple[int, int, bytes | None]] = [(0, 0, calls), (0, 1, news),
+                                                    (0, 2, b"junk"), (0, 3, news)]
+    result = Reconciliation(produced=2)
+    count_calls(result, messages, {0: 2})
+    assert (result.forwarded, result.detected, result.bad_batches) == (2, 2, 1)
+    assert (result.membership_messages, result.pending_membership_messages) == (2, 1)
+    assert result.pending and "1 ring-membership messages" in result.render()
+    done = Reconciliation(produced=2)
+    count_calls(done, messages, {0: 4})
+    assert done.balanced and done.pending_membership_messages == 0
