@@ -11,8 +11,9 @@ constructor without arguments.  Each must keep these:
 - a :class:`~detectors.protocol.PartDetector`'s table state survives its binary form: the
   values a changelog table would hold, written and read back mid-stream, change nothing;
 - calls with every optional field missing, or odd but valid values, never crash;
-- alerts follow CONTRACT section 2 (number alerts name a caller, ring alerts a stable
-  ``ring_id``, all members and the new ones, never a callee number in the clear).
+- alerts follow CONTRACT section 2 (number alerts name a caller and may carry the
+  ``ring_id`` of their ring, ring alerts a stable ``ring_id``, all members and the new
+  ones, never a callee number in the clear).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import pytest
 
 import detectors
 from detectors.alerts import Alert
+from detectors.composite import DetectorChain
 from detectors.config import build_settings, load_settings, with_override
 from detectors.engine import Detector
 from detectors.features import NumberState
@@ -155,10 +157,14 @@ def test_alerts_follow_the_contract(factory: Callable[[], Any]) -> None:
     calls = stream()
     callees = {c.callee for c in calls} - {c.caller for c in calls}
     ring_ids: dict[str, str] = {}
+    tagged = 0
     for alert in run(factory(), calls):
         assert alert["kind"] in ("number", "ring")
         if alert["kind"] == "number":
             assert isinstance(alert["caller"], str) and alert["caller"].startswith("+")
+            if "ring_id" in alert:  # the ring the number is a member of
+                assert re.fullmatch(r"ring-[0-9a-f]{12}", alert["ring_id"])
+                tagged += 1
         else:
             members, new = alert["members"], alert["new_members"]
             assert members and all(m.startswith("+") for m in members)
@@ -171,6 +177,8 @@ def test_alerts_follow_the_contract(factory: Callable[[], Any]) -> None:
         assert alert["first_seen"] <= alert["detected_at"]
         text = str(alert)
         assert not any(callee in text or callee[1:] in text for callee in callees)
+    if isinstance(factory(), DetectorChain):  # with group detection: members are tagged
+        assert tagged
 
 
 def test_same_seed_same_model_scores() -> None:
