@@ -307,8 +307,9 @@ class Detector:
         The membership is kept in the number's state (saved with it); a number without
         full state keeps it in :attr:`waiting_rings` until it gets one.
         """
-        if not ring_id or len(ring_id) > MAX_RING_ID:
-            raise ValueError(f"a ring id of {len(ring_id)} characters")
+        _check_ring_id(ring_id)
+        if not math.isfinite(at):
+            raise ValueError(f"a ring membership at {at}")
         state = self.states.get(number)
         if state is None:
             self.waiting_rings.setdefault(number, (ring_id, at))
@@ -319,13 +320,16 @@ class Detector:
 
     def leave_ring(self, number: str, ring_id: str) -> None:
         """Ring ``ring_id`` ended: ``number``, if a member of it, is in no ring any more."""
+        _check_ring_id(ring_id)
         state = self.states.get(number)
         if state is not None:
             if state.ring_id == ring_id:
                 state.ring_id = None
                 if self.touched is not None:
                     self.touched.add(number)
-        elif self.waiting_rings.get(number, ("",))[0] == ring_id:
+            return
+        waiting = self.waiting_rings.get(number)
+        if waiting is not None and waiting[0] == ring_id:
             del self.waiting_rings[number]
 
     def ring_id_of(self, number: str) -> str | None:
@@ -512,3 +516,8 @@ class Detector:
     def tracked_numbers(self) -> int:
         """Numbers with any state: full (``states``) or a bare call count (``light``)."""
         return len(self.states) + len(self.light)
+
+
+def _check_ring_id(ring_id: str) -> None:
+    if not ring_id or len(ring_id) > MAX_RING_ID:
+        raise ValueError(f"a ring id of {len(ring_id)} characters")

@@ -243,8 +243,9 @@ class PartitionDetectors:
                     det.join_ring(change.number, change.ring_id, change.at)
                 else:
                     det.leave_ring(change.number, change.ring_id)
-            except ValueError as exc:
-                log.error("%s: a ring membership was skipped: %s", source, exc)
+            except Exception as exc:  # one change's error must never fail the stage
+                # the type only: an exception's text may quote a number
+                log.error("%s: a ring membership was skipped (%s)", source, type(exc).__name__)
                 self.counts["bad_memberships"] += 1
                 continue
             applied += 1

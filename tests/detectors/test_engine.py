@@ -359,11 +359,16 @@ def test_memberships_expire_with_their_numbers() -> None:
     assert not det.waiting_rings and not det.light and not det.states
 
 
-def test_an_impossible_ring_id_is_refused() -> None:
+def test_an_impossible_ring_id_or_time_is_refused() -> None:
     det = Detector(load_settings())
     for bad in ("", "r" * 65):
         with pytest.raises(ValueError):
             det.join_ring("+8617000000001", bad, T0)
+        with pytest.raises(ValueError):
+            det.leave_ring("+8617000000001", bad)
+    for when in (float("nan"), float("inf")):
+        with pytest.raises(ValueError):
+            det.join_ring("+8617000000001", RING, when)
     assert not det.waiting_rings
 
 

@@ -535,7 +535,8 @@ def test_bad_membership_messages_are_skipped_and_counted_never_fatal(
     p = partition_for(member, 4)
     assert partition_for(elsewhere, 4) != p
     changes = [Membership(elsewhere, RING, 1.7e9), Membership(member, "", 1.7e9),
-               Membership(member, RING, 1.7e9)]
+               Membership(member, "", 1.7e9, joined=False),
+               Membership(member, RING, float("nan")), Membership(member, RING, 1.7e9)]
     mixed = MEMBERSHIPS_ENCODER.encode(MembershipBatch(changes))
     undecodable = _memberships([Membership(member, RING, 1.7e9)], 4, p)[:-3]
     wrong_shape = MEMBERSHIPS_ENCODER.encode(["memberships/1", [["+86", 1, 2]]])
@@ -543,7 +544,7 @@ def test_bad_membership_messages_are_skipped_and_counted_never_fatal(
     rows = [(OUT | IN, c) for c in campaign(member)]
     asyncio.run(pipeline.detection.process(_events_of(p, [
         undecodable, wrong_shape, mixed, encode_batch(rows, 1.0)])))
-    assert pipeline.counts["bad_memberships"] == 4  # two messages, two changes of the third
+    assert pipeline.counts["bad_memberships"] == 6  # two messages, four changes of the third
     assert pipeline.counts["memberships"] == 1 and pipeline.counts["bad_batches"] == 0
     [alert] = [orjson.loads(kw["value"]) for kw in of(sent, "dialguard.alerts")]
     assert (alert["caller"], alert["ring_id"]) == (member, RING)
