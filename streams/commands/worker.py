@@ -181,4 +181,7 @@ def worker_command(
         print(f"dialguard worker: stopped; {c['messages']} messages, {c['calls']} calls, "
               f"{c['rejected']} rejected, {c['alerts']} alerts, "
               f"{c.get('detect_rejected', 0)} rejected by detection, "
-              f"{c.get('ring_alerts', 0)} ring alerts", file=sys.stderr)
+              f"{c.get('ring_alerts', 0)} ring alerts, "
+              f"{c.get('memberships_sent', 0)} ring memberships sent, "
+              f"{c.get('memberships', 0)} applied, {c.get('bad_memberships', 0)} skipped",
+              file=sys.stderr)

@@ -5,7 +5,9 @@ links whole, and a few small rings) goes through ``dialguard replay`` and throug
 ``dialguard worker`` whose calls and groups topics have 4 partitions: the ring stage runs
 as one group detector per groups partition, each key's calls on the partition of its key.
 Every ring alert must be replay's: the same ``ring_id``, members, new members and event
-time; the number alerts name the same numbers.  The worker's metrics count
+time; the number alerts name the same numbers, and a number alert that carries a ``ring_id``
+names a ring its number joins in replay (whether it carries one depends on how fast the
+membership travelled from the group stage: not checked).  The worker's metrics count
 the rings it found.  A worker stopped halfway through the pool's life and replaced by a
 new one (same app id) resumes the group state from the changelog: together they raise
 replay's ring alerts over the whole day.  Waits are on committed offsets (every stage
@@ -27,9 +29,12 @@ from typing import Any
 
 import orjson
 
+from detectors.config import load_settings
 from detectors.numbers import NumberNormaliser
 from detectors.records import Call
+from detectors.rings.detector import GroupDetector
 from formats.json_lines import JsonLines, write_json_lines
+from formats.reading import read_paths
 from streams.brokers import unique_tag
 from streams.options import Topics, kafka_bootstrap
 from streams.reconcile import Reconciliation, read_topic, reconcile
@@ -65,6 +70,17 @@ def _replay(data: Path, tmp_path: Path) -> list[dict[str, Any]]:
     subprocess.run([*CLI, "replay", str(data), "--alerts", str(out), "--no-progress"],
                    cwd=ROOT, capture_output=True, timeout=300, check=True)
     return [orjson.loads(line) for line in out.read_bytes().splitlines()]
+
+
+def _replay_joins(data: Path) -> set[tuple[str, str]]:
+    """(number, ring id) of every number replay's group detection enrols in a ring."""
+    settings = load_settings()
+    groups = GroupDetector(settings, track_memberships=True)
+    for record in read_paths([data], "auto", NumberNormaliser(settings.input.region),
+                             settings.input):
+        if type(record) is Call:
+            groups.observe(record)
+    return {(c.number, c.ring_id) for c in groups.drain_memberships() if c.joined}
 
 
 def _produce(broker: Any, data: Path, topic: str) -> None:
@@ -114,9 +130,13 @@ def test_workers_report_the_rings_replay_reports(kafka_broker: Any, tmp_path: Pa
     # and a callee's inbound side is counted on another partition than its caller's calls.
     assert {a["caller"] for a in alerts if a["kind"] == "number"} == {
         a["caller"] for a in expected if a["kind"] == "number"}
-    # in the workers, number alerts do not carry the ring id (the per-number stage does not
-    # know rings); replay's do where the number is a member
-    assert not any(a.get("ring_id") for a in alerts if a["kind"] == "number")
+    # a number alert's ring id comes from the group stage through dialguard.calls: how many
+    # carry one depends on timing, but the ring named is one its number joins in replay
+    joins = _replay_joins(data)
+    assert {ring_id for _, ring_id in joins} >= {r for r, *_ in expected_rings}
+    tagged = {(a["caller"], a["ring_id"]) for a in alerts
+              if a["kind"] == "number" and a.get("ring_id")}
+    assert tagged <= joins
 
     # the groups topic and the group table's changelog have the partitions asked for
     groups = asyncio.run(read_topic(kafka_bootstrap(kafka_broker.url), topics.groups))
@@ -138,6 +158,13 @@ def test_workers_report_the_rings_replay_reports(kafka_broker: Any, tmp_path: Pa
     _stop(proc)
     summary = re.search(r"(\d+) ring alerts", log.read_text())
     assert summary and int(summary.group(1)) == len(expected_rings), log.read_text()[-2000:]
+    # every membership the group stage sent reached the detect stage, on its number's
+    # partition (settled: none is pending in dialguard.calls); more if some came twice
+    news = re.search(r"(\d+) ring memberships sent, (\d+) applied, (\d+) skipped",
+                     log.read_text())
+    assert news, log.read_text()[-2000:]
+    sent, applied, skipped = map(int, news.groups())
+    assert skipped == 0 and applied >= sent >= len(joins)
 
 
 def test_a_replaced_worker_resumes_the_rings_from_the_changelog(
