@@ -161,7 +161,7 @@ class CircleSettings:
     """The call-graph sketch (:mod:`detectors.circles`); see ``[circles]`` in defaults.toml."""
 
     enabled: bool = False
-    bits: int = 24
+    bits: int = 26
     generation_s: float = 43200.0
 
 

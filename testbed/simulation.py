@@ -159,6 +159,9 @@ class SimConfig:
     malformed_rate: float = 0.0005
     late_rate: float = 0.01  # share of records delivered a few seconds late
     iso_time_rate: float = 0.1  # share of JSON records with an ISO-8601 start
+    #: days of ordinary subscribers' calls before the day (same people, same contacts): the
+    #: history a carrier's detector has seen (wide world only)
+    history_days: int = 0
 
     @classmethod
     def preset(cls, size: str, **overrides: Any) -> SimConfig:

@@ -22,6 +22,10 @@ Classes (``labels.classes``; finer kinds in ``labels.meta["kinds"]``):
 * withheld callers (legitimate and abusive) are records, not numbers: counted
   per class of the hidden caller in ``labels.meta["withheld_calls"]``.
 
+``SimConfig.history_days`` adds days of the same subscribers calling their contacts
+before the day (who knows whom, as a carrier's earlier records show it); the day itself
+is the same (see ``benchmarks/circle_history.py``).
+
 Campaigns (``labels.campaigns``) hold every member of an operation, pools and
 multi-number dialers included; legitimate groups (privacy pools, a company's
 lines) are in ``labels.meta["groups"]``.
@@ -70,6 +74,7 @@ def recipes(config: SimConfig) -> list[tuple[Recipe, Callable[[WorldContext], in
         (population.network, once),
         (population.leaked_lists, once),
         (population.subscribers, once),
+        (population.history, once),
         (legitimate.courier, _count(config, "couriers", 0)),
         (legitimate.dispatch, _count(config, None, 5)),
         (legitimate.ride_confirm, _count(config, None, 3)),

@@ -764,6 +764,8 @@ def simulate_world(world: str, config: SimConfig | None = None, seed: int = 0
     ...
     ValueError: unknown world 'nowhere': standard, hard or wide
     """
+    if config is not None and config.history_days and world != "wide":
+        raise ValueError(f"history_days is modelled by the wide world only, not {world!r}")
     if world == "standard":
         return simulate(config, seed)
     if world == "hard":

@@ -140,7 +140,7 @@ def deliver(ctx: WorldContext, world: str) -> Day:
     """Close the context: settle the labels and decide how every record is delivered."""
     cfg, rng = ctx.config, ctx.rng
     raw = ctx.sink.columns()
-    keep = (raw["t"] >= cfg.start) & (raw["t"] < ctx.end)
+    keep = (raw["t"] >= cfg.start - cfg.history_days * 86400.0) & (raw["t"] < ctx.end)
     order = np.argsort(raw["t"][keep], kind="stable")
     cols = {k: v[keep][order] for k, v in raw.items()}
     cols["ring"] = np.round(cols["ring"], 1)

@@ -26,6 +26,7 @@ from collections.abc import Callable
 import numpy as np
 
 from testbed.recipes.context import Population, WorldContext
+from testbed.recipes.parts import DayClock
 from testbed.simulation import (
     _INTERCONNECT_TRUNKS,
     _MOBILE_TRUNKS,
@@ -210,6 +211,26 @@ def subscribers(ctx: WorldContext) -> None:
     personal(ctx, ctx.clock.times(_ORDINARY_HOURS, m2), caller, people.numbers[target],
              pick_up[target], ctx.home_trunks(caller), follow_up=np.ones(m2, dtype=bool))
     ctx.book.label(np.unique(np.concatenate([people.numbers[who], caller])), "ordinary")
+
+
+def history(ctx: WorldContext) -> None:
+    """``config.history_days`` days before the day of the same subscribers calling their
+    contacts (:func:`subscribers`, with the seed's priors): who knows whom, as a carrier's
+    records of the weeks before show it.  Drawn from a generator of its own, so the day
+    itself is the day without history."""
+    days = ctx.config.history_days
+    if days <= 0:
+        return
+    rng, clock = ctx.rng, ctx.clock
+    ctx.rng = np.random.default_rng([ctx.seed, 0x4849])
+    try:
+        for back in range(days, 0, -1):
+            shift = back * 86400.0
+            ctx.clock = DayClock(clock.start - shift, clock.end - shift, clock.offset / 3600.0,
+                                 ctx.rng)
+            subscribers(ctx)
+    finally:
+        ctx.rng, ctx.clock = rng, clock
 
 
 def cover(ctx: WorldContext, me: int, trunk: int) -> None:

@@ -206,3 +206,26 @@ def test_cli_simulate_wide(tmp_path):
     for cls in labels["classes"].values():
         per_class[cls] += 1
     assert set(per_class) == set(WIDE_CLASSES)
+
+
+def test_history_days_add_ordinary_calls_before_the_day_and_leave_the_day_alone():
+    plain = simulate_wide(SMALL, 3)
+    with_history = simulate_wide(SimConfig.preset("small", history_days=2), 3)
+    start = with_history.labels.meta["start"]
+    t = with_history.cols["t"]
+    before = t < start
+    assert before.any() and t.min() >= start - 2 * 86400
+    # the history is the same people calling their contacts: every caller in it is ordinary
+    history_callers = {"+" + str(v) for v in with_history.cols["caller"][before].tolist()}
+    assert {with_history.labels.class_of(n) for n in history_callers} == {"ordinary"}
+    # the day itself: the same operations and the same calls as without history
+    assert with_history.labels.campaigns == plain.labels.campaigns
+    assert np.array_equal(t[~before], plain.cols["t"])
+    assert np.array_equal(with_history.cols["caller"][~before], plain.cols["caller"])
+    again = simulate_wide(SimConfig.preset("small", history_days=2), 3)
+    assert np.array_equal(again.cols["t"], t)
+
+
+def test_history_days_are_the_wide_world_s_only():
+    with pytest.raises(ValueError, match="wide world only"):
+        simulate_world("standard", SimConfig.preset("small", history_days=1), 1)
