@@ -4,7 +4,9 @@
 argument parsing, output files and progress.  It drives the same
 :class:`~detectors.engine.Detector` that the Faust workers drive, alone or, with group
 detection on, beside the :class:`~detectors.rings.detector.GroupDetector` in one
-:class:`~detectors.composite.DetectorChain` (one deduplication, one per-call path).
+:class:`~detectors.composite.DetectorChain` (one deduplication, one per-call path), or
+with the group detector in a process of its own (:mod:`streams.group_process`), whose
+alerts come a batch late: a detector with a ``flush`` method gives the rest at the end.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from detectors.alerts import Alert
-from detectors.composite import DetectorChain
 from detectors.engine import Detector
 from detectors.protocol import CallDetector
 from detectors.records import WITHHELD, Call, Rejected
@@ -126,7 +127,8 @@ def replay(
     summary = ReplaySummary()
     started = time.perf_counter()
     if metrics is not None:
-        engine = detector.part(Detector) if isinstance(detector, DetectorChain) else detector
+        part = getattr(detector, "part", None)
+        engine = part(Detector) if part is not None else detector
         if isinstance(engine, Detector):
             engine.on_model_score = metrics.model_scored
     observe = detector.observe
@@ -137,6 +139,16 @@ def replay(
     first_event: float | None = None
     batch_wall = wall_clock()
     duplicates_before = detector.stats.duplicates
+
+    def emit(alert: Alert, arrival_wall: float) -> None:
+        summary.alerts[alert.profile] += 1
+        if alert.ring_id is not None and alert.kind == "ring":
+            summary.rings.add(alert.ring_id)
+            summary.ring_members.update(alert.new_members or ())
+        on_alert(alert)
+        if metrics is not None:
+            metrics.alert_raised(alert, arrival_wall, wall_clock())
+
     for record in records:
         read += 1
         in_batch += 1
@@ -149,13 +161,7 @@ def replay(
                 if first_event is None:
                     first_event = start
             for alert in observe(record):
-                summary.alerts[alert.profile] += 1
-                if alert.ring_id is not None and alert.kind == "ring":
-                    summary.rings.add(alert.ring_id)
-                    summary.ring_members.update(alert.new_members or ())
-                on_alert(alert)
-                if metrics is not None:
-                    metrics.alert_raised(alert, batch_wall, wall_clock())
+                emit(alert, batch_wall)
         else:
             assert isinstance(record, Rejected)
             summary.rejected[record.reason] += 1
@@ -174,6 +180,10 @@ def replay(
                 progress(in_batch)
             in_batch = batch_withheld = 0
             batch_wall = wall_clock()
+    flush = getattr(detector, "flush", None)
+    if flush is not None:  # a detector that hands alerts over late (GroupProcessChain)
+        for alert in flush():
+            emit(alert, batch_wall)
     withheld += batch_withheld
     if metrics is not None and in_batch:
         metrics.record_withheld(batch_withheld)

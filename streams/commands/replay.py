@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ from formats.files import InputError
 from formats.reading import read_paths
 from formats.registry import READ_CHOICES
 from streams.cli import load_detection_setup, main
+from streams.group_process import GroupProcessChain, GroupProcessError
 from streams.replay import replay, tune_gc
 
 if TYPE_CHECKING:
@@ -47,6 +49,10 @@ if TYPE_CHECKING:
 @click.option("--rings/--no-rings", "rings", default=None,
               help="Run group detection (ring alerts) beside the per-number detector "
                    "(default: [rings].enabled).")
+@click.option("--group-process/--no-group-process", "group_process", default=None,
+              help="Run group detection in a process of its own, beside the per-number "
+                   "detector: the same alerts, faster on two or more cores (default: with "
+                   "rings on and two or more cores).")
 @click.option("--progress/--no-progress", default=None,
               help="Progress on stderr (default: when stderr is a terminal).")
 def replay_command(
@@ -62,6 +68,7 @@ def replay_command(
     metrics_addr: str,
     linger: float,
     rings: bool | None,
+    group_process: bool | None,
     progress: bool | None,
 ) -> None:
     """Run the stream workers' detection over CDR files in event-time order, with no broker.
@@ -76,7 +83,11 @@ def replay_command(
         if path != "-" and not Path(path).is_file():
             raise click.UsageError(f"no such file: {path}")
 
-    detector = DetectorChain.for_settings(settings, allowlist, rings=rings)
+    with_rings = settings.rings.enabled if rings is None else rings
+    if group_process and not with_rings:
+        raise click.UsageError("--group-process needs group detection (--rings)")
+    if group_process is None:
+        group_process = with_rings and _cores() >= 2
     metrics = None
     if metrics_port is not None:
         from streams.metrics import DialguardMetrics
@@ -104,6 +115,11 @@ def replay_command(
         if rejects is not None:
             rejects.write(orjson.dumps(rejected.to_dict()) + b"\n")
 
+    detector: DetectorChain | GroupProcessChain
+    if group_process:
+        detector = GroupProcessChain(settings, allowlist)
+    else:
+        detector = DetectorChain.for_settings(settings, allowlist, rings=with_rings)
     tune_gc()
     show_progress = sys.stderr.isatty() if progress is None else progress
     records = read_paths(paths, fmt, normaliser, settings.input, slack)
@@ -123,7 +139,11 @@ def replay_command(
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"reading input failed: {exc}") from None
+    except GroupProcessError as exc:
+        raise click.ClickException(str(exc)) from None
     finally:
+        if isinstance(detector, GroupProcessChain):
+            detector.close()
         if out is not sys.stdout.buffer:
             out.close()
         if rejects is not None:
@@ -144,3 +164,9 @@ def _stderr_console() -> Console:
     from rich.console import Console
 
     return Console(stderr=True)
+
+
+def _cores() -> int:
+    """Cores this process may run on (a container's share, where the OS says)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1

@@ -86,6 +86,16 @@ def test_rings_can_be_switched_off(day: Path) -> None:
     assert without == untagged
 
 
+def test_group_detection_in_its_own_process_gives_the_same_alerts(day: Path) -> None:
+    code, split, summary = replay(str(day), "--group-process")
+    assert code == 0, summary
+    _, together, _ = replay(str(day), "--no-group-process")
+    assert any(a["kind"] == "ring" for a in together)
+    assert split == together
+    code, _, err = replay(str(day), "--group-process", "--no-rings")
+    assert code == 2 and "--group-process needs group detection" in err
+
+
 def test_asterisk_gzip_and_stdin_give_the_same_verdicts(day: Path, tmp_path: Path) -> None:
     csv = tmp_path / "day.csv.gz"
     result = CliRunner().invoke(main, ["simulate", str(csv), "--seed", str(SEED), "--size",
