@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
+from .helpers import benchmark
 
-_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "circle_history.py"
-_SPEC = importlib.util.spec_from_file_location("circle_history", _PATH)
-assert _SPEC is not None and _SPEC.loader is not None
-circle_history = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(circle_history)
+circle_history = benchmark("circle_history")
 
 
 def test_connected_strangers_per_class_on_a_small_day_with_history() -> None:

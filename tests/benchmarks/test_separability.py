@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 
-_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "separability.py"
-_SPEC = importlib.util.spec_from_file_location("separability", _PATH)
-assert _SPEC is not None and _SPEC.loader is not None
-separability = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(separability)
+from .helpers import benchmark
+
+separability = benchmark("separability")
 
 
 def test_whole_day_features_per_busy_number() -> None:
