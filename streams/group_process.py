@@ -4,9 +4,10 @@ In one process the group detector costs about as much per call as the per-number
 (``benchmarks/bench_replay.py``), so ``dialguard replay`` with rings on ran at about half
 the speed of rings off.  The stream workers run the two as separate stages; so can replay.
 :class:`GroupProcessChain` is the :class:`~detectors.composite.DetectorChain` of the
-engine and the group detector with the group detector moved to a child process: the
-parent deduplicates, runs the engine and sends the calls on in batches (MessagePack,
-over a pipe); the child runs :meth:`GroupDetector.observe_unique
+engine and the group detector with the group detector moved to a child process
+(``python -m streams.group_process``, which imports nothing of the engine): the parent
+deduplicates, runs the engine and sends the calls on in batches (MessagePack frames over
+the child's stdin); the child runs :meth:`GroupDetector.observe_unique
 <detectors.rings.detector.GroupDetector.observe_unique>` on each and sends back its ring
 alerts and the ring ids of the numbers the engine alerted.  While the child works on one
 batch the parent works on the next.
@@ -33,12 +34,15 @@ the end of the input.  A child that fails ends the replay with :class:`GroupProc
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
+import os
+import struct
+import subprocess
+import sys
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import msgspec
 
@@ -52,6 +56,30 @@ from detectors.records import Call
 BATCH = 4096
 _NO_ALERTS: tuple[Alert, ...] = ()
 _STOP = b""
+_LENGTH = struct.Struct("<I")  # a frame: its length, then its bytes
+
+
+def _write_frame(stream: IO[bytes], data: bytes) -> None:
+    stream.write(_LENGTH.pack(len(data)))
+    stream.write(data)
+    stream.flush()
+
+
+def _read_frame(stream: IO[bytes]) -> bytes | None:
+    """The next frame, or None at the end of the stream (or in the middle of a frame)."""
+    head = stream.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        return None
+    (size,) = _LENGTH.unpack(head)
+    data = stream.read(size)
+    return data if len(data) == size else None
+
+
+class _Start(msgspec.Struct, array_like=True):
+    """The child's first frame: the settings (as read) and the allowlist."""
+
+    settings: dict[str, Any]
+    allowed: list[str]
 
 
 class _Batch(msgspec.Struct, array_like=True, gc=False):
@@ -95,19 +123,20 @@ class GroupProcessStats:
         return self.engine_expired + self.group_expired
 
 
-def _serve(conn: Connection, raw_settings: dict[str, Any], allowed: list[str]) -> None:
+def _serve(inp: IO[bytes], out: IO[bytes]) -> None:
     """The child: group detection over the batches the parent sends, until it sends stop."""
     from detectors.rings.detector import GroupDetector
 
-    group = GroupDetector(build_settings(raw_settings), Allowlist(set(allowed)))
+    first = _read_frame(inp)
+    if first is None:
+        return
+    start = msgspec.msgpack.decode(first, type=_Start)
+    group = GroupDetector(build_settings(start.settings), Allowlist(set(start.allowed)))
     decode = msgspec.msgpack.Decoder(_Batch).decode
     encode = msgspec.msgpack.Encoder().encode
     while True:
-        try:
-            data = conn.recv_bytes()
-        except EOFError:  # the parent went away
-            return
-        if data == _STOP:
+        data = _read_frame(inp)
+        if data is None or data == _STOP:  # the parent went away, or is done
             return
         try:
             result = _group_batch(group, decode(data))
@@ -115,7 +144,7 @@ def _serve(conn: Connection, raw_settings: dict[str, Any], allowed: list[str]) -
             frame = traceback.extract_tb(exc.__traceback__)[-1]
             result = _Result([], [], 0, 0, 0, f"{type(exc).__name__} at "
                              f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}")
-        conn.send_bytes(encode(result))
+        _write_frame(out, encode(result))
         if result.error is not None:
             return
 
@@ -136,11 +165,27 @@ def _group_batch(group: Any, batch: _Batch) -> _Result:
     return _Result(rings, tags, group.tracked_numbers, group.stats.expired, group.stats.alerts)
 
 
+def _child_environment() -> dict[str, str]:
+    """This environment, with the trees this process imported ``streams`` and ``detectors``
+    from first on the child's path (and, by ``-P``, not the working directory): the child
+    runs the same code as its parent wherever it is started from."""
+    import detectors
+    import streams
+
+    roots = [str(Path(package.__file__ or "").resolve().parents[1])
+             for package in (streams, detectors)]
+    env = dict(os.environ)
+    inherited = env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(
+        [*roots, *(p for p in inherited.split(os.pathsep) if p)]))
+    return env
+
+
 class GroupProcessChain:
     """The per-number engine here, the group detector in a child process; see the module."""
 
     def __init__(self, settings: Settings, allowlist: Allowlist | None = None,
-                 batch: int = BATCH, start_method: str = "spawn") -> None:
+                 batch: int = BATCH) -> None:
         from detectors.engine import Detector  # not at the top: the child needs no river
 
         if batch < 1:
@@ -157,13 +202,14 @@ class GroupProcessChain:
         self._group_tracked = 0
         self._encode = msgspec.msgpack.Encoder().encode
         self._decode = msgspec.msgpack.Decoder(_Result).decode
-        context: Any = multiprocessing.get_context(start_method)
-        self._conn, child = context.Pipe()
+        self._child = subprocess.Popen([sys.executable, "-P", "-m", "streams.group_process"],
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       env=_child_environment())
+        assert self._child.stdin is not None and self._child.stdout is not None
+        self._to_child: IO[bytes] = self._child.stdin
+        self._from_child: IO[bytes] = self._child.stdout
         allowed = sorted((allowlist or Allowlist()).numbers)
-        self._process = context.Process(target=_serve, args=(child, settings.raw, allowed),
-                                        name="dialguard-groups", daemon=True)
-        self._process.start()
-        child.close()
+        self._send(self._encode(_Start(dict(settings.raw), allowed)))
 
     # ------------------------------------------------------------------ per call
 
@@ -189,20 +235,19 @@ class GroupProcessChain:
 
     def _cycle(self) -> list[Alert]:
         """Send the batch being filled; take back the one the child had."""
+        out = self._collect()  # first: the child waits for the next batch only then
         tag = [(index, alert.caller) for index, alert in self._pending
                if alert.kind == "number" and alert.ring_id is None and alert.caller]
         self._send(self._encode(_Batch(self._calls, tag)))
-        out = self._collect()
         self._sent, self._calls, self._pending = self._pending, [], []
         return out
 
     def _send(self, data: bytes) -> None:
         try:
-            self._conn.send_bytes(data)
+            _write_frame(self._to_child, data)
         except OSError as exc:
-            self._process.join(5)
             raise GroupProcessError(f"the group detector's process went away ({exc}; exit "
-                                    f"code {self._process.exitcode})") from None
+                                    f"code {self._exit_code()})") from None
 
     def _collect(self) -> list[Alert]:
         """The merged alerts of the batch the child has (none if it has none)."""
@@ -210,12 +255,11 @@ class GroupProcessChain:
         if sent is None:
             return []
         self._sent = None
-        try:
-            result = self._decode(self._conn.recv_bytes())
-        except (EOFError, OSError):
-            self._process.join(5)
+        data = _read_frame(self._from_child)
+        if data is None:
             raise GroupProcessError("the group detector's process stopped (exit code "
-                                    f"{self._process.exitcode})") from None
+                                    f"{self._exit_code()})")
+        result = self._decode(data)
         if result.error is not None:
             raise GroupProcessError(f"group detection failed: {result.error}")
         self._group_tracked = result.tracked
@@ -253,23 +297,38 @@ class GroupProcessChain:
         """The engine, if asked for (the group detector lives in the child)."""
         return self.engine if isinstance(self.engine, kind) else None
 
+    def _exit_code(self) -> int | None:
+        try:
+            return self._child.wait(5)
+        except subprocess.TimeoutExpired:
+            return None
+
     def close(self) -> None:
         """Stop the child (what it was working on is dropped: see :meth:`flush`)."""
-        if self._sent is not None and self._process.is_alive():
-            self._sent = None
-            with contextlib.suppress(EOFError, OSError):
-                self._conn.recv_bytes()  # it may be waiting to hand its batch over
-        if self._process.is_alive():
+        if self._child.poll() is None:
             with contextlib.suppress(OSError):
-                self._conn.send_bytes(_STOP)
-            self._process.join(10)
-            if self._process.is_alive():
-                self._process.terminate()
-                self._process.join(5)
-        self._conn.close()
+                if self._sent is not None:
+                    self._sent = None
+                    _read_frame(self._from_child)  # it may be handing its batch over
+                _write_frame(self._to_child, _STOP)
+            try:
+                self._child.wait(10)
+            except subprocess.TimeoutExpired:
+                self._child.kill()
+                self._child.wait()
+        for stream in (self._to_child, self._from_child):
+            with contextlib.suppress(OSError):
+                stream.close()
 
     def __enter__(self) -> GroupProcessChain:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+if __name__ == "__main__":
+    # frames go to a copy of stdout; anything printed by mistake goes to stderr instead
+    frames = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    _serve(sys.stdin.buffer, frames)

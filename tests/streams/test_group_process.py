@@ -92,8 +92,8 @@ def test_a_child_gone_ends_with_a_clear_error() -> None:
     settings = load_settings()
     with GroupProcessChain(settings, batch=2) as split:
         split.observe(Call("+8617100000001", "+8613900000001", 1.7e9, 0, False))
-        split._process.kill()
-        split._process.join(30)
+        split._child.kill()
+        split._child.wait(30)
         with pytest.raises(GroupProcessError, match="went away|stopped"):
             for i in range(4):
                 split.observe(Call("+8617100000001", f"+861390000001{i}", 1.7e9 + i, 0, False))
@@ -103,3 +103,16 @@ def test_a_child_gone_ends_with_a_clear_error() -> None:
 def test_batch_must_be_positive() -> None:
     with pytest.raises(ValueError, match="batch"):
         GroupProcessChain(load_settings(), batch=0)
+
+
+def test_the_child_runs_this_code_wherever_replay_starts(tmp_path, monkeypatch) -> None:
+    # a directory with a package of the same name must not stand in for dialguard's own
+    fake = tmp_path / "streams"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("")
+    (fake / "group_process.py").write_text("raise SystemExit(3)\n")
+    monkeypatch.chdir(tmp_path)
+    with GroupProcessChain(load_settings(), batch=1) as split:
+        split.observe(Call("+8617100000001", "+8613900000001", 1.7e9, 0, False))
+        split.observe(Call("+8617100000001", "+8613900000002", 1.7e9 + 1, 0, False))
+        assert split.flush() == [] and split._child.poll() is None
