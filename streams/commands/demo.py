@@ -32,8 +32,9 @@ def _alert_line(alert: dict[str, Any]) -> str:
     who = alert.get("caller") or f"{len(alert.get('members') or [])} numbers"
     reasons = alert.get("reasons") or [""]
     evidence = reasons[1] if len(reasons) > 1 else reasons[0]
+    ring = f"  [cyan]{alert['ring_id']}[/]" if alert.get("ring_id") else ""
     return (f"[bold red]ALERT[/] {when} UTC  {who:<16} [yellow]{alert.get('profile', '')}"
-            f"[/] score {float(alert.get('score', 0)):.2f}  {evidence}")
+            f"[/] score {float(alert.get('score', 0)):.2f}  {evidence}{ring}")
 
 
 @main.command("demo")
