@@ -400,3 +400,30 @@ def test_memberships_passed_on_after_each_call_tag_as_replay_does() -> None:
     assert any(a.ring_id for a in expected) and any(a.ring_id is None for a in expected)
     assert [(a.caller, a.detected_at, a.ring_id) for a in got] == [
         (a.caller, a.detected_at, a.ring_id) for a in expected]
+
+
+def test_making_a_detector_does_not_import_river() -> None:
+    """River's import (most of a second, SciPy with it) waits for the model's first score."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom detectors.config import load_settings\n"
+            "from detectors.engine import Detector\nDetector(load_settings())\n"
+            "print('river' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120)
+    assert out.stdout.strip() == "False"
+
+
+def test_the_model_learns_the_same_whenever_its_trees_are_made() -> None:
+    import pickle
+
+    from detectors.model import CallingProfileModel
+
+    fresh = CallingProfileModel(seed=3, window_size=10)
+    copied = pickle.loads(pickle.dumps(fresh))  # before its trees exist
+    profile = {"attempts": 30, "answer_ratio": 0.2, "distinct_ratio": 0.9}
+    scores = [(fresh.score_and_learn(profile), copied.score_and_learn(profile))
+              for _ in range(25)]
+    assert all(a == b for a, b in scores) and fresh.warmed_up and copied.warmed_up
+    assert not CallingProfileModel(window_size=10).warmed_up
