@@ -116,6 +116,7 @@ def worker_command(
     /metrics.  Control messages on the control topic tune every worker live.
     """
     import faust
+    import river.anomaly  # noqa: F401  # at start, not at the first score inside the event loop
 
     from streams.app import create_pipeline
     from streams.metrics import DialguardMetrics
