@@ -96,6 +96,15 @@ def test_group_detection_in_its_own_process_gives_the_same_alerts(day: Path) -> 
     assert code == 2 and "--group-process needs group detection" in err
 
 
+def test_group_process_by_default_only_with_rings_two_cores_and_files() -> None:
+    from streams.commands.replay import group_process_by_default
+
+    assert group_process_by_default(("a.jsonl",), rings=True, cores=2)
+    assert not group_process_by_default(("a.jsonl",), rings=False, cores=8)
+    assert not group_process_by_default(("a.jsonl",), rings=True, cores=1)
+    assert not group_process_by_default(("a.jsonl", "-"), rings=True, cores=8)
+
+
 def test_asterisk_gzip_and_stdin_give_the_same_verdicts(day: Path, tmp_path: Path) -> None:
     csv = tmp_path / "day.csv.gz"
     result = CliRunner().invoke(main, ["simulate", str(csv), "--seed", str(SEED), "--size",
