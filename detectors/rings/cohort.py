@@ -387,8 +387,9 @@ class KeyState(msgspec.Struct, array_like=True):
         now = self.founding_threshold(rs, self.in_ring, floor)
         return now is not None and rec[STRENGTH] >= now
 
-    def enrol(self, caller: str, rs: RingSettings) -> None:
-        """Move ``caller`` into the ring (the ring must exist)."""
+    def enrol(self, caller: str, rs: RingSettings) -> bool:
+        """Move ``caller`` into the ring (the ring must exist); whether it is listed among
+        the ring's members (at most ``max_members`` are; the rest are counted only)."""
         ring = self.ring
         assert ring is not None
         rec = self.callers[caller]
@@ -403,9 +404,10 @@ class KeyState(msgspec.Struct, array_like=True):
             ring.members.append(caller)
             ring.member_calls.append(int(rec[CALLS]))
             ring.new_members.append(caller)
-        else:
-            rec[RING_INDEX] = float(rs.max_members)  # counted, not listed
-            ring.member_calls.append(int(rec[CALLS]))
+            return True
+        rec[RING_INDEX] = float(rs.max_members)  # counted, not listed
+        ring.member_calls.append(int(rec[CALLS]))
+        return False
 
     # ------------------------------------------------------------------ housekeeping
 

@@ -298,8 +298,9 @@ class GroupDetector:
                 return None
             ring = self._found(state, key, threshold, founders, t)
         elif grew and rec[STRENGTH] >= rs.join_strength and state.joins(rec, rs):
-            state.enrol(caller, rs)
-            self._joined(caller, ring.ring_id, t)
+            listed = state.enrol(caller, rs)
+            if listed:  # a member no ring alert lists is not tagged either
+                self._joined(caller, ring.ring_id, t)
         if rec[RING_INDEX] < 0 or not ring.new_members:
             return None
         if ring.last_alert > -math.inf and t - ring.last_alert < rs.update_interval_s:
@@ -315,8 +316,8 @@ class GroupDetector:
                     withheld=state.withheld)
         state.ring = ring
         for caller in founders:
-            state.enrol(caller, rs)
-            self._joined(caller, ring.ring_id, t)
+            if state.enrol(caller, rs):
+                self._joined(caller, ring.ring_id, t)
         self.stats.rings += 1
         return ring
 

@@ -158,6 +158,20 @@ def test_membership_changes_name_every_member_once_and_every_member_of_an_ended_
     assert untracked.membership_changes is None and untracked.drain_memberships() == []
 
 
+def test_members_beyond_max_members_are_counted_not_listed_nor_tagged() -> None:
+    settings = with_override(load_settings(), "rings.max_members", 3)
+    pool = pool_calls(members=12, calls_each=8)
+    detector = GroupDetector(settings, track_memberships=True)
+    alerts = run(detector, pool)
+    listed = members(alerts)
+    joined = {c.number for c in detector.drain_memberships()}
+    assert len(listed) == 3 and joined == listed
+    assert max(a.features["members"] for a in alerts if a.kind == "ring") > 3
+    assert set(detector.memberships) == listed
+    detector.expire(max(c.start for c in pool) + 2 * settings.rings.ring_idle_s)
+    assert not detector.memberships  # the ring's end leaves nobody tagged
+
+
 def test_state_is_bounded_and_expires() -> None:
     detector = GroupDetector.example()
     peak = 0
