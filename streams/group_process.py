@@ -50,6 +50,7 @@ from detectors.alerts import Alert
 from detectors.allowlist import Allowlist
 from detectors.config import Settings, build_settings
 from detectors.dedup import Deduplicator
+from detectors.protocol import DetectorCounts
 from detectors.records import Call
 
 #: calls per batch sent to the child (two batches are in flight at most)
@@ -107,20 +108,22 @@ class GroupProcessError(RuntimeError):
 
 @dataclass
 class GroupProcessStats:
+    """Counts of the split chain: its own calls and duplicates, the engine's alerts and
+    expiries as they stand, the group detector's as of the last batch it handed back."""
+
+    engine: DetectorCounts
     calls: int = 0
     duplicates: int = 0
-    engine_alerts: int = 0
     ring_alerts: int = 0
-    engine_expired: int = 0
     group_expired: int = 0
 
     @property
     def alerts(self) -> int:
-        return self.engine_alerts + self.ring_alerts
+        return self.engine.alerts + self.ring_alerts
 
     @property
     def expired(self) -> int:
-        return self.engine_expired + self.group_expired
+        return self.engine.expired + self.group_expired
 
 
 def _serve(inp: IO[bytes], out: IO[bytes]) -> None:
@@ -192,7 +195,7 @@ class GroupProcessChain:
             raise ValueError("batch must be at least 1")
         self.engine = Detector(settings, allowlist)
         self.dedup = Deduplicator(settings.input.dedup_window_s)
-        self.stats = GroupProcessStats()
+        self.stats = GroupProcessStats(self.engine.stats)
         self.batch = batch
         self._calls: list[Call] = []
         #: (index in ``_calls``, alert) of the engine's alerts on the batch being filled
@@ -265,8 +268,6 @@ class GroupProcessChain:
         self._group_tracked = result.tracked
         self.stats.group_expired = result.expired
         self.stats.ring_alerts = result.alerts
-        self.stats.engine_alerts = self.engine.stats.alerts
-        self.stats.engine_expired = self.engine.stats.expired
         tags = iter(result.tags)
         for _, alert in sent:
             if alert.kind == "number" and alert.ring_id is None and alert.caller:
