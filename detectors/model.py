@@ -40,6 +40,12 @@ def model_vector(features: Mapping[str, float]) -> dict[str, float]:
     return vector
 
 
+def import_river() -> None:
+    """Import River now, not at a model's first score: for a long-running process (a stream
+    worker) that should not pause for it later."""
+    from river import anomaly  # noqa: F401
+
+
 class CallingProfileModel:
     """Half-space trees with a fixed seed; ``score_and_learn`` is the only entry point.
 

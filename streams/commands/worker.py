@@ -116,8 +116,8 @@ def worker_command(
     /metrics.  Control messages on the control topic tune every worker live.
     """
     import faust
-    import river.anomaly  # noqa: F401  # at start, not at the first score inside the event loop
 
+    from detectors.model import import_river
     from streams.app import create_pipeline
     from streams.metrics import DialguardMetrics
     from streams.options import Topics, WorkerOptions
@@ -161,6 +161,7 @@ def worker_command(
         references_every=references_every,
         stall_after_s=stall_after,
     )
+    import_river()  # at start, not at the model's first score inside the event loop
     pipeline = create_pipeline(options, metrics)
     try:
         ready = pipeline.prepare()
