@@ -40,8 +40,8 @@ FIXED_AT_START: frozenset[str] = frozenset(
      "model.window_size", "model.seed", "input.region", "input.timezone", "input.format",
      "input.freeswitch_template", "input.csv_columns", "input.csv_time_format",
      "input.min_year", "input.max_year", "input.max_call_s", "rings.enabled",
-     "rings.callee_blocks", "reach.half_life_s", "circles.enabled", "circles.bits",
-     "circles.generation_s"}
+     "rings.callee_blocks", "rings.population_shards", "reach.half_life_s",
+     "circles.enabled", "circles.bits", "circles.generation_s"}
 )
 
 
@@ -109,10 +109,12 @@ class ModelSettings:
 
 @dataclass(frozen=True)
 class RingSettings:
-    """Group detection (:mod:`detectors.rings`); every key is live except ``enabled``."""
+    """Group detection (:mod:`detectors.rings`); every key is live except ``enabled``,
+    ``callee_blocks`` and ``population_shards`` (they decide the grouping keys)."""
 
     enabled: bool = True
     callee_blocks: bool = True
+    population_shards: int = 8
     member_idle_s: float = 3600.0
     ring_idle_s: float = 3600.0
     update_interval_s: float = 300.0
@@ -422,10 +424,14 @@ def _build_rings(r: Mapping[str, Any]) -> RingSettings:
         key = f"rings.{name}"
         if name in _RING_FLAGS:
             values[name] = _bool(r[name], key)
+        elif name == "population_shards":
+            values[name] = _number(r[name], key, minimum=0, integer=True)
         else:
             values[name] = _number(r[name], key, minimum=1 if name in _RING_WHOLE else 0.0,
                                    integer=name in _RING_WHOLE)
     rings = RingSettings(**values)
+    if rings.population_shards > 4096:
+        raise ConfigError("rings.population_shards must be at most 4096")
     if rings.max_strength < rings.min_strength or rings.max_strength > 64:
         raise ConfigError("rings.max_strength must be between rings.min_strength and 64")
     if rings.join_strength > rings.min_strength:

@@ -46,6 +46,7 @@ from typing import Any, Protocol
 import msgspec
 import orjson
 
+from detectors.config import RingSettings
 from detectors.numbers import NumberNormaliser
 from detectors.records import WITHHELD, Call, Rejected
 from detectors.rings.keys import is_block, route
@@ -125,7 +126,7 @@ BATCH_DECODER = msgspec.msgpack.Decoder(CallBatch)
 GROUP_DECODER = msgspec.msgpack.Decoder(GroupBatch)
 
 
-def group_keys(call: Call, callee_blocks: bool) -> tuple[str, ...]:
+def group_keys(call: Call, callee_blocks: bool, population_shards: int = 0) -> tuple[str, ...]:
     """The grouping keys ``call`` is sent under: :func:`~detectors.rings.keys.route`, and for a
     withheld caller its ingress only (a withheld call is evidence for its ingress, never for a
     callee block: it cannot be a member).
@@ -135,7 +136,7 @@ def group_keys(call: Call, callee_blocks: bool) -> tuple[str, ...]:
     >>> group_keys(call, True), group_keys(hidden, True)
     (('in:gw-x', 'blk:+861381234'), ('in:gw-x',))
     """
-    keys = route(call, callee_blocks)
+    keys = route(call, callee_blocks, population_shards)
     if call.caller == WITHHELD and keys and is_block(keys[-1]):
         return keys[:-1]
     return keys
@@ -234,8 +235,10 @@ class Ingest:
         for key in ("messages", "calls", "rejected"):
             self.counts.setdefault(key, 0)
         #: ``[rings].callee_blocks``: calls are also grouped by called-number block
-        self.callee_blocks = (options.settings.rings.callee_blocks
-                              if options.settings is not None else True)
+        rings = options.settings.rings if options.settings is not None else RingSettings()
+        self.callee_blocks = rings.callee_blocks
+        #: ``[rings].population_shards``: calls without ingress grouped by caller share
+        self.population_shards = rings.population_shards
         #: newest event time per raw partition; which to hold back (``align_slack``)
         self.aligner: EventTimeAligner[tuple[str, int]] = EventTimeAligner(options.align_slack)
 
@@ -253,7 +256,7 @@ class Ingest:
             return bytearray(), []
 
         grouping = self.send_groups is not None
-        callee_blocks = self.callee_blocks
+        callee_blocks, shards = self.callee_blocks, self.population_shards
         groups: dict[int, tuple[list[str], list[Call]]] = {}
         rejected: list[Rejected] = []
         calls = count = withheld = 0
@@ -285,7 +288,7 @@ class Ingest:
                     if record.start > newest:
                         newest = record.start
                     if grouping:
-                        for key in group_keys(record, callee_blocks):
+                        for key in group_keys(record, callee_blocks, shards):
                             keys, rows = groups.setdefault(partition_for(key, n), ([], []))
                             keys.append(key)
                             rows.append(record)

@@ -53,6 +53,7 @@ import hashlib
 import math
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
+from zlib import crc32
 
 import msgspec
 
@@ -63,7 +64,15 @@ from detectors.dedup import Deduplicator
 from detectors.records import Call
 from detectors.rings import report
 from detectors.rings.cohort import RING_INDEX, STRENGTH, KeyState, Ring
-from detectors.rings.keys import ADDRESS, BLOCK, BLOCK_DIGITS, INGRESS, is_block, route
+from detectors.rings.keys import (
+    ADDRESS,
+    BLOCK,
+    BLOCK_DIGITS,
+    INGRESS,
+    is_block,
+    population_keys,
+    route,
+)
 
 _NO_ALERTS: tuple[Alert, ...] = ()
 _SWEEP_FRACTION = 0.25  # sweep every quarter of the member idle time (event time)
@@ -114,6 +123,8 @@ class GroupDetector:
         self.watermark = -math.inf
         self._last_sweep = -math.inf
         self._blocks = settings.rings.callee_blocks
+        self._shards = settings.rings.population_shards
+        self._population = population_keys(self._shards) if self._shards else ()
         #: ingress keys by trunk and by source address, made once (see _remember_key)
         self._trunk_keys: dict[str, str] = {}
         self._address_keys: dict[str, str] = {}
@@ -150,7 +161,7 @@ class GroupDetector:
 
     def route(self, call: Call) -> tuple[str, ...]:
         """The keys a stream stage would repartition ``call`` by."""
-        return route(call, self._blocks)
+        return route(call, self._blocks, self._shards)
 
     def observe(self, call: Call) -> Sequence[Alert]:
         if call.id is not None and self.dedup.seen(call.id, call.start):
@@ -182,6 +193,8 @@ class GroupDetector:
                 ingress = self._address_keys.get(call.src_ip)
                 if ingress is None:
                     ingress = _remember_key(self._address_keys, ADDRESS, call.src_ip)
+            elif self._population and caller:
+                ingress = self._population[crc32(caller.encode()) % len(self._population)]
             else:
                 ingress = None
             states = self.states

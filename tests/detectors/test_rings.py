@@ -2,20 +2,37 @@
 
 from __future__ import annotations
 
+import copy
 import random
 import zlib
 
+import msgspec
 import pytest
 
 from detectors.alerts import Alert
 from detectors.allowlist import Allowlist
 from detectors.composite import DetectorChain
-from detectors.config import ConfigError, RingSettings, load_settings, with_override
+from detectors.config import (
+    ConfigError,
+    RingSettings,
+    Settings,
+    build_settings,
+    load_settings,
+    with_override,
+)
 from detectors.records import Call
 from detectors.rings.cohort import KeyState
 from detectors.rings.detector import GroupDetector
 
 from .helpers import T0, pool_calls
+
+
+def started_with(dotted: str, value: object) -> Settings:
+    """Default settings with a key that is fixed at start set (as a config file would)."""
+    raw = copy.deepcopy(dict(load_settings().raw))
+    section, key = dotted.split(".")
+    raw[section][key] = value
+    return build_settings(raw)
 
 
 def run(detector: GroupDetector | DetectorChain, calls: list[Call]) -> list[Alert]:
@@ -102,6 +119,26 @@ def test_a_pool_hidden_in_a_busy_trunk_is_found_once_it_stands_out() -> None:
     assert found == {c.caller for c in pool}
 
 
+def without_ingress(calls: list[Call]) -> list[Call]:
+    return [msgspec.structs.replace(c, trunk=None, src_ip=None) for c in calls]
+
+
+@pytest.mark.parametrize("shards", [1, 8])
+def test_a_pool_in_a_feed_without_ingress_is_found_in_its_population_share(shards: int) -> None:
+    """No trunk, no source address, random callees: only the population share links it."""
+    settings = started_with("rings.population_shards", shards)
+    pool = without_ingress(pool_calls(members=40, calls_each=8, every=20.0, t0=T0 + 3 * 3600))
+    calls = without_ingress(town()) + pool
+    alerts = run(GroupDetector(settings), calls)
+    found, numbers = members(alerts), {c.caller for c in pool}
+    assert found <= numbers and len(found) >= 0.8 * len(numbers)  # nobody from the town
+    assert all(any(r.startswith("all via calls without trunk or source address, callers in "
+                                "share ") and r.endswith(f" of {shards}") for r in a.reasons)
+               for a in alerts)
+    off = started_with("rings.population_shards", 0)
+    assert members(run(GroupDetector(off), calls)) == set()
+
+
 def test_couriers_and_privacy_numbers_never_join() -> None:
     pool = pool_calls(members=8, calls_each=10, trunk="mob-1", t0=T0 + 600)
     alerts = run(GroupDetector.example(), couriers() + pool)
@@ -180,9 +217,12 @@ def test_state_is_bounded_and_expires() -> None:
                            t0=T0 + hour * 3600))
         peak = max(peak, detector.tracked_numbers)
     assert peak < 2 * 200 * 3 * 2  # callers under at most a few hours of keys, not a day
-    detector.observe(Call("+8613800000001", "+8613900000001", T0 + 30 * 3600, 0, False))
+    detector.observe(Call("+8613800000001", "+8613900000001", T0 + 30 * 3600, 0, False,
+                          trunk="mob-0"))
     detector.expire(T0 + 30 * 3600)
-    assert detector.tracked_numbers <= 1  # a key keeps only its small baseline when idle
+    # only the last caller, under its trunk and as its callee block's lone sweeper: an idle
+    # key keeps only its small baseline
+    assert detector.tracked_numbers <= 2
     assert all(len(s.baseline) == load_settings().rings.max_strength + 1
                for s in detector.states.values())
     assert len(detector.states) <= 3 + 1
@@ -192,7 +232,9 @@ def test_partitioned_by_key_gives_the_same_rings() -> None:
     """A stage per key partition (calls routed by ``route``) finds what one detector finds."""
     calls = sorted(town(people=300) + pool_calls(members=10, calls_each=12, t0=T0 + 1800)
                    + pool_calls("+86162000", members=6, calls_each=30, trunk="mob-1",
-                                t0=T0 + 7200, every=30.0),
+                                t0=T0 + 7200, every=30.0)
+                   + without_ingress(pool_calls("+86163000", members=20, calls_each=8,
+                                                t0=T0 + 9000, every=20.0)),
                    key=lambda c: (c.start, c.caller, c.callee))
     single = run(GroupDetector.example(), calls)
     stages = [GroupDetector.example() for _ in range(4)]
@@ -202,7 +244,7 @@ def test_partitioned_by_key_gives_the_same_rings() -> None:
             alert = stages[zlib.crc32(key.encode()) % 4].observe_keyed(call, key)
             if alert is not None:
                 sharded.append(alert)
-    assert single
+    assert single and any(a.trunk is None and "without trunk" in a.reasons[2] for a in single)
     assert {a.ring_id: a.members for a in single} == {a.ring_id: a.members for a in sharded}
 
 
@@ -224,13 +266,20 @@ def test_bad_ring_settings_are_refused(key: str, value: object) -> None:
         with_override(load_settings(), key, value)
 
 
+@pytest.mark.parametrize("value", [-1, 2.5, 5000, "8"])
+def test_bad_population_shards_are_refused(value: object) -> None:
+    with pytest.raises(ConfigError, match="rings.population_shards must"):
+        started_with("rings.population_shards", value)
+
+
 def test_ring_settings_are_live_except_what_shapes_state() -> None:
     s = with_override(load_settings(), "rings.update_interval_s", 60)
     detector = GroupDetector.example()
     detector.update_settings(s)
     assert detector.settings.rings.update_interval_s == 60
-    with pytest.raises(ConfigError, match="fixed at start"):
-        with_override(load_settings(), "rings.callee_blocks", False)
+    for key, value in (("rings.callee_blocks", False), ("rings.population_shards", 4)):
+        with pytest.raises(ConfigError, match="fixed at start"):
+            detector.update_settings(with_override(load_settings(), key, value))
 
 
 def _unanswered_run(state: KeyState, caller: str, t0: float, callees: list[int]) -> None:
