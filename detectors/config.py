@@ -124,6 +124,7 @@ class RingSettings:
     quorum_strength: int = 2
     quorum_members: int = 5
     join_strength: int = 1
+    own_key_share: float = 0.75
     max_strength: int = 24
     short_talk_s: float = 10.0
     engaged_talk_s: float = 30.0
@@ -442,6 +443,8 @@ def _build_rings(r: Mapping[str, Any]) -> RingSettings:
         raise ConfigError("rings.min_members must be >= 2 (a ring is several numbers)")
     if not 2 <= rings.quiet_min_members <= rings.min_members:
         raise ConfigError("rings.quiet_min_members must be between 2 and rings.min_members")
+    if not 0 < rings.own_key_share <= 1:
+        raise ConfigError("rings.own_key_share must be above 0 and at most 1")
     if not 0 < rings.prior_tail < 1:
         raise ConfigError("rings.prior_tail must be between 0 and 1 (exclusive)")
     for name in ("max_engaged_ratio", "max_answer_ratio", "max_false_share"):

@@ -377,13 +377,24 @@ class KeyState(msgspec.Struct, array_like=True):
         (the key's traffic was no constraint: a gateway nobody else uses), a joiner needs
         only ``join_strength``: a pool's next number joins at its first unanswered call.
         On a busy key that asked more of the founders, joiners below that would be mostly
-        the key's own callers (measured: ordinary subscribers on a city's switch)."""
+        the key's own callers (measured: ordinary subscribers on a city's switch).
+
+        Where, besides, the ring's members and the callers qualifying to join it are at
+        least ``own_key_share`` of the key's callers, the key is the operation's own (a
+        gateway it rents) and its traffic is no reference: a qualifying caller joins at
+        ``join_strength`` without it.  Judged against such a key's traffic, a pool whose
+        numbers make a call or two each was asking ever more of them, its own numbers that
+        had not joined yet being counted as the key's ordinary callers."""
         ring = self.ring
         if ring is None or _active_bin(rec, len(self.active) - 1, rs) < 0:
             return False  # in the ring already, or not qualifying
-        floor = rs.join_strength if ring.threshold <= rs.min_strength else ring.threshold
+        quiet = ring.threshold <= rs.min_strength
+        floor = rs.join_strength if quiet else ring.threshold
         if rec[STRENGTH] < floor or not self._plainly_unanswered(rec, ring.threshold, rs):
             return False
+        if quiet and self.in_ring + self.qualified_at_least(1) >= rs.own_key_share * len(
+                self.callers):
+            return True
         now = self.founding_threshold(rs, self.in_ring, floor)
         return now is not None and rec[STRENGTH] >= now
 
