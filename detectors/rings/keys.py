@@ -79,13 +79,17 @@ def is_block(key: str) -> bool:
     return key.startswith(BLOCK)
 
 
+def is_population(key: str) -> bool:
+    return key.startswith(POPULATION)
+
+
 def describe(key: str) -> str:
     """How a key appears in an alert: a callee block with its last digits masked."""
     if key.startswith(BLOCK):
         return f"number block {key[len(BLOCK):]}{'x' * BLOCK_DIGITS}"
     if key.startswith(ADDRESS):
         return f"source address {key[len(ADDRESS):]}"
-    if key.startswith(POPULATION):
+    if is_population(key):
         share, _, shards = key[len(POPULATION):].partition("/")
         return (f"calls without trunk or source address, callers in share {int(share) + 1} "
                 f"of {shards}")

@@ -24,7 +24,7 @@ import math
 from statistics import median
 
 from detectors.rings.cohort import Ring
-from detectors.rings.keys import describe, is_block
+from detectors.rings.keys import describe, is_block, is_population
 
 
 def reasons(ring: Ring, expected: float, quorum: int = 0, alone: int = 0) -> list[str]:
@@ -44,8 +44,9 @@ def reasons(ring: Ring, expected: float, quorum: int = 0, alone: int = 0) -> lis
     out.append(f"all sweeping {where}" if is_block(ring.key) else f"all via {where}")
     together = (f" (>= {quorum} numbers at once, fewer would each need {alone})"
                 if quorum else "")
+    whose = "the share's" if is_population(ring.key) else f"{where}'s"
     out.append(f"each made >= {ring.threshold} unanswered or cut-short calls to distinct "
-               f"numbers{together}; {where}'s own traffic would give ~{expected:.2g} such "
+               f"numbers{together}; {whose} own traffic would give ~{expected:.2g} such "
                "numbers")
     if ring.withheld:
         out.append(f"{ring.withheld:,} calls with the caller withheld on the same ingress")
