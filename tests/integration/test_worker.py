@@ -164,25 +164,31 @@ def test_control_message_reaches_both_workers(kafka_broker: Any, tmp_path: Path,
     producer.send(topics["control"], b'{"op": "set", "key": "model.seed", "value": 1}')
     producer.flush()
 
-    # both workers report the change (their logs carry the key, never a number)
+    # both workers report the change (their logs carry the key, never a number) and have
+    # their ingest processes running (one joining late moves raw partitions: see below)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         texts = [log1.read_text(), log2.read_text()]
-        if all("control: set alerts.min_attempts" in t for t in texts):
+        if all("control: set alerts.min_attempts" in t and "process(es) started" in t
+               for t in texts):
             break
         time.sleep(0.5)
     assert all("control: set alerts.min_attempts" in t for t in texts), texts
     assert all("control message refused" in t for t in texts)
 
     # a burst that alerts with the defaults, from callers spread over both calls partitions
+    # (with record ids: a rebalance while they are read may deliver some twice, and counted
+    # twice a caller's 120 calls would pass the raised floor)
     callers = [f"+861700000{i:04d}" for i in range(8)]
     records: list[dict[str, Any]] = [
         {"caller": c, "callee": f"+86139{i * 7919 + k:08d}", "start": 1.7e9 + 3 * i,
-         "duration": 0, "ring": 12} for k, c in enumerate(callers) for i in range(120)]
+         "duration": 0, "ring": 12, "id": f"burst-{k}-{i}"}
+        for k, c in enumerate(callers) for i in range(120)]
     # and a sentinel caller with more calls than the new floor: once it alerts, the burst
     # before it was processed
     records += [{"caller": "+8613300000001", "callee": f"+86188{i * 7:08d}",
-                 "start": 1.7e9 + 400 + 2 * i, "duration": 0, "ring": 1} for i in range(200)]
+                 "start": 1.7e9 + 400 + 2 * i, "duration": 0, "ring": 1, "id": f"sentinel-{i}"}
+                for i in range(200)]
     records.sort(key=lambda r: r["start"])
 
     def flagged(settings: Settings) -> set[str | None]:
