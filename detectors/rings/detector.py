@@ -53,7 +53,6 @@ import hashlib
 import math
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
-from zlib import crc32
 
 import msgspec
 
@@ -71,6 +70,7 @@ from detectors.rings.keys import (
     INGRESS,
     is_block,
     population_keys,
+    population_share,
     route,
 )
 
@@ -194,7 +194,7 @@ class GroupDetector:
                 if ingress is None:
                     ingress = _remember_key(self._address_keys, ADDRESS, call.src_ip)
             elif self._population and caller:
-                ingress = self._population[crc32(caller.encode()) % len(self._population)]
+                ingress = self._population[population_share(caller, self._shards)]
             else:
                 ingress = None
             states = self.states
