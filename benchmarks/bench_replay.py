@@ -257,6 +257,30 @@ def ring_figures(path: Path, repeat: int) -> None:
           f"~{memory / max(1, callers):.0f} B in memory per record at the end; "
           f"rings {group.stats.rings}, keys {len(group.states):,}")
     print("  caller records by hour: " + " ".join(f"{int(h)}:{c:,}" for h, c, _ in samples))
+    bare_feed_figures(path, repeat)
+
+
+def bare_feed_figures(path: Path, repeat: int) -> None:
+    """The same day as a feed naming no trunk or source address: its calls are judged under
+    population shares (``[rings].population_shards``), against no such key at all."""
+    with tempfile.TemporaryDirectory() as tmp:
+        bare, off = Path(tmp) / "bare.jsonl", Path(tmp) / "no-shares.toml"
+        with path.open("rb") as src, bare.open("wb") as out:
+            for line in src:
+                record = orjson.loads(line)
+                record.pop("trunk", None)
+                record.pop("src_ip", None)
+                out.write(orjson.dumps(record) + b"\n")
+        off.write_text("[rings]\npopulation_shards = 0\n")
+        rates = {(shares, mode): max(cli_rate(bare, *config, mode) for _ in range(repeat))
+                 for shares, config in ((True, []), (False, ["--config", str(off)]))
+                 for mode in ("--group-process", "--no-group-process")}
+    print("  a feed without ingress (the same day, trunk and src_ip left out), rings on, with "
+          "population shares against without: " + "; ".join(
+              f"{where} {rates[True, mode]:,.0f} vs {rates[False, mode]:,.0f} r/s "
+              f"({rates[True, mode] / rates[False, mode]:.2f}x)"
+              for where, mode in (("group detector in its own process", "--group-process"),
+                                  ("in one process", "--no-group-process"))))
 
 
 def main() -> None:
