@@ -19,15 +19,19 @@ class _Batch:
 
 
 class FakeBatchProducer:
-    """Stands in for the aiokafka producer the changelog writer uses; keeps what it got."""
+    """Stands in for the aiokafka producer the changelog writer uses; keeps what it got, and
+    notes ``"state saved"`` in ``order`` (if given) at every batch it sends."""
 
-    def __init__(self) -> None:
+    def __init__(self, order: list[str] | None = None) -> None:
         self.sent: list[tuple[str, int, bytes, bytes | None]] = []
+        self.order = order
 
     def create_batch(self) -> _Batch:
         return _Batch()
 
     async def send_batch(self, batch: Any, topic: str, *, partition: int) -> Any:
+        if self.order is not None:
+            self.order.append("state saved")
         self.sent.extend((topic, partition, k, v) for k, v in batch.records)
         future = asyncio.get_running_loop().create_future()
         future.set_result(SimpleNamespace(topic_partition=(topic, partition), offset=0))

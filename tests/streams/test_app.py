@@ -194,13 +194,8 @@ def test_alerts_are_delivered_before_the_states_that_raised_them_are_saved(
 ) -> None:
     order: list[str] = []
 
-    class Producer(FakeBatchProducer):
-        async def send_batch(self, batch: Any, topic: str, *, partition: int) -> Any:
-            order.append("state saved")
-            return await super().send_batch(batch, topic, partition=partition)
-
     pipeline = make_pipeline()
-    producer = Producer()
+    producer = FakeBatchProducer(order)
     pipeline.changelog._producer = lambda: producer  # type: ignore[method-assign]
 
     async def run() -> None:

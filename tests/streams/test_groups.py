@@ -361,12 +361,7 @@ def test_memberships_are_delivered_before_the_group_states_are_saved(
     grouped = events(sent)
     order: list[str] = []
 
-    class Producer(FakeBatchProducer):
-        async def send_batch(self, batch: Any, topic: str, *, partition: int) -> Any:
-            order.append("state saved")
-            return await super().send_batch(batch, topic, partition=partition)
-
-    producer = Producer()
+    producer = FakeBatchProducer(order)
     assert pipeline.group_changelog is not None
     pipeline.group_changelog._producer = lambda: producer  # type: ignore[method-assign]
 
