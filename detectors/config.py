@@ -21,6 +21,7 @@ detectors.config.ConfigError: features.horizons_s is fixed at start; restart to 
 from __future__ import annotations
 
 import copy
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -131,6 +132,7 @@ class RingSettings:
     max_engaged_ratio: float = 0.2
     max_answer_ratio: float = 0.4
     answer_grace_calls: float = 2.0
+    confidence_z: float = 0.5
     youth_s: float = 3600.0
     engaged_memory_s: float = 86400.0
     max_false_share: float = 0.02
@@ -240,6 +242,8 @@ def _merge(base: dict[str, Any], user: Mapping[str, Any], prefix: str) -> None:
 def _number(value: Any, key: str, *, minimum: float | None = 0.0, integer: bool = False) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"{key} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{key} must be a finite number, got {value!r}")
     if integer and (not float(value).is_integer()):
         raise ConfigError(f"{key} must be a whole number, got {value!r}")
     if minimum is not None and value < minimum:

@@ -27,6 +27,21 @@ def test_every_setting_is_in_the_readme_table() -> None:
         assert f"rules.NAME.{key}" in documented
 
 
+def test_the_readme_table_states_the_defaults() -> None:
+    """A row's first default (``| `section.key` | `value` |``) is the shipped one."""
+    defaults = default_mapping()
+    rows = re.findall(r"^\| `([a-z_]+)\.([a-z_]+)`(?:, `[a-z_.]+`)* \| `([^`]*)`", README, re.M)
+    assert len(rows) > 50
+    for section, key, stated in rows:
+        shipped = defaults.get(section, {}).get(key)
+        if shipped is None or isinstance(shipped, list):
+            continue
+        if isinstance(shipped, bool | str):
+            assert stated.strip('"').lower() == str(shipped).lower(), f"{section}.{key}"
+        else:
+            assert float(stated) == float(shipped), f"{section}.{key}: README {stated}"
+
+
 def test_every_feature_is_listed() -> None:
     for feature in FEATURES:
         assert f"`{feature}`" in README

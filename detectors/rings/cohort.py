@@ -55,6 +55,7 @@ import msgspec
 
 from detectors.config import RingSettings
 from detectors.dedup import newer_position
+from detectors.rules import wilson_bounds
 
 # Slots of a caller's record (a list of floats, so that it packs small); slots 8-11 hold
 # the recent callees.
@@ -365,10 +366,14 @@ class KeyState(msgspec.Struct, array_like=True):
     @staticmethod
     def _plainly_unanswered(rec: list[float], strength: int, rs: RingSettings) -> bool:
         """Where the key asks more than ``min_strength`` (a busy key: a city's switch), the
-        answered share is judged without ``answer_grace_calls``: a courier's first calls
-        there, a few of them unanswered, must not make it a member of a ring of SIM-farm
-        numbers."""
-        return strength <= rs.min_strength or rec[ANSWERED] <= rs.max_answer_ratio * rec[CALLS]
+        answered share is judged without ``answer_grace_calls`` and with confidence (its
+        Wilson upper bound at ``confidence_z``): a courier's first calls there, a few of
+        them unanswered, must not make it a member of a ring of SIM-farm numbers."""
+        if strength <= rs.min_strength:
+            return True
+        calls = rec[CALLS]
+        upper = wilson_bounds(rec[ANSWERED] / calls, calls, rs.confidence_z)[1]
+        return upper <= rs.max_answer_ratio
 
     def joins(self, rec: list[float], rs: RingSettings) -> bool:
         """Whether a caller outside the living ring now has the evidence to join it: as

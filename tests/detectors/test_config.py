@@ -44,6 +44,8 @@ def test_analyst_can_add_a_profile(tmp_path: Path) -> None:
         ("[alerts]\ncooldown_s = -5\n", "alerts.cooldown_s must be >= 0"),
         ("[alerts]\ncooldown_s = 'soon'\n", "alerts.cooldown_s must be a number"),
         ("[alerts]\nmin_attempts = 2.5\n", "alerts.min_attempts must be a whole number"),
+        ("[alerts]\ncooldown_s = nan\n", "alerts.cooldown_s must be a finite number"),
+        ("[rings]\nyouth_s = inf\n", "rings.youth_s must be a finite number"),
         ("[alerts]\nsettle_s = -1\n", "alerts.settle_s must be >= 0"),
         ("[alerts]\nsettle_answer_ratio = 1.5\n", "alerts.settle_answer_ratio must be between"),
         ("[input]\ntimezone = 'Mars/Base'\n", "unknown time zone"),

@@ -409,6 +409,29 @@ def test_a_busy_key_gives_founders_and_joiners_no_benefit_of_the_doubt() -> None
     assert state.members_at(rs.min_strength + 2, rs) == []  # a key that asks more
 
 
+@pytest.mark.parametrize("z, courier_qualifies", [(0.0, True), (0.5, False)])
+def test_a_busy_key_asks_for_a_low_answered_share_with_confidence(
+        z: float, courier_qualifies: bool) -> None:
+    rs = with_override(load_settings(), "rings.confidence_z", z).rings
+    state = KeyState.new(rs.max_strength)
+    calls = {"+8613700000001": [True, False, False, True, False],  # a courier's first five
+             "+8617100000002": [False] * 4 + [True] + [False] * 5}  # a pool number's ten
+    for n, (caller, answered) in enumerate(calls.items()):
+        for i, a in enumerate(answered):  # answered calls cut short (3 s), distinct callees
+            state.account(caller, T0 + 60 * i + n, 8613900000000 + 1000 * i + n, a,
+                          3 if a else 0, rs)
+    busy = rs.min_strength + 1  # a key that asks more than min_strength
+    expected = ["+8613700000001"] if courier_qualifies else []
+    assert state.members_at(busy, rs) == [*expected, "+8617100000002"]
+    assert state.members_at(rs.min_strength, rs) == list(calls)  # a quiet key: both
+
+
+@pytest.mark.parametrize("value", [-0.5, float("nan"), "1"])
+def test_a_bad_ring_confidence_is_refused(value: object) -> None:
+    with pytest.raises(ConfigError, match="rings.confidence_z"):
+        with_override(load_settings(), "rings.confidence_z", value)
+
+
 def test_a_key_state_without_an_applied_position_is_read() -> None:
     import msgspec
 
