@@ -387,13 +387,9 @@ class Detector:
         state.next_score -= 1
         if state.next_score <= 0 or best is not None:
             state.next_score = ms.score_every
-            if (best is None and t - state.last_alert >= self._cooldown
-                    and t - state.reach_sampled_at >= reach_horizon):
-                # a busy caller not alerted: part of what is normal today, once per window
-                # (the reference is of callers: the busiest, judged most often, and a SIM
-                # farm's cards among them would otherwise be most of it)
+            if best is None and t - state.last_alert >= self._cooldown:
+                # a busy caller not alerted: part of what is normal today
                 self.reach.learn(features(reach_horizon), t)
-                state.reach_sampled_at = t
             if ms.enabled:
                 state.model_score = self.model.score_and_learn(
                     features(fs.horizons_s[-1]), learn=best is None

@@ -75,21 +75,16 @@ def fingerprint(number: int) -> int:
 # Scalars live in two small arrays instead of Python objects (a float object costs 24 bytes,
 # an array slot 8): the float array ``vals`` ...
 NEXT_ROLL, FIRST_SEEN, LAST_SEEN, LAST_CALLEE, GAP_MEAN, GAP_VAR, LAST_ALERT, MODEL_SCORE, \
-    APPLIED_OFFSET, APPLIED_INDEX, REACH_SAMPLED_AT = range(11)
-_N_VALS = 11
-_N_VALS_V4 = 10  # layouts 3 and 4 had no reach sample time
-_N_VALS_V2 = 8  # layout 2 had no applied position either
-# What an earlier layout's missing floats are read as (from the end of layout 2's): no
-# position applied, never a reach sample.
-_LATER_VALS = (-1.0, 0.0, -math.inf)
+    APPLIED_OFFSET, APPLIED_INDEX = range(10)
+_N_VALS = 10
+_N_VALS_V2 = 8  # layout 2 had no applied position
 # ... and, after the counters in ``counts``, these whole numbers (offsets from the end).
 _RING_POS, _CALLS, _NEXT_JUDGE, _NEXT_SCORE = -4, -3, -2, -1
 _N_INTS = 4
 # Binary form (:meth:`NumberState.to_bytes`): magic and version, then the lengths of counts,
 # ring, trunk and ring id (0xFFFF: none), then counts, vals, ring (little-endian), refusals,
 # trunk, ring id.
-_MAGIC = b"DGS\x05"  # 5: the reach sample time (4: the ring id, 3: the applied position)
-_MAGIC_V4 = b"DGS\x04"  # still read: no reach sample time
+_MAGIC = b"DGS\x04"  # 4: the ring id (3: the applied input position)
 _MAGIC_V3 = b"DGS\x03"  # still read: no ring id
 _MAGIC_V2 = b"DGS\x02"  # still read: no ring id, its position is "none applied"
 _HEADER = struct.Struct("<4sHHHH")
@@ -125,7 +120,6 @@ class NumberState:
         vals[LAST_SEEN] = t
         vals[LAST_ALERT] = -math.inf
         vals[APPLIED_OFFSET] = -1.0
-        vals[REACH_SAMPLED_AT] = -math.inf
         self.ring = array("i", [0]) * fs.recent_callees
         self.refusals = bytearray(fs.recent_callees)
         self.trunk: str | None = None
@@ -139,8 +133,8 @@ class NumberState:
         for name, value in zip(self.__slots__[:len(state)], state, strict=True):
             # unpickled arrays come over-allocated; a slice copy is exactly sized
             setattr(self, name, value[:] if isinstance(value, array) else value)
-        if len(self.vals) < _N_VALS:  # pickled by an earlier layout
-            self.vals.extend(_LATER_VALS[len(self.vals) - _N_VALS_V2:])
+        if len(self.vals) < _N_VALS:  # pickled before the applied position was kept
+            self.vals.extend((-1.0, 0.0)[len(self.vals) - _N_VALS:])
 
     def to_bytes(self) -> bytes:
         """A compact, self-describing binary form (what the Faust state table stores).
@@ -182,11 +176,11 @@ class NumberState:
         """Read :meth:`to_bytes` output (or an earlier layout's); ``ValueError`` if it is not
         exactly that."""
         magic = data[:4]
-        if magic in (_MAGIC, _MAGIC_V4) and len(data) >= _HEADER.size:
-            header, n_vals = _HEADER, _N_VALS if magic == _MAGIC else _N_VALS_V4
+        if magic == _MAGIC and len(data) >= _HEADER.size:
+            header, n_vals = _HEADER, _N_VALS
             _, n_counts, n_ring, n_trunk, n_ring_id = header.unpack_from(data)
         elif magic in (_MAGIC_V3, _MAGIC_V2) and len(data) >= _HEADER_V3.size:
-            header, n_vals = _HEADER_V3, _N_VALS_V4 if magic == _MAGIC_V3 else _N_VALS_V2
+            header, n_vals = _HEADER_V3, _N_VALS if magic == _MAGIC_V3 else _N_VALS_V2
             _, n_counts, n_ring, n_trunk = header.unpack_from(data)
             n_ring_id = _NO_RING_ID
         else:
@@ -204,8 +198,8 @@ class NumberState:
             at += size
         state.counts = _read_array("i", parts[0])
         state.vals = _read_array("d", parts[1])
-        if n_vals < _N_VALS:  # an earlier layout: what it did not keep, as never happened
-            state.vals.extend(_LATER_VALS[n_vals - _N_VALS_V2:])
+        if n_vals < _N_VALS:  # an earlier layout: nothing known to be applied
+            state.vals.extend((-1.0, 0.0))
         state.ring = _read_array("i", parts[2])
         state.refusals = bytearray(parts[3])
         try:
@@ -251,15 +245,6 @@ class NumberState:
         vals[APPLIED_OFFSET] = offset
         vals[APPLIED_INDEX] = index
         return True
-
-    @property
-    def reach_sampled_at(self) -> float:
-        """When this number last fed the reach reference (event time; -inf: never)."""
-        return self.vals[REACH_SAMPLED_AT]
-
-    @reach_sampled_at.setter
-    def reach_sampled_at(self, value: float) -> None:
-        self.vals[REACH_SAMPLED_AT] = value
 
     @property
     def model_score(self) -> float:

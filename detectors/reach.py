@@ -4,10 +4,8 @@ Ordinary busy callers (couriers, dispatchers, shops, people) are called back:
 some of the strangers they call, or miss, call them.  A number that keeps
 calling strangers and is never called at all is far outside that, whatever
 its hourly rate.  :class:`ReachJudge` learns, from the busy callers the
-detector judges (numbers over ``[alerts].min_attempts``, not alerted; each one
-sample per ``horizon_s``, so that the reference is of callers, not of judgements,
-which the busiest numbers get most of), the distribution of *calls received per call
-made* and of *strangers called*
+detector judges (numbers over ``[alerts].min_attempts``, not alerted), the
+distribution of *calls received per call made* and of *strangers called*
 (:mod:`detectors.references`), and alerts a number when
 
 - it called at least ``min_strangers`` strangers in ``horizon_s``,

@@ -52,16 +52,6 @@ def test_courier_with_call_backs_is_not_alerted() -> None:
     assert run(det, courier_calls(n=300, every=20.0)) == []
 
 
-def test_a_busy_caller_feeds_the_reach_reference_once_per_window() -> None:
-    det = Detector(load_settings())
-    window = det.settings.reach.horizon_s
-    # a courier judged again and again over 9 hours: one sample per reach window
-    assert run(det, courier_calls(n=1080, every=30.0)) == []
-    assert det.reach.references.samples == 2
-    state = det.states["+8613800000077"]
-    assert state.reach_sampled_at - state.first_seen >= window
-
-
 def test_ring_once_caller_is_alerted_as_ring_once() -> None:
     calls = [Call("+8616500000001", f"+86139{i * 104729 % 10**8:08d}", T0 + 40 * i, 0, False,
                   ring=1.5) for i in range(100)]

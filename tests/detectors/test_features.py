@@ -1,4 +1,3 @@
-import math
 import pickle
 
 import pytest
@@ -215,32 +214,11 @@ def test_a_state_of_the_previous_layout_is_refused() -> None:
         NumberState.from_bytes(old)
 
 
-def layout_4(st: NumberState) -> bytes:
-    """``st`` as layout 4 wrote it: the same header, the floats without the reach sample
-    time (the last of them)."""
-    data = st.to_bytes()
-    end_of_vals = 12 + 4 * len(st.counts) + 8 * len(st.vals)
-    return b"DGS\x04" + data[4:end_of_vals - 8] + data[end_of_vals:]
-
-
 def layout_3(st: NumberState) -> bytes:
     """``st`` as layout 3 wrote it (``st.ring_id`` None): no ring id length in the header."""
     assert st.ring_id is None
-    data = layout_4(st)
+    data = st.to_bytes()
     return b"DGS\x03" + data[4:10] + data[12:]
-
-
-def test_a_state_of_layout_4_is_read_as_never_sampled_for_reach() -> None:
-    st = NumberState(FS, T0)
-    call(st, T0, 8613900000009, answered=True, talk=30)
-    st.ring_id = "ring-0123456789ab"
-    assert st.first_delivery(2, 1)
-    back = NumberState.from_bytes(layout_4(st))
-    assert back.reach_sampled_at == -math.inf and back.ring_id == st.ring_id
-    assert not back.first_delivery(2, 1)
-    st.reach_sampled_at = T0 + 9
-    assert NumberState.from_bytes(st.to_bytes()).reach_sampled_at == T0 + 9
-    assert pickle.loads(pickle.dumps(st)).reach_sampled_at == T0 + 9
 
 
 def test_a_state_of_layout_2_is_read_with_no_position_applied() -> None:

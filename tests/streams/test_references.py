@@ -36,11 +36,8 @@ def settings() -> Any:
 
 
 def stream() -> list[Call]:
-    # busy callers not alerted, each a sample of the references once per reach window
-    couriers = [c for i in range(16)
-                for c in courier_calls(f"+86138000001{i:02d}", n=40, every=15.0, seed=i)]
     calls = (dialer_calls(n=600, every=1.5) + courier_calls(n=200, every=10.0)
-             + courier_calls("+8613800000078", n=150, every=12.0) + couriers
+             + courier_calls("+8613800000078", n=150, every=12.0)
              + dialer_calls("+8616500000002", n=300, every=4.0, answer_rate=0.0, seed=5)
              + pool_calls(members=12, calls_each=8, t0=T0 + 120))
     return sorted(calls, key=lambda c: (c.start, c.caller, c.callee))
