@@ -462,6 +462,7 @@ class NumberState:
             "answer_ratio": answered * per_attempt,
             "short_call_ratio": w[SHORT] / answered if answered > 0 else 0.0,
             "mean_talk_s": w[TALK] / answered if answered > 0 else 0.0,
+            "listened_ratio": max(0.0, answered - w[SHORT]) * per_attempt,
             "ring_once_ratio": w[RING_ONCE] * per_attempt,
             "failed_ratio": w[FAILED] * per_attempt,
             "distinct_ratio": min(1.0, w[NEW] * per_attempt),

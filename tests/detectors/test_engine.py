@@ -33,6 +33,26 @@ def test_cloud_dialer_is_alerted_once_per_cooldown_with_readable_reasons() -> No
     assert alert.trunk == "gw-cloud"
 
 
+def _recorded_notice(listened: bool) -> list[Call]:
+    """A burst to distinct numbers, a third answered; the answered ones listened to (a
+    recorded notice, 25-40 s) or hung up at once (a dialer's, 1-6 s)."""
+    rng = random.Random(9)
+    calls = []
+    for i in range(120):
+        answered = i % 3 == 0
+        talk = (rng.randint(25, 40) if listened else rng.randint(1, 6)) if answered else 0
+        calls.append(Call("+862012345678", f"+86139{rng.randrange(10**8):08d}", T0 + 5 * i,
+                          duration=talk, answered=answered, ring=rng.uniform(8, 20)))
+    return calls
+
+
+@pytest.mark.parametrize("listened", [False, True])
+def test_cloud_dialer_needs_its_answered_calls_cut_short(listened: bool) -> None:
+    settings = with_override(load_settings(), "rules.cloud_dialer.max_mean_talk_s", 60)
+    profiles = {a.profile for a in run(Detector(settings), _recorded_notice(listened))}
+    assert ("cloud_dialer" in profiles) is not listened
+
+
 def test_alerts_again_after_the_cooldown() -> None:
     det = Detector(with_override(load_settings(), "alerts.cooldown_s", 600))
     alerts = run(det, dialer_calls(n=1500, every=2.0))

@@ -15,6 +15,14 @@ def call(st: NumberState, t: float, callee: int, answered: bool = False, talk: i
     st.outbound(t, callee, answered, talk, ring, failed, FS)
 
 
+def test_listened_calls_are_answered_ones_not_cut_short_over_all_calls() -> None:
+    st = NumberState(FS, T0)
+    for i, (answered, talk) in enumerate([(True, 3), (True, 40), (False, 0), (True, 12)]):
+        call(st, T0 + i, 8613900000000 + 1000 * i, answered=answered, talk=talk)
+    f = st.features(600, T0 + 5, FS)
+    assert f["listened_ratio"] == 0.5 and f["short_call_ratio"] == 1 / 3
+
+
 def test_sliding_window_forgets_old_calls() -> None:
     st = NumberState(FS, T0)
     for i in range(60):
