@@ -54,8 +54,8 @@ def route(call: Call, callee_blocks: bool, population_shards: int = 0) -> tuple[
     elif call.src_ip:
         ingress = ADDRESS + call.src_ip
     elif population_shards and call.caller:
-        ingress = (f"{POPULATION}{population_share(call.caller, population_shards)}"
-                   f"/{population_shards}")
+        ingress = population_key(population_share(call.caller, population_shards),
+                                 population_shards)
     else:
         ingress = ""
     if callee_blocks and len(call.callee) > BLOCK_DIGITS + 4:
@@ -70,9 +70,14 @@ def population_share(caller: str, shards: int) -> int:
     return zlib.crc32(caller.encode()) % shards
 
 
+def population_key(share: int, shards: int) -> str:
+    """The key of population share ``share`` of ``shards``."""
+    return f"{POPULATION}{share}/{shards}"
+
+
 def population_keys(shards: int) -> tuple[str, ...]:
     """The keys of the ``shards`` population shares, by share."""
-    return tuple(f"{POPULATION}{i}/{shards}" for i in range(shards))
+    return tuple(population_key(i, shards) for i in range(shards))
 
 
 def is_block(key: str) -> bool:
