@@ -134,9 +134,11 @@ class RingSettings:
     answer_grace_calls: float = 2.0
     confidence_z: float = 0.5
     youth_s: float = 3600.0
+    burst_s: float = 0.0
     engaged_memory_s: float = 86400.0
     max_false_share: float = 0.02
     prior_tail: float = 0.3
+    burst_prior_tail: float = 0.1
     prior_weight: float = 20.0
     baseline_half_life_s: float = 21600.0
     max_members: int = 5000
@@ -449,8 +451,11 @@ def _build_rings(r: Mapping[str, Any]) -> RingSettings:
         raise ConfigError("rings.quiet_min_members must be between 2 and rings.min_members")
     if not 0 < rings.own_key_share <= 1:
         raise ConfigError("rings.own_key_share must be above 0 and at most 1")
-    if not 0 < rings.prior_tail < 1:
-        raise ConfigError("rings.prior_tail must be between 0 and 1 (exclusive)")
+    for name in ("prior_tail", "burst_prior_tail"):
+        if not 0 < getattr(rings, name) < 1:
+            raise ConfigError(f"rings.{name} must be between 0 and 1 (exclusive)")
+    if not 0 <= rings.burst_s <= rings.youth_s:
+        raise ConfigError("rings.burst_s must be between 0 (off) and rings.youth_s")
     for name in ("max_engaged_ratio", "max_answer_ratio", "max_false_share"):
         if getattr(rings, name) > 1:
             raise ConfigError(f"rings.{name} must be between 0 and 1")

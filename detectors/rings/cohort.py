@@ -30,6 +30,13 @@ the key's traffic decides whether they are rarer enough).  Where the key asks no
 than ``min_strength`` (its own traffic is no constraint: a gateway nobody else uses),
 ``quiet_min_members`` numbers are enough, not ``min_members``.
 
+Pace is judged apart from count.  A record also keeps the evidence of the caller's first
+``burst_s`` under the key (``BURST``), binned and baselined like strength
+(``burst_active``, ``burst_baseline``, prior ``burst_prior_tail ** s``).  Where the hour's
+count finds no ring, at least ``min_members`` callers with ``min_strength`` or more such
+calls in their first minutes, more than the key's callers show there, are one (their
+answered share judged with confidence: no quiet key's benefits at this scale).
+
 >>> from detectors.config import load_settings
 >>> rs = load_settings().rings
 >>> state = KeyState.new(rs.max_strength)
@@ -58,27 +65,29 @@ from detectors.dedup import newer_position
 from detectors.rules import wilson_bounds
 
 # Slots of a caller's record (a list of floats, so that it packs small); slots 8-11 hold
-# the recent callees.
+# the recent callees, slot 12 the evidence of the caller's first ``burst_s`` (BURST).
 FIRST, LAST, CALLS, STRENGTH, ENGAGED, ANSWERED, RING_INDEX, NEXT_SLOT = range(8)
 #: Recent callees remembered per caller (a call to one of them is a repeat, not evidence);
 #: :meth:`KeyState.account` compares the four slots one by one.
 RECENT = 4
-_RECORD = NEXT_SLOT + 1 + RECENT
+BURST = NEXT_SLOT + 1 + RECENT
+_RECORD = BURST + 1
 NOT_IN_RING = -1.0
 _LAST_OF = itemgetter(LAST)
 
 
-def _active_bin(rec: list[float], top: int, rs: RingSettings) -> int:
-    """The bin of a key's ``active`` that the caller of ``rec`` is counted in: its strength
-    (bin ``top`` holding everything above) if it is outside the ring and *qualifies* (at
-    most ``max_engaged_ratio`` of its calls engaged, at most ``max_answer_ratio`` answered
-    over ``answer_grace_calls`` more calls than it made); else -1, in none.
+def _active_bin(rec: list[float], top: int, rs: RingSettings, slot: int = STRENGTH) -> int:
+    """The bin of a key's ``active`` (``slot`` STRENGTH) or ``burst_active`` (BURST) that the
+    caller of ``rec`` is counted in: that evidence (bin ``top`` holding everything above) if
+    it is outside the ring and *qualifies* (at most ``max_engaged_ratio`` of its calls
+    engaged, at most ``max_answer_ratio`` answered over ``answer_grace_calls`` more calls
+    than it made); else -1, in none.
 
     :meth:`KeyState.account` spells it out (a call there would cost too much)."""
     calls = rec[CALLS]
     if rec[RING_INDEX] < 0 and (rec[ENGAGED] <= rs.max_engaged_ratio * calls and rec[ANSWERED]
                                 <= rs.max_answer_ratio * (calls + rs.answer_grace_calls)):
-        strength = int(rec[STRENGTH])
+        strength = int(rec[slot])
         return strength if strength < top else top
     return -1
 
@@ -100,6 +109,8 @@ class Ring(msgspec.Struct, array_like=True, gc=False):
     answered: int = 0
     distinct: int = 0
     withheld: int = 0
+    #: founded on its founders' first minutes (``burst_s``): ``threshold`` is burst evidence
+    burst: bool = False
 
     @property
     def answer_rate(self) -> float:
@@ -130,11 +141,16 @@ class KeyState(msgspec.Struct, array_like=True):
     #: index in it; -1: none): a message delivered again after a takeover is not counted twice
     applied_offset: int = -1
     applied_index: int = 0
+    #: as ``active`` and ``baseline``, by the evidence of a caller's first ``burst_s``
+    burst_active: list[int] = msgspec.field(default_factory=list)
+    burst_baseline: list[float] = msgspec.field(default_factory=list)
 
     @classmethod
     def new(cls, max_strength: int, now: float = -math.inf) -> KeyState:
         """An empty key first seen at ``now`` (its first sweep is due a while later)."""
-        return cls({}, [0] * (max_strength + 1), [0.0] * (max_strength + 1), swept_at=now)
+        bins = max_strength + 1
+        return cls({}, [0] * bins, [0.0] * bins, swept_at=now, burst_active=[0] * bins,
+                   burst_baseline=[0.0] * bins)
 
     # ------------------------------------------------------------------ per call
 
@@ -192,29 +208,42 @@ class KeyState(msgspec.Struct, array_like=True):
                     engaged += 1
                 elif talk < rs.short_talk_s:
                     strength = 1.0
+            burst = strength if rs.burst_s > 0 else 0.0
             rec = [t, t, calls, strength, engaged, answers, NOT_IN_RING, 1.0,
-                   float(callee), -1.0, -1.0, -1.0]
+                   float(callee), -1.0, -1.0, -1.0, burst]
             self.callers[caller] = rec
             if (engaged <= rs.max_engaged_ratio * calls
                     and answers <= rs.max_answer_ratio * (calls + rs.answer_grace_calls)):
-                self.active[1 if strength and top else 0] += 1  # strength is 0 or 1 here
+                place = 1 if strength and top else 0  # strength is 0 or 1 here
+                self.active[place] += 1
+                self.burst_active[place if burst else 0] += 1
             return rec, strength > 0.0
         calls = rec[CALLS]
-        was = (int(rec[STRENGTH]) if rec[RING_INDEX] < 0
-               and rec[ENGAGED] <= rs.max_engaged_ratio * calls
-               and rec[ANSWERED] <= rs.max_answer_ratio * (calls + rs.answer_grace_calls) else -1)
-        if was > top:
-            was = top
+        if (rec[RING_INDEX] < 0 and rec[ENGAGED] <= rs.max_engaged_ratio * calls
+                and rec[ANSWERED] <= rs.max_answer_ratio * (calls + rs.answer_grace_calls)):
+            was, was_burst = int(rec[STRENGTH]), int(rec[BURST])
+            if was > top:
+                was = top
+            if was_burst > top:
+                was_burst = top
+        else:
+            was = was_burst = -1
         repeat, grew = self._count(rec, t, callee, answered, talk, rs)
         if rec[RING_INDEX] < 0:
             calls = rec[CALLS]
-            now = (int(rec[STRENGTH]) if rec[ENGAGED] <= rs.max_engaged_ratio * calls
-                   and rec[ANSWERED] <= rs.max_answer_ratio * (calls + rs.answer_grace_calls)
-                   else -1)
-            if now > top:
-                now = top
+            if (rec[ENGAGED] <= rs.max_engaged_ratio * calls
+                    and rec[ANSWERED] <= rs.max_answer_ratio * (calls + rs.answer_grace_calls)):
+                now, now_burst = int(rec[STRENGTH]), int(rec[BURST])
+                if now > top:
+                    now = top
+                if now_burst > top:
+                    now_burst = top
+            else:
+                now = now_burst = -1
             if now != was:
-                self._move(was, now)
+                self._move(self.active, was, now)
+            if now_burst != was_burst:
+                self._move(self.burst_active, was_burst, now_burst)
         elif self.ring is not None:
             self._count_member(self.ring, rec, t, answered, repeat)
         return rec, grew
@@ -248,17 +277,21 @@ class KeyState(msgspec.Struct, array_like=True):
                 return False, False
             if talk >= rs.short_talk_s:
                 return False, False
-        if t - rec[FIRST] > rs.youth_s:
+        age = t - rec[FIRST]
+        if age > rs.youth_s:
             return False, False
         rec[STRENGTH] += 1
+        if age <= rs.burst_s:
+            rec[BURST] += 1
         return False, True
 
-    def _move(self, was: int, now: int) -> None:
-        """Move a caller from bin ``was`` of ``active`` to bin ``now`` (-1: in none)."""
+    @staticmethod
+    def _move(bins: list[int], was: int, now: int) -> None:
+        """Move a caller from bin ``was`` of ``bins`` to bin ``now`` (-1: in none)."""
         if was >= 0:
-            self.active[was] -= 1
+            bins[was] -= 1
         if now >= 0:
-            self.active[now] += 1
+            bins[now] += 1
 
     @staticmethod
     def _count_member(ring: Ring, rec: list[float], t: float, answered: bool,
@@ -274,39 +307,50 @@ class KeyState(msgspec.Struct, array_like=True):
             ring.last_call = t
 
     def _withdraw(self, rec: list[float], rs: RingSettings) -> None:
-        place = _active_bin(rec, len(self.active) - 1, rs)
+        top = len(self.active) - 1
+        place = _active_bin(rec, top, rs)
         if place >= 0:
             self.active[place] -= 1
+            self.burst_active[_active_bin(rec, top, rs, BURST)] -= 1
 
     def _deposit(self, rec: list[float], rs: RingSettings) -> None:
-        place = _active_bin(rec, len(self.active) - 1, rs)
+        top = len(self.active) - 1
+        place = _active_bin(rec, top, rs)
         if place >= 0:
             self.active[place] += 1
+            self.burst_active[_active_bin(rec, top, rs, BURST)] += 1
 
     # ------------------------------------------------------------------ judgement
 
     def qualified_at_least(self, strength: int) -> int:
         return sum(self.active[min(strength, len(self.active) - 1):])
 
-    def chance_share(self, strength: int, rs: RingSettings) -> float:
-        """Share of this key's callers expected to reach ``strength`` by chance (baseline)."""
-        s = min(strength, len(self.baseline) - 1)
-        tail = sum(self.baseline[s:])
-        return ((tail + rs.prior_weight * rs.prior_tail ** strength)
+    def chance_share(self, strength: int, rs: RingSettings, burst: bool = False) -> float:
+        """Share of this key's callers expected to reach ``strength`` by chance (baseline),
+        in their first ``youth_s`` or, with ``burst``, their first ``burst_s``."""
+        baseline = self.burst_baseline if burst else self.baseline
+        tail = sum(baseline[min(strength, len(baseline) - 1):])
+        prior = rs.burst_prior_tail if burst else rs.prior_tail
+        return ((tail + rs.prior_weight * prior ** strength)
                 / (self.baseline_total + rs.prior_weight))
 
     def founding_threshold(self, rs: RingSettings, members: int = 0,
-                           lowest: int | None = None) -> int | None:
+                           lowest: int | None = None, burst: bool = False) -> int | None:
         """The lowest strength (from ``lowest``; by default ``quorum_strength`` if at least
         ``quorum_members`` qualify there, else ``min_strength``) at which the callers here
         are a ring, not chance; or None.
 
         ``members``: active callers already in the ring, counted as found at any strength
         (for judging whether one more caller may join).
+
+        With ``burst``, the evidence of each caller's first ``burst_s`` is judged against
+        the key's baseline of it (from ``burst_prior_tail``): at least ``min_strength``,
+        and always ``min_members`` (a busy key's own callers seldom make three unanswered
+        calls in their first minutes; a quorum of two-call numbers is not asked there).
         """
-        active = self.active
+        active = self.burst_active if burst else self.active
         top = min(rs.max_strength, len(active) - 1)
-        start = rs.quorum_strength if lowest is None else lowest
+        start = (rs.min_strength if burst else rs.quorum_strength) if lowest is None else lowest
         if start > top:
             return None
         # Suffix sums from the top down to ``start`` (the last bin holds everything above),
@@ -314,7 +358,11 @@ class KeyState(msgspec.Struct, array_like=True):
         # loop from the top would, so the same floats; the baseline's only when first asked.
         found = list(accumulate(reversed(active[start:top]), initial=sum(active[top:])))
         min_members, share = rs.min_members, rs.max_false_share
-        prior_weight, prior_tail = rs.prior_weight, rs.prior_tail
+        prior_weight = rs.prior_weight
+        prior_tail = rs.burst_prior_tail if burst else rs.prior_tail
+        # fewer than min_members only where the key asks no more than min_strength
+        few = rs.quiet_min_members if lowest is None and not burst else min_members
+        baseline = self.burst_baseline if burst else self.baseline
         tail: list[float] | None = None
         scale = 0.0
         if found[0] + members >= min_members:
@@ -322,7 +370,6 @@ class KeyState(msgspec.Struct, array_like=True):
             # with a few heavy callers of its own, most often; where even the least chance
             # (at the top: the tail and the prior only fall as s rises, all terms >= 0)
             # exceeds what the most callers (at ``start``) allow, none is a ring.
-            baseline = self.baseline
             tail = list(accumulate(reversed(baseline[start:top]),
                                    initial=0.0 + sum(baseline[top:])))
             scale = self.expected_callers(rs) / (self.baseline_total + prior_weight)
@@ -331,13 +378,11 @@ class KeyState(msgspec.Struct, array_like=True):
                 return None
         for s in range(start, top + 1):
             count = found[top - s] + members
-            if count < min_members and (count < rs.quiet_min_members or s > rs.min_strength
-                                        or lowest is not None):
+            if count < min_members and (count < few or s > rs.min_strength):
                 return None  # fewer numbers only where the key asks no more than min_strength
             if s < rs.min_strength and lowest is None and count < rs.quorum_members:
                 continue  # below min_strength only a quorum of callers may found
             if tail is None:
-                baseline = self.baseline
                 tail = list(accumulate(reversed(baseline[start:top]),
                                        initial=0.0 + sum(baseline[top:])))
                 scale = self.expected_callers(rs) / (self.baseline_total + prior_weight)
@@ -354,13 +399,17 @@ class KeyState(msgspec.Struct, array_like=True):
         quiet = len(self.callers) - self.in_ring - self.qualified_at_least(1)
         return max(1.0, rate * rs.youth_s, float(quiet))
 
-    def members_at(self, strength: int, rs: RingSettings) -> list[str]:
-        """Callers not yet in the ring that qualify at ``strength``, in order of first call
-        (on a busy key, without the benefit of the doubt: see :meth:`_plainly_unanswered`)."""
+    def members_at(self, strength: int, rs: RingSettings, burst: bool = False) -> list[str]:
+        """Callers not yet in the ring that qualify at ``strength`` (of their first
+        ``burst_s``, with ``burst``), in order of first call (on a busy key, without the
+        benefit of the doubt: see :meth:`_plainly_unanswered`)."""
         top = len(self.active) - 1
+        slot = BURST if burst else STRENGTH
+        # judged by their first minutes, numbers are on a busy key: no benefit of the doubt
+        sure = partial(self._surely_unanswered, rs=rs) if burst else partial(
+            self._plainly_unanswered, strength=strength, rs=rs)
         found = [(rec[FIRST], caller) for caller, rec in self.callers.items()
-                 if rec[STRENGTH] >= strength and _active_bin(rec, top, rs) >= 0
-                 and self._plainly_unanswered(rec, strength, rs)]
+                 if rec[slot] >= strength and _active_bin(rec, top, rs) >= 0 and sure(rec)]
         return [caller for _, caller in sorted(found)]
 
     @staticmethod
@@ -369,8 +418,12 @@ class KeyState(msgspec.Struct, array_like=True):
         answered share is judged without ``answer_grace_calls`` and with confidence (its
         Wilson upper bound at ``confidence_z``): a courier's first calls there, a few of
         them unanswered, must not make it a member of a ring of SIM-farm numbers."""
-        if strength <= rs.min_strength:
-            return True
+        return strength <= rs.min_strength or KeyState._surely_unanswered(rec, rs)
+
+    @staticmethod
+    def _surely_unanswered(rec: list[float], rs: RingSettings) -> bool:
+        """The caller's answered share is at most ``max_answer_ratio`` with confidence (its
+        Wilson upper bound at ``confidence_z``)."""
         calls = rec[CALLS]
         upper = wilson_bounds(rec[ANSWERED] / calls, calls, rs.confidence_z)[1]
         return upper <= rs.max_answer_ratio
@@ -389,19 +442,53 @@ class KeyState(msgspec.Struct, array_like=True):
         gateway it rents) and its traffic is no reference: a qualifying caller joins at
         ``join_strength`` without it.  Judged against such a key's traffic, a pool whose
         numbers make a call or two each was asking ever more of them, its own numbers that
-        had not joined yet being counted as the key's ordinary callers."""
+        had not joined yet being counted as the key's ordinary callers.
+
+        A ring founded on its founders' first ``burst_s`` takes joiners by the same
+        judgement of theirs, or by the hour as on any key that asked more than
+        ``min_strength`` (never with a quiet key's benefits).  A ring founded by the hour
+        does not take joiners by their pace: counted with a large ring's members, the
+        key's traffic would let its ordinary callers' quick runs of unanswered calls in
+        (measured: ordinary subscribers joining SIM-farm rings on city switches)."""
         ring = self.ring
         if ring is None or _active_bin(rec, len(self.active) - 1, rs) < 0:
             return False  # in the ring already, or not qualifying
+        if self._joins_by_hour(rec, ring, rs):
+            return True
+        return ring.burst and self._joins_by_burst(rec, rs)
+
+    def _joins_by_hour(self, rec: list[float], ring: Ring, rs: RingSettings) -> bool:
         quiet = ring.threshold <= rs.min_strength
-        floor = rs.join_strength if quiet else ring.threshold
-        if rec[STRENGTH] < floor or not self._plainly_unanswered(rec, ring.threshold, rs):
+        if ring.burst:
+            # its founders' evidence was of their first minutes: by the hour, a joiner needs
+            # what the key would ask of founders by the hour (min_members of them) now, and
+            # has a quiet key's benefits only where that is no more than min_strength
+            asked = self.founding_threshold(rs, rs.min_members, rs.min_strength)
+            if asked is None:
+                return False
+            quiet = asked <= rs.min_strength
+            floor = rs.join_strength if quiet else max(ring.threshold, asked)
+        else:
+            floor = rs.join_strength if quiet else ring.threshold
+        if rec[STRENGTH] < floor:
             return False
         if quiet and self.in_ring + self.qualified_at_least(1) >= rs.own_key_share * len(
                 self.callers):
             return True
         now = self.founding_threshold(rs, self.in_ring, floor)
-        return now is not None and rec[STRENGTH] >= now
+        return (now is not None and rec[STRENGTH] >= now
+                and self._plainly_unanswered(rec, now if ring.burst else ring.threshold, rs))
+
+    def _joins_by_burst(self, rec: list[float], rs: RingSettings) -> bool:
+        """Whether the caller's first ``burst_s`` stand out from the key's as the founders'
+        did: at least ``min_strength``, and what the key's traffic asks of founders (at
+        most ``min_members`` of the ring's members counted: a large ring does not vouch
+        for a courier's unlucky first minutes)."""
+        if rs.burst_s <= 0 or rec[BURST] < rs.min_strength:
+            return False
+        now = self.founding_threshold(rs, min(self.in_ring, rs.min_members), rs.min_strength,
+                                      burst=True)
+        return now is not None and rec[BURST] >= now and self._surely_unanswered(rec, rs)
 
     def enrol(self, caller: str, rs: RingSettings) -> bool:
         """Move ``caller`` into the ring (the ring must exist); whether it is listed among
@@ -454,6 +541,7 @@ class KeyState(msgspec.Struct, array_like=True):
         if self.baseline_at > -math.inf and now > self.baseline_at:
             keep = 0.5 ** ((now - self.baseline_at) / rs.baseline_half_life_s)
             self.baseline = [v * keep for v in self.baseline]
+            self.burst_baseline = [v * keep for v in self.burst_baseline]
             self.baseline_total *= keep
         if now > self.baseline_at:
             self.baseline_at = now
@@ -465,9 +553,11 @@ class KeyState(msgspec.Struct, array_like=True):
         Every record ends here, most of them a few calls old (a third of the group
         detector's time on a simulated day): hence the baseline's sums inlined."""
         callers, active, engaged = self.callers, self.active, self.engaged
+        burst_active = self.burst_active
         top = len(active) - 1
         idle_s, half_life = rs.member_idle_s, rs.baseline_half_life_s
         baseline, total, at = self.baseline, self.baseline_total, self.baseline_at
+        burst_baseline = self.burst_baseline
         for caller in idle:
             rec = callers.pop(caller)
             if rec[RING_INDEX] >= 0:
@@ -476,17 +566,23 @@ class KeyState(msgspec.Struct, array_like=True):
             strength = _active_bin(rec, top, rs)
             if strength >= 0:
                 active[strength] -= 1  # out of ``active`` (as _withdraw does)
+                burst = int(rec[BURST])
+                if burst > top:
+                    burst = top
+                burst_active[burst] -= 1
             else:
-                strength = 0
+                strength = burst = 0
                 if rec[CALLS] >= rs.min_strength:  # a few calls say too little
                     engaged[caller] = [rec[LAST], rec[CALLS], rec[ENGAGED], rec[ANSWERED]]
             if now > at:
                 self.baseline_total = total
                 self._decay(now, rs)
                 baseline, total, at = self.baseline, self.baseline_total, self.baseline_at
+                burst_baseline = self.burst_baseline
             since = at - (rec[LAST] + idle_s)
             weight = 0.5 ** (since / half_life) if since > 0.0 else 1.0  # 0.5 ** 0.0 is 1.0
             baseline[strength] += weight
+            burst_baseline[burst] += weight
             total += weight
         self.baseline_total = total
 
@@ -519,9 +615,24 @@ class KeyState(msgspec.Struct, array_like=True):
     @classmethod
     def from_bytes(cls, data: bytes) -> KeyState:
         try:
-            return _DECODER.decode(data)
+            state = _DECODER.decode(data)
         except msgspec.DecodeError as exc:
             raise ValueError(f"not a ring key state: {exc}") from None
+        if len(state.burst_active) != len(state.active):
+            state._add_burst_evidence()
+        return state
+
+    def _add_burst_evidence(self) -> None:
+        """A state written before the evidence of callers' first ``burst_s`` was kept: its
+        callers have none (they are judged by the hour until they retire), its baseline
+        of it starts from the prior."""
+        bins = len(self.active)
+        self.burst_active = [0] * bins
+        self.burst_active[0] = sum(self.active)
+        self.burst_baseline = [0.0] * bins
+        self.burst_baseline[0] = self.baseline_total
+        for rec in self.callers.values():
+            rec.append(0.0)
 
 
 _ENCODER = msgspec.msgpack.Encoder()

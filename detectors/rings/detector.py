@@ -62,7 +62,7 @@ from detectors.config import FIXED_AT_START, ConfigError, RingSettings, Settings
 from detectors.dedup import Deduplicator
 from detectors.records import Call
 from detectors.rings import report
-from detectors.rings.cohort import RING_INDEX, STRENGTH, KeyState, Ring
+from detectors.rings.cohort import BURST, RING_INDEX, STRENGTH, KeyState, Ring
 from detectors.rings.keys import (
     ADDRESS,
     BLOCK,
@@ -302,14 +302,9 @@ class GroupDetector:
             # the judgement only changes when some caller's evidence does
             if not grew or rec[STRENGTH] < rs.quorum_strength:
                 return None
-            threshold = state.founding_threshold(rs)
-            if threshold is None:
+            ring = self._judge(state, key, rec, t, rs)
+            if ring is None:
                 return None
-            founders = state.members_at(threshold, rs)
-            if len(founders) < (rs.quiet_min_members if threshold <= rs.min_strength
-                                else rs.min_members):
-                return None
-            ring = self._found(state, key, threshold, founders, t)
         elif grew and rec[STRENGTH] >= rs.join_strength and state.joins(rec, rs):
             listed = state.enrol(caller, rs)
             if listed:  # a member no ring alert lists is not tagged either
@@ -320,13 +315,38 @@ class GroupDetector:
             return None
         return self._alert(state, ring, key, t)
 
+    def _judge(self, state: KeyState, key: str, rec: list[float], t: float,
+               rs: RingSettings) -> Ring | None:
+        """A ring founded now under ``key`` (whose caller ``rec`` has just more evidence): by
+        its callers' evidence over their first ``youth_s``, else over their first
+        ``burst_s`` (a dialer's numbers on a busy key stand out sooner by how fast they
+        pile up unanswered calls than by how many); or None."""
+        threshold = state.founding_threshold(rs)
+        if threshold is not None:
+            founders = state.members_at(threshold, rs)
+            if len(founders) >= (rs.quiet_min_members if threshold <= rs.min_strength
+                                 else rs.min_members):
+                return self._found(state, key, threshold, founders, t)
+        if rs.burst_s <= 0 or rec[BURST] < rs.min_strength:
+            return None
+        by_hour = state.founding_threshold(rs, rs.min_members, rs.min_strength)
+        if by_hour is not None and by_hour <= rs.min_strength:
+            return None  # a key that asks no more by the hour: its own judgement is soon enough
+        threshold = state.founding_threshold(rs, burst=True)
+        if threshold is None:
+            return None
+        founders = state.members_at(threshold, rs, burst=True)
+        if len(founders) < rs.min_members:
+            return None
+        return self._found(state, key, threshold, founders, t, burst=True)
+
     def _found(self, state: KeyState, key: str, threshold: int, founders: list[str],
-               t: float) -> Ring:
+               t: float, burst: bool = False) -> Ring:
         rs = self.settings.rings
         digest = hashlib.blake2b(f"{key}|{t:.3f}|{','.join(sorted(founders))}".encode(),
                                  digest_size=6).hexdigest()
         ring = Ring(f"ring-{digest}", key, t, t, threshold, t, -math.inf, [], [], [],
-                    withheld=state.withheld)
+                    withheld=state.withheld, burst=burst)
         state.ring = ring
         for caller in founders:
             if state.enrol(caller, rs):
@@ -341,12 +361,14 @@ class GroupDetector:
 
     def _alert(self, state: KeyState, ring: Ring, key: str, t: float) -> Alert:
         rs = self.settings.rings
-        expected = state.expected_callers(rs) * state.chance_share(ring.threshold, rs)
+        expected = state.expected_callers(rs) * state.chance_share(ring.threshold, rs,
+                                                                   ring.burst)
         alert = Alert(
             kind="ring",
             score=report.score(ring, rs.weight),
             reasons=report.reasons(ring, expected, rs.quorum_members if ring.threshold
-                                   < rs.min_strength else 0, rs.min_strength),
+                                   < rs.min_strength else 0, rs.min_strength,
+                                   rs.burst_s if ring.burst else 0.0),
             detected_at=t,
             first_seen=ring.first_seen,
             members=list(ring.members),

@@ -27,11 +27,13 @@ from detectors.rings.cohort import Ring
 from detectors.rings.keys import describe, is_block, is_population
 
 
-def reasons(ring: Ring, expected: float, quorum: int = 0, alone: int = 0) -> list[str]:
+def reasons(ring: Ring, expected: float, quorum: int = 0, alone: int = 0,
+            burst_s: float = 0.0) -> list[str]:
     """What an analyst reads: size, volume, engagement, lifetimes, the shared evidence.
 
     ``quorum``: the ring was founded on less evidence per number than ``alone`` (what fewer
     numbers would each have needed) because at least ``quorum`` numbers qualified together.
+    ``burst_s``: the ring was founded on the evidence of its numbers' first ``burst_s``.
     """
     count = len(ring.member_calls)
     minutes = max(1, round((ring.last_call - ring.first_seen) / 60))
@@ -45,12 +47,17 @@ def reasons(ring: Ring, expected: float, quorum: int = 0, alone: int = 0) -> lis
     together = (f" (>= {quorum} numbers at once, fewer would each need {alone})"
                 if quorum else "")
     whose = "the share's" if is_population(ring.key) else f"{where}'s"
+    within = f" within {_span(burst_s)} of its first call there" if burst_s > 0 else ""
     out.append(f"each made >= {ring.threshold} unanswered or cut-short calls to distinct "
-               f"numbers{together}; {whose} own traffic would give ~{expected:.2g} such "
-               "numbers")
+               f"numbers{within}{together}; {whose} own traffic would give ~{expected:.2g} "
+               "such numbers")
     if ring.withheld:
         out.append(f"{ring.withheld:,} calls with the caller withheld on the same ingress")
     return out
+
+
+def _span(seconds: float) -> str:
+    return f"{seconds / 60:g} min" if seconds >= 60 and seconds % 60 == 0 else f"{seconds:g} s"
 
 
 def score(ring: Ring, weight: float) -> float:

@@ -437,10 +437,32 @@ def test_a_key_state_without_an_applied_position_is_read() -> None:
 
     state = KeyState.new(3)
     assert state.first_delivery(2, 1)
-    old = msgspec.msgpack.encode(list(msgspec.structs.astuple(state))[:-2])  # before positions
+    old = msgspec.msgpack.encode(list(msgspec.structs.astuple(state))[:-4])  # before positions
     back = KeyState.from_bytes(old)
     assert (back.applied_offset, back.applied_index) == (-1, 0)
     assert KeyState.from_bytes(state.to_bytes()).first_delivery(2, 1) is False
+
+
+def paced(seconds: float = 300.0) -> Settings:
+    """The shipped settings with the pace of numbers' first minutes judged (``burst_s``)."""
+    return with_override(load_settings(), "rings.burst_s", seconds)
+
+
+def test_a_key_state_from_before_burst_evidence_is_read_and_judged() -> None:
+    import msgspec
+
+    rs = paced().rings
+    state = KeyState.new(rs.max_strength, T0)
+    for i in range(3):
+        state.account("+8617100000001", T0 + 10 * i, 8613900000000 + i, False, 0, rs)
+    fields = list(msgspec.structs.astuple(state))[:-2]  # without the burst bins
+    fields[0] = {c: rec[:-1] for c, rec in state.callers.items()}  # records without BURST
+    back = KeyState.from_bytes(msgspec.msgpack.encode(fields))
+    assert back.active == state.active and back.qualified_at_least(3) == 1
+    assert sum(back.burst_active) == sum(back.active) and back.burst_active[0] == 1
+    back.account("+8617100000001", T0 + 40, 8613900000009, False, 0, rs)  # counted on
+    assert back.qualified_at_least(4) == 1 and back.burst_active[1] == 1
+    assert KeyState.from_bytes(back.to_bytes()) == back
 
 
 def test_observe_keyed_counts_a_call_once_per_input_position() -> None:
@@ -479,10 +501,31 @@ def test_a_quorum_on_a_busy_key_is_judged_against_its_traffic() -> None:
     # five numbers with two unanswered calls each, on a town's switch: its own traffic gives
     # that many; they are a ring only once they show more than the town's callers do
     late = T0 + 3 * 3600
-    two = run(GroupDetector.example(), town() + _together(5, 2, "mob-1", late))
-    assert two == []
-    many = run(GroupDetector.example(), town() + _together(5, 12, "mob-1", late))
+    by_hour = load_settings()
+    for settings in (paced(), by_hour):
+        assert run(GroupDetector(settings), town() + _together(5, 2, "mob-1", late)) == []
+    many = run(GroupDetector(by_hour), town() + _together(5, 12, "mob-1", late))
     assert many and all(a.features["threshold"] > 3 for a in many)
+
+
+def test_numbers_piling_up_unanswered_calls_in_their_first_minutes_stand_out_sooner() -> None:
+    # the town's callers seldom make three unanswered calls within five minutes of their
+    # first: on its switch, that pace is a ring long before the hour's count is
+    late = T0 + 3 * 3600
+    five = {f"+8617100{n:05d}" for n in range(5)}
+    until = [c for c in town() if c.start < late + 400] + _together(5, 12, "mob-1", late)
+    det = GroupDetector(paced())
+    burst = run(det, until)
+    by_hour = run(GroupDetector(load_settings()), until)
+    assert burst[0].features["threshold"] == 3.0 and "within 5 min of its first" in \
+        burst[0].reasons[3]
+    assert burst[0].detected_at < by_hour[0].detected_at
+    assert {det.ring_of(n) for n in five} == {burst[0].ring_id}  # all five joined
+    assert members(burst) <= five and members(by_hour) <= five
+    # numbers whose three unanswered calls are spread over their first hour are no ring
+    slow = [Call(f"+8617100{n:05d}", f"+86139{n:02d}{i:06d}", late + 1200 * i + n, 0, False,
+                 trunk="mob-1") for n in range(5) for i in range(3)]
+    assert run(GroupDetector(paced()), town() + slow) == []
 
 
 @pytest.mark.parametrize("quiet_min_members, ring", [(2, True), (3, False)])
@@ -501,3 +544,22 @@ def test_two_numbers_on_a_busy_key_are_no_ring() -> None:
     # however much each of the two shows
     alerts = run(GroupDetector.example(), town() + _together(2, 30, "mob-1", T0 + 3 * 3600))
     assert alerts == []
+
+
+@pytest.mark.parametrize("gap_s, joins", [(40.0, True), (900.0, False)])
+def test_a_ring_founded_on_pace_takes_joiners_by_pace_or_by_what_the_key_asks_by_the_hour(
+        gap_s: float, joins: bool) -> None:
+    # forty numbers each piling up unanswered calls in their first minutes: a ring on a
+    # village's switch; a later number with three unanswered calls joins at that pace, not
+    # with the same three spread over 45 minutes: by the hour, the village asks more than
+    # three of founders, and a large ring's members must not make that less
+    late = T0 + 3 * 3600
+    det = GroupDetector(paced())
+    later = [Call("+8617199999999", f"+86137{i:08d}", late + 600 + gap_s * i, 0, False,
+                  trunk="mob-1") for i in range(3)]
+    alerts = run(det, [c for c in town(people=40) if c.start < late + 3000]
+                 + _together(40, 40, "mob-1", late) + later)
+    assert alerts and alerts[0].reasons[3].find("within 5 min") > 0
+    state = det.states["in:mob-1"]
+    assert state.founding_threshold(det.settings.rings, 3, 3) > 3  # what the hour asks
+    assert (det.ring_of("+8617199999999") == alerts[0].ring_id) is joins
