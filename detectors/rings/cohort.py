@@ -399,6 +399,11 @@ class KeyState(msgspec.Struct, array_like=True):
         quiet = len(self.callers) - self.in_ring - self.qualified_at_least(1)
         return max(1.0, rate * rs.youth_s, float(quiet))
 
+    def asked_by_the_hour(self, rs: RingSettings) -> int | None:
+        """The evidence by the hour the key would ask now of ``min_members`` founders (None:
+        none would do): ``min_strength`` on a key whose traffic is no constraint."""
+        return self.founding_threshold(rs, rs.min_members, rs.min_strength)
+
     def members_at(self, strength: int, rs: RingSettings, burst: bool = False) -> list[str]:
         """Callers not yet in the ring that qualify at ``strength`` (of their first
         ``burst_s``, with ``burst``), in order of first call (on a busy key, without the
@@ -406,10 +411,10 @@ class KeyState(msgspec.Struct, array_like=True):
         top = len(self.active) - 1
         slot = BURST if burst else STRENGTH
         # judged by their first minutes, numbers are on a busy key: no benefit of the doubt
-        sure = partial(self._surely_unanswered, rs=rs) if burst else partial(
-            self._plainly_unanswered, strength=strength, rs=rs)
+        doubt = not burst and strength <= rs.min_strength
         found = [(rec[FIRST], caller) for caller, rec in self.callers.items()
-                 if rec[slot] >= strength and _active_bin(rec, top, rs) >= 0 and sure(rec)]
+                 if rec[slot] >= strength and _active_bin(rec, top, rs) >= 0
+                 and (doubt or self._surely_unanswered(rec, rs))]
         return [caller for _, caller in sorted(found)]
 
     @staticmethod
@@ -463,7 +468,7 @@ class KeyState(msgspec.Struct, array_like=True):
             # its founders' evidence was of their first minutes: by the hour, a joiner needs
             # what the key would ask of founders by the hour (min_members of them) now, and
             # has a quiet key's benefits only where that is no more than min_strength
-            asked = self.founding_threshold(rs, rs.min_members, rs.min_strength)
+            asked = self.asked_by_the_hour(rs)
             if asked is None:
                 return False
             quiet = asked <= rs.min_strength

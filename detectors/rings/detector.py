@@ -329,7 +329,7 @@ class GroupDetector:
                 return self._found(state, key, threshold, founders, t)
         if rs.burst_s <= 0 or rec[BURST] < rs.min_strength:
             return None
-        by_hour = state.founding_threshold(rs, rs.min_members, rs.min_strength)
+        by_hour = state.asked_by_the_hour(rs)
         if by_hour is not None and by_hour <= rs.min_strength:
             return None  # a key that asks no more by the hour: its own judgement is soon enough
         threshold = state.founding_threshold(rs, burst=True)

@@ -25,6 +25,7 @@ from statistics import median
 
 from detectors.rings.cohort import Ring
 from detectors.rings.keys import describe, is_block, is_population
+from detectors.rules import horizon_text
 
 
 def reasons(ring: Ring, expected: float, quorum: int = 0, alone: int = 0,
@@ -47,17 +48,14 @@ def reasons(ring: Ring, expected: float, quorum: int = 0, alone: int = 0,
     together = (f" (>= {quorum} numbers at once, fewer would each need {alone})"
                 if quorum else "")
     whose = "the share's" if is_population(ring.key) else f"{where}'s"
-    within = f" within {_span(burst_s)} of its first call there" if burst_s > 0 else ""
+    within = (f" within {horizon_text(int(burst_s))} of its first call there" if burst_s > 0
+              else "")
     out.append(f"each made >= {ring.threshold} unanswered or cut-short calls to distinct "
                f"numbers{within}{together}; {whose} own traffic would give ~{expected:.2g} "
                "such numbers")
     if ring.withheld:
         out.append(f"{ring.withheld:,} calls with the caller withheld on the same ingress")
     return out
-
-
-def _span(seconds: float) -> str:
-    return f"{seconds / 60:g} min" if seconds >= 60 and seconds % 60 == 0 else f"{seconds:g} s"
 
 
 def score(ring: Ring, weight: float) -> float:

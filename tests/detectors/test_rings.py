@@ -561,5 +561,5 @@ def test_a_ring_founded_on_pace_takes_joiners_by_pace_or_by_what_the_key_asks_by
                  + _together(40, 40, "mob-1", late) + later)
     assert alerts and alerts[0].reasons[3].find("within 5 min") > 0
     state = det.states["in:mob-1"]
-    assert state.founding_threshold(det.settings.rings, 3, 3) > 3  # what the hour asks
+    assert state.asked_by_the_hour(det.settings.rings) > 3
     assert (det.ring_of("+8617199999999") == alerts[0].ring_id) is joins
