@@ -9,12 +9,13 @@ distribution of *calls received per call made* and of *strangers called*
 (:mod:`detectors.references`), and alerts a number when
 
 - it called at least ``min_strangers`` strangers in ``horizon_s``,
-- it received at most ``max_returns`` calls in that time, although busy
-  callers today receive a ``reference_quantile`` share of a call per call made
-  or more: over its calls that are older than ``settle_s`` (people return a
-  call later, not at once) at least ``min_expected_returns`` returns were to
-  be expected (the chance that an ordinary caller gets none is about
-  ``exp(-expected)``),
+- it received at most ``max_returns`` calls in that time, and that few is
+  improbable for a busy caller: busy callers today receive a
+  ``reference_quantile`` share of a call per call made or more, so over its
+  calls that are older than ``settle_s`` (people return a call later, not at
+  once) ``expected`` returns were to be expected, and an ordinary caller gets
+  no more than it did with a chance of at most ``exp(-min_expected_returns)``
+  (Poisson; with none received: at least ``min_expected_returns`` expected),
 - at most a ``max_contact_ratio`` share of its calls went to contacts, and at
   most a ``max_stranger_repeat_ratio`` share called a stranger again (a
   reminder or notice line retries the people it missed: it wants *them*; a
@@ -33,13 +34,14 @@ there is no reference and no reach alert.
 >>> match.profile
 'reach'
 >>> match.reasons[2].split(", ")[1]
-'15 expected over 30 calls made over 1 h ago (>= 6)'
+'15 expected over 30 calls made over 1 h ago; so few: chance e^-15.3 (<= e^-6)'
 >>> judge.judge(dict(farm, inbound=3.0), settled=30.0) is None
 True
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from detectors.config import ReachSettings
@@ -49,6 +51,26 @@ from detectors.rules import RuleMatch, horizon_text
 #: What the reference learns about busy callers.
 REFERENCE_FEATURES = ("inbound_ratio", "strangers")
 _MAX_VOLUME_FACTOR = 3.0
+
+
+def few_returns_surprise(received: float, expected: float) -> float:
+    """How surprising so few returns are: ``-ln P(X <= received)`` for X Poisson(``expected``).
+
+    With none received it is ``expected`` itself (the chance of none is ``e^-expected``).
+    A sliding-window count is rounded up: a fraction of a call is a call.
+
+    >>> few_returns_surprise(0, 6.0), round(few_returns_surprise(1, 6.0), 2)
+    (6.0, 4.05)
+    >>> round(few_returns_surprise(2, 14.0), 1), few_returns_surprise(3, 0.0)
+    (9.3, 0.0)
+    """
+    if expected <= 0:
+        return 0.0
+    term = total = 1.0
+    for k in range(1, math.ceil(received) + 1):
+        term *= expected / k
+        total += term
+    return max(0.0, expected - math.log(total))
 
 
 class ReachJudge:
@@ -86,7 +108,8 @@ class ReachJudge:
             return None
         per_call = self.references.quantile("inbound_ratio", rs.reference_quantile)
         expected = settled * per_call
-        if expected < rs.min_expected_returns:
+        surprise = few_returns_surprise(returns, expected)
+        if surprise < rs.min_expected_returns:
             return None
         horizon = horizon_text(rs.horizon_s)
         rank = self.references.rank("strangers", strangers)
@@ -95,12 +118,13 @@ class ReachJudge:
             "reach: calls strangers and nobody calls back, unlike busy callers today",
             f"{strangers:.0f} strangers called in {horizon} (>= {rs.min_strangers:g}), "
             f"more than {100 * rank:.1f} % of busy callers today (median {typical:.0f})",
-            f"{returns:.0f} calls received; busy callers today receive {per_call:.2f} per call "
-            f"made, {expected:.0f} expected over {settled:.0f} calls made over "
-            f"{horizon_text(rs.settle_s)} ago (>= {rs.min_expected_returns:g})",
+            f"{math.ceil(returns):.0f} calls received; busy callers today receive "
+            f"{per_call:.2f} per call made, {expected:.0f} expected over {settled:.0f} calls "
+            f"made over {horizon_text(rs.settle_s)} ago; so few: chance e^-{surprise:.1f} "
+            f"(<= e^-{rs.min_expected_returns:g})",
             f"share of calls to contacts {contact_ratio:.2f} (<= {rs.max_contact_ratio:g}), "
             f"calling a stranger again {repeats:.2f} (<= {rs.max_stranger_repeat_ratio:g})",
         ]
-        factor = expected / rs.min_expected_returns
+        factor = surprise / rs.min_expected_returns
         score = rs.weight * min(_MAX_VOLUME_FACTOR, factor)
         return RuleMatch(profile="reach", score=score, reasons=reasons)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 
 import pytest
 
 from detectors.config import ReachSettings
-from detectors.reach import ReachJudge
+from detectors.reach import ReachJudge, few_returns_surprise
 
 FARM = {"attempts": 60.0, "strangers": 58.0, "inbound": 0.0, "contact_ratio": 0.0,
         "stranger_repeat_ratio": 0.0}
@@ -52,6 +53,31 @@ def test_the_reference_scales_the_volume_needed() -> None:
         high.learn({"inbound_ratio": 0.3}, t=float(i))
     assert low.judge(FARM, settled=40.0) is None
     assert high.judge(FARM, settled=40.0) is not None
+
+
+def test_a_few_returns_count_against_what_was_expected() -> None:
+    """With max_returns above 0, returns are judged by how improbable so few are (Poisson)."""
+    tolerant = judge(max_returns=4)
+    # ~14 returns expected over 50 settled calls: 2 received is as rare as e^-10
+    assert tolerant.judge(dict(FARM, inbound=2.0), settled=50.0) is not None
+    # ~7 expected over 25: 4 received is ordinary (chance ~0.15)
+    assert tolerant.judge(dict(FARM, inbound=4.0), settled=25.0) is None
+    # more than max_returns received: never, however many were expected
+    assert tolerant.judge(dict(FARM, inbound=5.0), settled=500.0) is None
+    # the default (0): one return stops it, as before
+    assert judge().judge(dict(FARM, inbound=1.0), settled=500.0) is None
+
+
+def test_surprise_is_the_poisson_tail() -> None:
+    for expected in (0.5, 6.0, 14.0, 40.0):
+        for received in range(6):
+            tail = sum(math.exp(-expected) * expected ** k / math.factorial(k)
+                       for k in range(received + 1))
+            assert math.isclose(few_returns_surprise(received, expected), -math.log(tail),
+                                abs_tol=1e-9)
+    assert few_returns_surprise(0.0, 6.0) == 6.0  # none received: the expectation itself
+    assert few_returns_surprise(0.4, 6.0) == few_returns_surprise(1, 6.0)  # rounded up
+    assert few_returns_surprise(2, 0.0) == 0.0
 
 
 def test_survives_pickle() -> None:
