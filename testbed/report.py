@@ -18,9 +18,12 @@ import statistics
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from detectors.alerts import Alert
+
+if TYPE_CHECKING:
+    from testbed.simulation import Labels
 
 #: development seeds (thresholds may be tuned on them) and reported seeds (never tuned on)
 SEED_SPLIT: dict[str, tuple[int, ...]] = {
@@ -108,7 +111,42 @@ def evaluate_seed(job: SeedJob) -> dict[str, Any]:
     if labels.meta.get("kinds"):
         ran = [n for n, m in report["detectors"].items() if "error" not in m]
         report["kinds"] = kind_breakdown({n: alerted_numbers(sinks[n]) for n in ran}, labels)
+    if "dialguard" in sinks:
+        report["false_positive_alerts"] = false_positive_rows(sinks["dialguard"], labels)
     return report
+
+
+def false_positive_rows(alerts: Iterable[Alert], labels: Labels) -> list[dict[str, Any]]:
+    """Each legitimate number alerted, with the alert that named it first: what to look at
+    when precision drops (simulated numbers only: the labels say who they are).
+
+    >>> from testbed.simulation import Labels
+    >>> labels = Labels({"+861": "courier", "+862": "cloud_dialer"}, [], [],
+    ...                 {"legit_classes": ["ordinary", "courier"]})
+    >>> ring = Alert(kind="ring", score=3.0, reasons=["3 numbers", "all via gw-1"],
+    ...              detected_at=60.0, first_seen=0.0, members=["+861", "+862"], profile="ring")
+    >>> [(r["number"], r["class"], r["alert"], r["profile"]) for r in
+    ...  false_positive_rows([ring, ring], labels)]
+    [('+861', 'courier', 'ring', 'ring')]
+    """
+    from testbed.evaluation import legit_classes
+    from testbed.worlds import kind_of
+
+    legit = set(legit_classes(labels))
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for alert in alerts:
+        named = [alert.caller] if alert.kind == "number" else list(alert.members or [])
+        for number in named:
+            cls = labels.class_of(number) if number is not None else ""
+            if number is None or number in seen or cls not in legit:
+                continue
+            seen.add(number)
+            rows.append({"number": number, "class": cls,
+                         "kind": kind_of(labels.meta, number, cls), "alert": alert.kind,
+                         "profile": alert.profile, "detected_at": alert.detected_at,
+                         "reasons": alert.reasons[:4]})
+    return rows
 
 
 def alerted_numbers(alerts: Iterable[Alert]) -> set[str]:
@@ -272,7 +310,19 @@ def pool_seeds(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
         "calls": sum(r["calls"] for r in per_seed),
         "detectors": {name: _pool_detector(name, per_seed) for name in names},
         "kinds": _pool_kinds(per_seed),
+        "false_positives_by_judgement": _pool_false_positives(per_seed),
     }
+
+
+def _pool_false_positives(per_seed: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """dialguard's false positives counted by legitimate kind and the judgement that named
+    them first (a number alert's profile, or ``ring``)."""
+    out: dict[str, dict[str, int]] = {}
+    for report in per_seed:
+        for row in report.get("false_positive_alerts", []):
+            by = out.setdefault(row["kind"], {})
+            by[row["profile"]] = by.get(row["profile"], 0) + 1
+    return {kind: dict(sorted(by.items())) for kind, by in sorted(out.items())}
 
 
 # --------------------------------------------------------------------------- rendering

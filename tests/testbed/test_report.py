@@ -105,3 +105,24 @@ def test_pools_are_pooled_by_ingress_and_trunk_field():
     assert pools["by_ingress"]["own"]["share_15min"] == 1.0
     assert pools["by_ingress"]["shared"]["share_15min"] == pytest.approx(0.5)
     assert pools["by_trunk_field"]["absent"] == {"pools": 1, "members": 6, "share_15min": 0.5}
+
+
+def test_false_positives_are_listed_per_seed_and_counted_by_judgement():
+    from testbed.report import false_positive_rows
+
+    labels = _labels(2)
+    labels.meta["legit_classes"] = ["ordinary", "courier"]
+    burst = Alert("number", 1, ["cloud_dialer: bulk burst"], 30.0, 0, caller="+99",
+                  profile="cloud_dialer")
+    ring = Alert("ring", 1, ["3 numbers"], 60.0, 0, members=["+0", "+99", "+55"],
+                 profile="ring")
+    rows = false_positive_rows([burst, ring], labels)
+    # the courier once, by what named it first; the dialer is no false positive, and an
+    # unlisted number is an ordinary subscriber
+    assert [(r["number"], r["class"], r["profile"], r["detected_at"]) for r in rows] == [
+        ("+99", "courier", "cloud_dialer", 30.0), ("+55", "ordinary", "ring", 60.0)]
+    reports = [dict(_seed_report(s, [burst, ring], labels),
+                    false_positive_alerts=false_positive_rows([burst, ring][::d], labels))
+               for s, d in ((1, 1), (2, -1))]
+    assert pool_seeds(reports)["false_positives_by_judgement"] == {
+        "courier": {"cloud_dialer": 1, "ring": 1}, "ordinary": {"ring": 2}}
