@@ -115,7 +115,8 @@ class ReachJudge:
         rank = self.references.rank("strangers", strangers)
         typical = self.references.quantile("strangers", 0.5)
         reasons = [
-            "reach: calls strangers and nobody calls back, unlike busy callers today",
+            f"reach: calls strangers and {'hardly anybody' if returns > 0 else 'nobody'} calls "
+            "back, unlike busy callers today",
             f"{strangers:.0f} strangers called in {horizon} (>= {rs.min_strangers:g}), "
             f"more than {100 * rank:.1f} % of busy callers today (median {typical:.0f})",
             f"{math.ceil(returns):.0f} calls received; busy callers today receive "

@@ -138,9 +138,9 @@ def false_positive_rows(alerts: Iterable[Alert], labels: Labels) -> list[dict[st
     for alert in alerts:
         named = [alert.caller] if alert.kind == "number" else list(alert.members or [])
         for number in named:
-            cls = labels.class_of(number) if number is not None else ""
-            if number is None or number in seen or cls not in legit:
+            if number is None or number in seen or labels.class_of(number) not in legit:
                 continue
+            cls = labels.class_of(number)
             seen.add(number)
             rows.append({"number": number, "class": cls,
                          "kind": kind_of(labels.meta, number, cls), "alert": alert.kind,
