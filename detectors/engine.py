@@ -42,9 +42,9 @@ workers' detect stage is told by the group stage; ``dialguard replay`` tags its 
 ...     alerts += det.observe(Call("+8617000000001", f"+86139{i * 7919:08d}", 1.7e9 + 3 * i,
 ...                                duration=0, answered=False, ring=12.0))
 >>> [(a.kind, a.caller, a.profile) for a in alerts]
-[('number', '+8617000000001', 'cloud_dialer')]
+[('number', '+8617000000001', 'dialer_burst')]
 >>> alerts[0].reasons[1]
-'20 calls in 10 min (>= 20)'
+'10 calls in 10 min (>= 10)'
 """
 
 from __future__ import annotations

@@ -61,13 +61,18 @@ SIDES: tuple[str, ...] = ("outbound", "inbound")
 STAGES: tuple[str, ...] = ("detect", "groups")
 #: rejection reasons: the readers' and ``detect_error`` (a call whose detection raised)
 REASONS: tuple[str, ...] = (*REJECT_REASONS, "detect_error")
-#: Profiles known before any configuration is read (the shipped defaults plus the model).
+#: Judgements beside the rule profiles that a number alert may carry as its profile.
+JUDGEMENTS: tuple[str, ...] = ("reach", "model")
+#: Profiles known before any configuration is read: the shipped rule profiles (a test keeps
+#: this equal to detectors/defaults.toml's) and the judgements beside them.
 DEFAULT_PROFILES: tuple[str, ...] = (
     "cloud_dialer",
+    "dialer_burst",
+    "slow_dialer",
     "ring_once",
     "marketing_blast",
     "repeat_refused",
-    "model",
+    "harassment",
 )
 OTHER = "other"
 NO_TRUNK = "none"
@@ -271,7 +276,7 @@ class DialguardMetrics:
         )
 
         self._trunks = _BoundedLabels(MAX_TRUNKS, reserved=(NO_TRUNK,))
-        self._profiles = _BoundedLabels(MAX_PROFILES, reserved=("model", "ring"))
+        self._profiles = _BoundedLabels(MAX_PROFILES, reserved=(*JUDGEMENTS, "ring"))
         self._partitions: set[tuple[str, str]] = set()
         self._newest_event = float("-inf")
 
@@ -292,11 +297,12 @@ class DialguardMetrics:
     # -- set-up ---------------------------------------------------------------
 
     def set_profiles(self, names: Iterable[str]) -> None:
-        """Pre-create the alert counters of these rule profiles (and ``model``) at zero.
+        """Pre-create the alert counters of these rule profiles (and of ``reach``, ``model``
+        and rings) at zero.
 
         Call again after a configuration change that adds a profile.
         """
-        for name in (*names, "model", "ring"):
+        for name in (*names, *JUDGEMENTS, "ring"):
             profile = self._profiles(name)
             for kind in KINDS:
                 self.alerts.labels(kind=kind, profile=profile)

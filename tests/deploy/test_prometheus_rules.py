@@ -7,12 +7,15 @@ These tests fail (not skip) when the tools are missing.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+
+from detectors.config import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 PROM = ROOT / "deploy" / "prometheus"
@@ -83,10 +86,27 @@ def test_every_alert_is_documented_labelled_and_unit_tested() -> None:
 
 def test_bulk_dialer_burst_watches_the_bulk_profiles() -> None:
     (burst,) = [a for a in rule_alerts() if a["alert"] == "DialguardBulkDialerBurst"]
-    for profile in ("cloud_dialer", "ring_once", "marketing_blast"):
+    for profile in ("cloud_dialer", "dialer_burst", "ring_once", "marketing_blast"):
         assert profile in burst["expr"]
     assert 'kind="number"' in burst["expr"]
     assert burst.get("for", "0s") in {"0s", "15s", "30s", "1m"}
+
+
+def _watched_profiles(expr: str) -> set[str]:
+    """The number-alert profiles an alert's expression selects (``profile="a"`` or ``=~"a|b"``)."""
+    found: set[str] = set()
+    for match in re.finditer(r'profile\s*(=~|=)\s*"([^"]*)"', expr):
+        found.update(match.group(2).split("|") if match.group(1) == "=~" else [match.group(2)])
+    return found
+
+
+def test_every_profile_a_number_alert_can_carry_pages_someone() -> None:
+    """A rule profile added to the defaults (or the deployed config) without a Prometheus
+    alert would reach dialguard.alerts and no analyst: each is watched by some alert."""
+    watched = set().union(*(_watched_profiles(a["expr"]) for a in rule_alerts()))
+    for config in (None, ROOT / "deploy" / "dialguard.toml"):
+        profiles = set(load_settings(config).rules) | {"reach", "model"}  # judgements beside rules
+        assert profiles <= watched, f"profiles no alert watches: {sorted(profiles - watched)}"
 
 
 def test_prometheus_config_scrapes_the_workers_and_loads_the_rules() -> None:

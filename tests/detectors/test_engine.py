@@ -25,12 +25,41 @@ def test_cloud_dialer_is_alerted_once_per_cooldown_with_readable_reasons() -> No
     assert len(alerts) == 1
     alert = alerts[0]
     assert alert.kind == "number" and alert.caller == "+8617000000001"
-    assert alert.profile in ("cloud_dialer", "marketing_blast")
+    assert alert.profile in ("cloud_dialer", "dialer_burst", "marketing_blast")
     assert alert.detected_at - T0 < 120  # caught within two minutes of event time
     assert alert.first_seen == T0
     assert any(" calls in " in r for r in alert.reasons)
     assert any("distinct-callee share" in r for r in alert.reasons)
     assert alert.trunk == "gw-cloud"
+
+
+def _burst(answered: int = 0, heard: bool = False, received: bool = False) -> list[Call]:
+    """Fourteen calls in two minutes to distinct numbers from a new number (its first
+    ``features.promote_after`` only counted, not judged), ``answered`` of the first judged
+    ones answered (hung up within seconds, or heard through), perhaps a call received."""
+    answered_at = range(5, 5 + answered)
+    calls = [Call("+8617100000009", f"+86139{1000 + 37 * i:08d}", T0 + 9 * i,
+                  duration=(35 if heard else 3) if i in answered_at else 0,
+                  answered=i in answered_at, ring=12.0) for i in range(14)]
+    if received:
+        calls.insert(7, Call("+8613900005555", "+8617100000009", T0 + 55, duration=20,
+                             answered=True, ring=5.0))
+    return calls
+
+
+def test_a_dialer_burst_is_alerted_at_ten_calls_only_if_its_evidence_is_clean() -> None:
+    """dialer_burst: cloud_dialer's evidence at half the volume, asked to be twice as clean."""
+    (alert,) = run(Detector(load_settings()), _burst())
+    assert alert.profile == "dialer_burst"
+    # ten calls with full state (the first promote_after are only counted), within 2 minutes
+    assert "10 calls in 10 min (>= 10)" in alert.reasons
+    assert alert.detected_at - T0 < 120
+    # one answered and hung up at once is still clean; three answered (0.3) is not, nor is
+    # one heard through (a recorded message listened to), nor one call received (a call-back)
+    assert [a.profile for a in run(Detector(load_settings()), _burst(answered=1))] == [
+        "dialer_burst"]
+    for unclean in (_burst(answered=3), _burst(answered=1, heard=True), _burst(received=True)):
+        assert run(Detector(load_settings()), unclean) == []
 
 
 def _recorded_notice(listened: bool) -> list[Call]:
@@ -92,12 +121,14 @@ def test_a_slow_ring_once_sweep_is_wangiri_too(ring_once_horizon_s: int, alerted
 
 
 def test_repeated_calls_to_people_who_refused() -> None:
+    # a call every two minutes (at one every 50 s the first round of twelve is itself a
+    # dialer_burst: ten unanswered calls to distinct numbers within ten minutes)
     victims = [f"+86139000000{i:02d}" for i in range(12)]
-    calls = [Call("+8613811112222", victims[i % 12], T0 + 50 * i, 0, False, ring=25.0)
+    calls = [Call("+8613811112222", victims[i % 12], T0 + 120 * i, 0, False, ring=25.0)
              for i in range(70)]
     alerts = run(Detector(load_settings()), calls)
     # harassment's floor (10 calls) is lower than repeat_refused's: it speaks first
-    assert [a.profile for a in alerts] == ["harassment"]
+    assert alerts[0].profile == "harassment"
     assert any("refused" in r for r in alerts[0].reasons)
     assert any("share of calls that repeat a stranger" in r for r in alerts[0].reasons)
 
@@ -140,6 +171,7 @@ def test_live_threshold_change_alters_the_next_decision() -> None:
     det.update_settings(with_override(settings, "rules.cloud_dialer.enabled", False))
     det.update_settings(with_override(det.settings, "rules.marketing_blast.enabled", False))
     det.update_settings(with_override(det.settings, "rules.slow_dialer.enabled", False))
+    det.update_settings(with_override(det.settings, "rules.dialer_burst.enabled", False))
     fresh = dialer_calls("+8617000000009", n=300, every=2.0)
     assert run(det, fresh) == []
     det.update_settings(with_override(det.settings, "rules.cloud_dialer.enabled", True))

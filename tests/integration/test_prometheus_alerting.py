@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "dialguard.yml"
 INSTALL_HINT = ("install with: sudo scripts/install-prometheus.sh"
                 " (apt: prometheus prometheus-alertmanager)")
-BULK_PROFILES = {"cloud_dialer", "ring_once", "marketing_blast"}
+BULK_PROFILES = {"cloud_dialer", "dialer_burst", "ring_once", "marketing_blast"}
 WAIT_S = 60.0  # bound on every wait for a server to reach a state
 
 

@@ -157,7 +157,7 @@ def test_restarted_worker_resumes_state(kafka_broker: Any, tmp_path: Path,
     assert learned.samples == 1  # the caller, judged once as a busy caller
     assert expected_state.calls == FIRST_PART - settings.features.promote_after + 1
     expected = _observe(records)
-    assert [(a.caller, a.profile) for a in expected] == [(CALLER, "cloud_dialer")]
+    assert [(a.caller, a.profile) for a in expected] == [(CALLER, "dialer_burst")]
     want = expected[0]
     assert want.first_seen == first[0]["start"]
     # the calls of the second part up to the alert are not enough on their own ...

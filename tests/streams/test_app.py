@@ -246,6 +246,8 @@ def test_control_messages_applied_and_refused(
     rows = [(OUT | IN, c) for c in campaign()]
     assert pipeline.apply_control(
         b'{"op": "set", "key": "rules.cloud_dialer.min_attempts", "value": 500}')
+    assert pipeline.apply_control(
+        b'{"op": "set", "key": "rules.dialer_burst.enabled", "value": false}')
     assert not pipeline.apply_control(b'{"op": "set", "key": "rules.cloud_dialer.min_attempts"}')
     assert not pipeline.apply_control(b'{"op": "set", "key": "model.seed", "value": 3}')
     asyncio.run(_put_batches(pipeline, [(0, encode_batch(rows[:60], 1.0))]))
@@ -264,7 +266,7 @@ def test_control_messages_applied_and_refused(
     asyncio.run(_put_batches(pipeline, [(0, encode_batch(more, 1.0))]))
     assert len(of(sent, "dialguard.alerts")) == 1
     m = pipeline.metrics
-    assert m.value("dialguard_config_changes_total", result="applied") == 4
+    assert m.value("dialguard_config_changes_total", result="applied") == 5
     assert m.value("dialguard_config_changes_total", result="rejected") == 2
 
 

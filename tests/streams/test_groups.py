@@ -323,7 +323,7 @@ def test_number_alerts_of_members_carry_the_ring_id_once_their_membership_arrive
     calls = sorted(pool_calls(members=6, calls_each=60, every=4.0)
                    + dialer_calls("+8617000000009", n=300, t0=T0 + 50),
                    key=lambda c: (c.start, c.caller, c.callee))
-    step = 200
+    step = 50  # the stages take turns every ~25 s of event time, as running workers would
     for i in range(0, len(calls), step):
         read = {topic: len(events(sent, topic)) for topic in ("dialguard.groups",
                                                               "dialguard.calls")}

@@ -118,13 +118,23 @@ def test_closed_label_sets_are_precreated_at_zero() -> None:
     """A counter Prometheus first sees at 1 has no increase(); series must exist at 0."""
     m = DialguardMetrics(profiles=["cloud_dialer", "my_profile"])
     for kind in ("number", "ring"):
-        for profile in ("cloud_dialer", "my_profile", "model"):
+        for profile in ("cloud_dialer", "my_profile", "model", "reach"):
             assert m.value("dialguard_alerts_total", kind=kind, profile=profile) == 0
     assert m.value("dialguard_cdrs_read_total", source="kafka") == 0
     assert m.value("dialguard_partition_stalls_total", stage="detect") == 0
     assert m.value("dialguard_alerts_total", kind="number", profile="ring_once") is None
     m.set_profiles(["ring_once"])
     assert m.value("dialguard_alerts_total", kind="number", profile="ring_once") == 0
+
+
+def test_the_profiles_known_before_any_config_are_the_shipped_ones() -> None:
+    from detectors.config import load_settings
+    from streams.metrics import DEFAULT_PROFILES
+
+    assert list(DEFAULT_PROFILES) == list(load_settings().rules)
+    m = DialguardMetrics()
+    for profile in (*DEFAULT_PROFILES, "reach", "model"):
+        assert m.value("dialguard_alerts_total", kind="number", profile=profile) == 0
 
 
 def test_no_label_value_looks_like_a_phone_number() -> None:
@@ -175,7 +185,7 @@ def test_profile_and_partition_labels_stay_bounded() -> None:
         m.alert_raised(number_alert(i, profile=f"profile_{i}"), 1.0, 1.0)
         m.set_consumer_lag(f"topic{i % 3}", i, 10)
     profiles = {lab["profile"] for name, lab, _ in scrape(m) if name == "dialguard_alerts_total"}
-    assert len(profiles) <= 64 + 3  # and the reserved model, ring, other
+    assert len(profiles) <= 64 + 4  # and the reserved reach, model, ring, other
     partitions = [lab for name, lab, _ in scrape(m) if name == "dialguard_consumer_lag_messages"]
     assert len(partitions) == 500  # under MAX_PARTITIONS, all kept
     m.set_consumer_lag("cdr.raw", "not-a-partition", 1)
