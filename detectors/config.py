@@ -94,6 +94,7 @@ class AlertSettings:
     confidence_z: float = 0.5
     settle_s: float = 900.0
     settle_answer_ratio: float = 0.25
+    settle_max_share: float = 0.75
 
 
 @dataclass(frozen=True)
@@ -374,18 +375,22 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
 
     a = raw["alerts"]
     _exact_keys(a, {"cooldown_s", "min_attempts", "confidence_z", "settle_s",
-                    "settle_answer_ratio"}, "alerts")
+                    "settle_answer_ratio", "settle_max_share"}, "alerts")
     alert_settings = AlertSettings(
         cooldown_s=_number(a["cooldown_s"], "alerts.cooldown_s"),
         min_attempts=_number(a["min_attempts"], "alerts.min_attempts", minimum=1, integer=True),
         confidence_z=_number(a["confidence_z"], "alerts.confidence_z"),
         settle_s=_number(a["settle_s"], "alerts.settle_s"),
         settle_answer_ratio=_number(a["settle_answer_ratio"], "alerts.settle_answer_ratio"),
+        settle_max_share=_number(a["settle_max_share"], "alerts.settle_max_share"),
     )
     if alert_settings.confidence_z > 4:
         raise ConfigError("alerts.confidence_z must be between 0 (raw ratios) and 4")
     if alert_settings.settle_answer_ratio > 1:
         raise ConfigError("alerts.settle_answer_ratio must be between 0 and 1 (1: never wait)")
+    if alert_settings.settle_max_share > 1:
+        raise ConfigError("alerts.settle_max_share must be between 0 and 1 (a share of a "
+                          "rule's horizon)")
 
     m = raw["model"]
     _exact_keys(m, {f.name for f in ModelSettings.__dataclass_fields__.values()}, "model")

@@ -11,8 +11,8 @@ River model (:mod:`detectors.model`) scores its profile.
 
 A rule that says nobody calls back (it has ``max_inbound_ratio``) does not judge a number
 whose callees answer at least ``[alerts].settle_answer_ratio`` of its calls before it has
-called for ``[alerts].settle_s`` (at most a quarter of the rule's horizon: a burst rule
-must not wait out a burst): call-backs and retries come minutes after the calls that earn
+called for ``[alerts].settle_s`` (at most ``settle_max_share`` of the rule's horizon: a
+burst rule must not wait out a burst): call-backs and retries come minutes after the calls that earn
 them, so on an answered number their absence says nothing yet (notice lines, booking
 desks); a hardly answered dialer is judged at once.
 
@@ -65,8 +65,6 @@ from detectors.records import WITHHELD, Call
 from detectors.rules import RuleMatch, evaluate, horizon_text
 
 _NO_ALERTS: tuple[Alert, ...] = ()
-#: the most of a rule's horizon an answered number is given for call-backs ([alerts].settle_s)
-_SETTLE_SHARE = 0.25
 _JUMP_CONFIRMATIONS = 100  # records in a row needed before the watermark jumps ahead
 _SWEEP_FRACTION = 0.5  # sweep idle numbers every half of the idle expiry (event time)
 _JUDGE_STEP = 0.0625  # a judged number is judged again after this fraction more calls
@@ -139,7 +137,7 @@ class Detector:
         #: of its horizon: a burst rule must not wait out a burst; 0: never, no such claim)
         self._volume_floors = [
             (p, p.min.get("attempts", 0.0),
-             min(settings.alerts.settle_s, p.horizon_s * _SETTLE_SHARE)
+             min(settings.alerts.settle_s, p.horizon_s * settings.alerts.settle_max_share)
              if "inbound_ratio" in p.max else 0.0)
             for p in settings.rules.values() if p.enabled]
         self._virtual = settings.features.virtual_prefixes

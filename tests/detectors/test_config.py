@@ -48,6 +48,7 @@ def test_analyst_can_add_a_profile(tmp_path: Path) -> None:
         ("[rings]\nyouth_s = inf\n", "rings.youth_s must be a finite number"),
         ("[alerts]\nsettle_s = -1\n", "alerts.settle_s must be >= 0"),
         ("[alerts]\nsettle_answer_ratio = 1.5\n", "alerts.settle_answer_ratio must be between"),
+        ("[alerts]\nsettle_max_share = 2\n", "alerts.settle_max_share must be between"),
         ("[input]\ntimezone = 'Mars/Base'\n", "unknown time zone"),
         ("[input]\nregion = 'China'\n", "input.region"),
         ("[features]\nhorizons_s = []\n", "features.horizons_s"),

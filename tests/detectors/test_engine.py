@@ -8,6 +8,7 @@ from detectors.allowlist import Allowlist
 from detectors.config import ConfigError, Settings, build_settings, load_settings, with_override
 from detectors.engine import Detector
 from detectors.records import Call
+from detectors.rules import horizon_text
 
 from .helpers import T0, courier_calls, dialer_calls
 
@@ -299,17 +300,21 @@ def test_a_call_side_is_applied_once_per_input_position() -> None:
     assert det.states[me].features(600, T0, det.settings.features)["inbound"] == 1
 
 
-@pytest.mark.parametrize("settle_s", [0, 900])
-def test_an_answered_burst_is_judged_once_it_had_time_to_be_called_back(settle_s: int) -> None:
+@pytest.mark.parametrize("settle_s, share, waits_s", [(0, 0.75, 0), (900, 0.25, 150),
+                                                      (900, 0.75, 450), (120, 0.75, 120)])
+def test_an_answered_burst_is_judged_once_it_had_time_to_be_called_back(
+        settle_s: int, share: float, waits_s: int) -> None:
     """Three calls in ten answered: the 10-minute rule's "nobody calls back" waits
-    ``alerts.settle_s``, at most a quarter of its horizon (call-backs come minutes later, a
-    burst may be over in ten); a hardly answered dialer does not wait."""
-    settings = with_override(load_settings(), "alerts.settle_s", settle_s)
+    ``alerts.settle_s``, at most ``settle_max_share`` of its horizon (call-backs come minutes
+    later, a burst may be over in ten); a hardly answered dialer does not wait."""
+    settings = with_override(with_override(load_settings(), "alerts.settle_s", settle_s),
+                             "alerts.settle_max_share", share)
     answered = run(Detector(settings), dialer_calls(n=600, every=2.0, answer_rate=0.3, seed=4))
     assert answered and answered[0].profile == "cloud_dialer"
     waited = answered[0].detected_at - T0
-    assert (150 <= waited < 300) if settle_s else waited < 150
-    assert any("judged after 150 s of calls" in r for r in answered[0].reasons) == bool(settle_s)
+    assert (waits_s <= waited < waits_s + 150) if waits_s else waited < 150
+    assert any(f"judged after {horizon_text(waits_s)} of calls" in r
+               for r in answered[0].reasons) == bool(waits_s)
     dialer = run(Detector(settings), dialer_calls(n=600, every=2.0, answer_rate=0.05))
     assert dialer and dialer[0].detected_at - T0 < 120
 
