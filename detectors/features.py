@@ -353,7 +353,9 @@ class NumberState:
         sequential = last and 0 < abs(callee - last) <= fs.sequential_gap
         vals[LAST_CALLEE] = callee
 
-        for base in range(len(fs.horizons_s), len(counts) - _N_INTS, _STRIDE):
+        bases = (range(len(fs.horizons_s), len(counts) - _N_INTS, _STRIDE)
+                 if t >= vals[LAST_SEEN] else self._late_bases(t, fs.horizons_s))
+        for base in bases:
             counts[base] += 1
             if answered:
                 counts[base + ANSWERED] += 1
@@ -376,6 +378,31 @@ class NumberState:
             vals[LAST_SEEN] = t
         if trunk is not None:
             self.trunk = trunk
+
+    def _late_bases(self, t: float, horizons: tuple[int, ...]) -> list[int]:
+        """Where a call older than the newest one counts, per horizon: in the current bucket
+        if it falls in it, in the previous one if there, nowhere if older still.  Calls of one
+        number can come late (a takeover's re-read raw messages after newer ones); counting
+        them as current would crowd a short window with an hour's calls.
+
+        >>> from detectors.config import load_settings
+        >>> fs = load_settings().features
+        >>> st = NumberState(fs, first_seen=0.0)
+        >>> st.outbound(7300.0, 8613900000001, False, 0, 20.0, False, fs)
+        >>> st.outbound(1200.0, 8613900000002, False, 0, 20.0, False, fs)  # 6,100 s late
+        >>> [st.attempts(h, 7300.0, fs) for h in fs.horizons_s]
+        [1.0, 1.0, 2.0]
+        """
+        counts = self.counts
+        bases = []
+        for i, h in enumerate(horizons):
+            cur = len(horizons) + _STRIDE * i
+            start = counts[i] * h
+            if t >= start:
+                bases.append(cur)
+            elif t >= start - h:
+                bases.append(cur + N_COUNTERS)
+        return bases
 
     def inbound(self, t: float, caller: int, fs: FeatureSettings) -> None:
         """Account a call this number received; a call-back if we called ``caller`` lately.

@@ -301,3 +301,24 @@ def test_a_member_state_stays_small() -> None:
     st.ring_id = "ring-00c0ffee0042"
     assert len(pickle.dumps(st, protocol=pickle.HIGHEST_PROTOCOL)) < 1024
     assert len(st.to_bytes()) < 1024
+
+
+def test_late_calls_count_in_their_own_bucket_not_the_newest() -> None:
+    """Calls of an hour that arrive after a newer one (a takeover's re-read messages) must not
+    crowd the 10-minute window: each counts where it falls, or in no window it is too old for.
+    Before, all ten counted as current: "10 calls in 10 min" for calls spread over an hour."""
+    fs = load_settings().features
+    t0 = 36000.0
+    in_order = NumberState(fs, first_seen=t0)
+    late = NumberState(fs, first_seen=t0)
+    times = [t0 + 360.0 * i for i in range(10)]  # one call every 6 minutes for an hour
+    for i, t in enumerate(times):
+        in_order.outbound(t, 8613900000000 + i, False, 0, 20.0, False, fs)
+    late.outbound(times[-1], 8613900000009, False, 0, 20.0, False, fs)  # the newest first
+    for i, t in enumerate(times[:-1]):
+        late.outbound(t, 8613900000000 + i, False, 0, 20.0, False, fs)
+    now = times[-1]
+    for h in fs.horizons_s:
+        assert late.attempts(h, now, fs) == in_order.attempts(h, now, fs)
+    assert late.attempts(600, now, fs) < 3
+    assert late.last_seen == now  # a late call does not move the number's clock back
