@@ -12,9 +12,9 @@ River model (:mod:`detectors.model`) scores its profile.
 A rule that says nobody calls back (it has ``max_inbound_ratio``) does not judge a number
 whose callees answer at least ``[alerts].settle_answer_ratio`` of its calls before it has
 called for ``[alerts].settle_s`` (at most ``settle_max_share`` of the rule's horizon: a
-burst rule must not wait out a burst): call-backs and retries come minutes after the calls that earn
-them, so on an answered number their absence says nothing yet (notice lines, booking
-desks); a hardly answered dialer is judged at once.
+burst rule must not wait out a burst): call-backs and retries come minutes after the calls
+that earn them, so on an answered number their absence says nothing yet (notice lines,
+booking desks); a hardly answered dialer is judged at once.
 
 How rules and model combine: a rule match decides that a number is alerted;
 the alert's score is the best matching profile's score plus
@@ -133,8 +133,9 @@ class Detector:
     def _apply(self, settings: Settings) -> None:
         self.settings = settings
         #: enabled profiles with their ``min_attempts`` (checked before the other features)
-        #: and how long each waits on an answered number ([alerts].settle_s, at most a quarter
-        #: of its horizon: a burst rule must not wait out a burst; 0: never, no such claim)
+        #: and how long each waits on an answered number ([alerts].settle_s, at most
+        #: settle_max_share of its horizon: a burst rule must not wait out a burst; 0: never,
+        #: no such claim)
         self._volume_floors = [
             (p, p.min.get("attempts", 0.0),
              min(settings.alerts.settle_s, p.horizon_s * settings.alerts.settle_max_share)
