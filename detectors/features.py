@@ -380,10 +380,11 @@ class NumberState:
             self.trunk = trunk
 
     def _late_bases(self, t: float, horizons: tuple[int, ...]) -> list[int]:
-        """Where a call older than the newest one counts, per horizon: in the current bucket
-        if it falls in it, in the previous one if there, nowhere if older still.  Calls of one
-        number can come late (a takeover's re-read raw messages after newer ones); counting
-        them as current would crowd a short window with an hour's calls.
+        """Where a call (made or received) older than the number's newest call made counts,
+        per horizon: in the current bucket if it falls in it, in the previous one if there,
+        nowhere if older still.  Calls of one number can come late (a takeover's re-read raw
+        messages after newer ones); counting them as current would crowd a short window with
+        an hour's calls.
 
         >>> from detectors.config import load_settings
         >>> fs = load_settings().features
@@ -429,7 +430,9 @@ class NumberState:
             refusals[pos] = CONTACT_FLAG | INBOUND_ONLY
             pos += 1
             counts[_RING_POS] = 0 if pos == len(recent) else pos
-        for base in range(len(fs.horizons_s), len(counts) - _N_INTS, _STRIDE):
+        bases = (range(len(fs.horizons_s), len(counts) - _N_INTS, _STRIDE)
+                 if t >= self.vals[LAST_SEEN] else self._late_bases(t, fs.horizons_s))
+        for base in bases:
             counts[base + INBOUND] += 1
             if callback:
                 counts[base + CALLBACK] += 1

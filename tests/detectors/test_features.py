@@ -322,3 +322,17 @@ def test_late_calls_count_in_their_own_bucket_not_the_newest() -> None:
         assert late.attempts(h, now, fs) == in_order.attempts(h, now, fs)
     assert late.attempts(600, now, fs) < 3
     assert late.last_seen == now  # a late call does not move the number's clock back
+
+
+def test_a_late_call_received_counts_in_its_own_bucket_too() -> None:
+    """A call received an hour before the newest call made counts where it would have had it
+    come in order: not in the 10-minute window."""
+    fs = load_settings().features
+    late, in_order = NumberState(fs, first_seen=36000.0), NumberState(fs, first_seen=36000.0)
+    in_order.inbound(36100.0, 8613900000002, fs)
+    in_order.outbound(39700.0, 8613900000001, False, 0, 20.0, False, fs)
+    late.outbound(39700.0, 8613900000001, False, 0, 20.0, False, fs)
+    late.inbound(36100.0, 8613900000002, fs)
+    for h in fs.horizons_s:
+        assert late.features(h, 39700.0, fs) == in_order.features(h, 39700.0, fs)
+    assert late.features(600, 39700.0, fs)["inbound"] == 0.0
