@@ -136,11 +136,10 @@ def false_positive_rows(alerts: Iterable[Alert], labels: Labels) -> list[dict[st
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     for alert in alerts:
-        named = [alert.caller] if alert.kind == "number" else list(alert.members or [])
-        for number in named:
-            if number is None or number in seen or labels.class_of(number) not in legit:
-                continue
+        for number in named_numbers(alert):
             cls = labels.class_of(number)
+            if number in seen or cls not in legit:
+                continue
             seen.add(number)
             rows.append({"number": number, "class": cls,
                          "kind": kind_of(labels.meta, number, cls), "alert": alert.kind,
@@ -149,12 +148,17 @@ def false_positive_rows(alerts: Iterable[Alert], labels: Labels) -> list[dict[st
     return rows
 
 
+def named_numbers(alert: Alert) -> list[str]:
+    """The numbers an alert names: the caller of a number alert, the members of a ring."""
+    named = [alert.caller] if alert.kind == "number" else (alert.members or [])
+    return [n for n in named if n is not None]
+
+
 def alerted_numbers(alerts: Iterable[Alert]) -> set[str]:
-    """Every number an alert names: the caller of a number alert, the members of a ring."""
+    """Every number the alerts name (:func:`named_numbers`)."""
     out: set[str] = set()
     for a in alerts:
-        out.update(n for n in ([a.caller] if a.kind == "number" else (a.members or []))
-                   if n is not None)
+        out.update(named_numbers(a))
     return out
 
 

@@ -25,7 +25,9 @@ from testbed.report import (
     SEED_SPLIT,
     SeedFailed,
     SeedJob,
+    alerted_numbers,
     evaluate_seeds,
+    named_numbers,
     parse_seeds,
     pool_seeds,
     render_pooled,
@@ -38,11 +40,10 @@ def _alert_rows(alerts: list[Alert], labels: Labels) -> list[dict[str, Any]]:
     rows = []
     for alert in alerts:
         row = alert.to_dict()
-        numbers = [alert.caller] if alert.kind == "number" else list(alert.members or [])
         row["truth"] = [
             {"number": n, "class": labels.class_of(n),
              "kind": kind_of(labels.meta, n, labels.class_of(n))}
-            for n in numbers if n is not None
+            for n in named_numbers(alert)
         ]
         rows.append(row)
     return rows
@@ -151,9 +152,7 @@ def evaluate_command(seed: int, seeds_text: str | None, jobs: int, world: str, s
     for table in render_tables(report):
         out.print(table)
     if labels.meta.get("kinds"):
-        alerted = {name: {n for a in sinks[name]
-                          for n in ([a.caller] if a.kind == "number" else (a.members or []))
-                          if n is not None} for name in ran}
+        alerted = {name: alerted_numbers(sinks[name]) for name in ran}
         report["kinds"] = kind_breakdown(alerted, labels)
         out.print(_kind_table(report["kinds"], ran))
     report["alerts"] = {name: _alert_rows(sinks[name], labels) for name in ran}

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from detectors.config import load_settings
+from streams.metrics import JUDGEMENTS
 
 ROOT = Path(__file__).resolve().parents[2]
 PROM = ROOT / "deploy" / "prometheus"
@@ -105,7 +106,7 @@ def test_every_profile_a_number_alert_can_carry_pages_someone() -> None:
     alert would reach dialguard.alerts and no analyst: each is watched by some alert."""
     watched = set().union(*(_watched_profiles(a["expr"]) for a in rule_alerts()))
     for config in (None, ROOT / "deploy" / "dialguard.toml"):
-        profiles = set(load_settings(config).rules) | {"reach", "model"}  # judgements beside rules
+        profiles = set(load_settings(config).rules) | set(JUDGEMENTS)
         assert profiles <= watched, f"profiles no alert watches: {sorted(profiles - watched)}"
 
 

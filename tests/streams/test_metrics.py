@@ -129,11 +129,12 @@ def test_closed_label_sets_are_precreated_at_zero() -> None:
 
 def test_the_profiles_known_before_any_config_are_the_shipped_ones() -> None:
     from detectors.config import load_settings
-    from streams.metrics import DEFAULT_PROFILES
+    from streams.metrics import DEFAULT_PROFILES, JUDGEMENTS
 
     assert list(DEFAULT_PROFILES) == list(load_settings().rules)
+    assert set(JUDGEMENTS) == {"reach", "model"}  # what the engine raises beside rule profiles
     m = DialguardMetrics()
-    for profile in (*DEFAULT_PROFILES, "reach", "model"):
+    for profile in (*DEFAULT_PROFILES, *JUDGEMENTS):
         assert m.value("dialguard_alerts_total", kind="number", profile=profile) == 0
 
 
