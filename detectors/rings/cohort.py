@@ -76,18 +76,19 @@ NOT_IN_RING = -1.0
 _LAST_OF = itemgetter(LAST)
 
 
-def _active_bin(rec: list[float], top: int, rs: RingSettings, slot: int = STRENGTH) -> int:
-    """The bin of a key's ``active`` (``slot`` STRENGTH) or ``burst_active`` (BURST) that the
-    caller of ``rec`` is counted in: that evidence (bin ``top`` holding everything above) if
-    it is outside the ring and *qualifies* (at most ``max_engaged_ratio`` of its calls
-    engaged, at most ``max_answer_ratio`` answered over ``answer_grace_calls`` more calls
-    than it made); else -1, in none.
+def _active_bin(rec: list[float], top: int, rs: RingSettings) -> int:
+    """The bin of a key's ``active`` that the caller of ``rec`` is counted in: its strength
+    (bin ``top`` holding everything above) if it is outside the ring and *qualifies* (at
+    most ``max_engaged_ratio`` of its calls engaged, at most ``max_answer_ratio`` answered
+    over ``answer_grace_calls`` more calls than it made); else -1, in none.  A caller in
+    a bin of ``active`` is in ``burst_active``'s bin of its ``BURST`` evidence, likewise
+    capped at ``top``.
 
     :meth:`KeyState.account` spells it out (a call there would cost too much)."""
     calls = rec[CALLS]
     if rec[RING_INDEX] < 0 and (rec[ENGAGED] <= rs.max_engaged_ratio * calls and rec[ANSWERED]
                                 <= rs.max_answer_ratio * (calls + rs.answer_grace_calls)):
-        strength = int(rec[slot])
+        strength = int(rec[STRENGTH])
         return strength if strength < top else top
     return -1
 
@@ -311,14 +312,14 @@ class KeyState(msgspec.Struct, array_like=True):
         place = _active_bin(rec, top, rs)
         if place >= 0:
             self.active[place] -= 1
-            self.burst_active[_active_bin(rec, top, rs, BURST)] -= 1
+            self.burst_active[min(int(rec[BURST]), top)] -= 1
 
     def _deposit(self, rec: list[float], rs: RingSettings) -> None:
         top = len(self.active) - 1
         place = _active_bin(rec, top, rs)
         if place >= 0:
             self.active[place] += 1
-            self.burst_active[_active_bin(rec, top, rs, BURST)] += 1
+            self.burst_active[min(int(rec[BURST]), top)] += 1
 
     # ------------------------------------------------------------------ judgement
 
