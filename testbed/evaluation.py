@@ -20,7 +20,11 @@ see them); its alerts are then scored against :class:`~testbed.simulation.Labels
   ever, and within 15 minutes of each member's own first call), and the worst
   pool; for cloud-dialer campaigns spread over several numbers, the time from
   the campaign's first call to its first alert (number or ring), median over
-  the campaigns (one never alerted counts as never).
+  the campaigns (one never alerted counts as never), also by origin (the
+  operation's own gateway, or an ingress shared with legitimate traffic), each
+  beside how many calls the campaign had made :data:`OPENING_S` after its first
+  (all its numbers together, and its busiest number): what any detector could
+  have seen by the one-minute mark.
 
 The classes come from the day's labels (``meta["abuse_classes"]`` and
 ``meta["legit_classes"]``, as the wide world writes them), else the standard
@@ -51,7 +55,7 @@ from typing import Any, Protocol
 
 from detectors.alerts import Alert
 from detectors.records import Call
-from testbed.simulation import ABUSE_CLASSES, LEGIT_CLASSES, Labels
+from testbed.simulation import ABUSE_CLASSES, LEGIT_CLASSES, Campaign, Labels
 
 #: abuse classes a per-number detector is expected to catch (rotating pools are a ring problem)
 REQUIRED_CLASSES: tuple[str, ...] = tuple(c for c in ABUSE_CLASSES if c != "rotating_pool")
@@ -142,6 +146,43 @@ def _finite(x: float) -> float | None:
 
 #: a rotating pool's members count as found when a ring alert names them this soon (event time)
 POOL_WINDOW_S = 900.0
+#: a campaign's opening: the calls it had made this long after its first (event time)
+OPENING_S = 60.0
+
+
+def is_multi_number_dialer(camp: Campaign) -> bool:
+    return camp.cls == "cloud_dialer" and len(camp.members) > 1
+
+
+def dialer_origin(camp: Campaign) -> str | None:
+    """``own`` (a gateway the operation rents), ``shared`` (an ingress it shares with
+    legitimate traffic), or None where the world does not say."""
+    own = camp.params.get("origin_gateway")
+    return None if own is None else ("own" if own else "shared")
+
+
+def opening_calls(calls: Iterable[Call], labels: Labels) -> dict[str, tuple[int, int]]:
+    """Per multi-number cloud-dialer campaign: the calls it had made :data:`OPENING_S`
+    after its first call, all its numbers together and its busiest number.
+
+    >>> from testbed.simulation import Campaign
+    >>> lab = Labels({}, [Campaign("c", "cloud_dialer", ["+1", "+2"], 0.0, 900.0)], [])
+    >>> calls = [Call("+1", "+9", t, 0, False) for t in (10.0, 20.0, 40.0, 90.0)]
+    >>> opening_calls(calls + [Call("+2", "+9", 75.0, 0, False)], lab)
+    {'c': (3, 3)}
+    """
+    owner = {m: c.id for c in labels.campaigns if is_multi_number_dialer(c) for m in c.members}
+    times: dict[str, dict[str, list[float]]] = {}
+    for call in calls:
+        campaign = owner.get(call.caller)
+        if campaign is not None:
+            times.setdefault(campaign, {}).setdefault(call.caller, []).append(call.start)
+    out = {}
+    for campaign, by_number in times.items():
+        end = min(min(t) for t in by_number.values()) + OPENING_S
+        made = [sum(1 for x in t if x <= end) for t in by_number.values()]
+        out[campaign] = (sum(made), max(made))
+    return out
 
 
 def _first_alerts(alerts: Iterable[Alert]) -> tuple[int, dict[str, float], dict[str, float]]:
@@ -197,11 +238,14 @@ def pool_coverage(labels: Labels, first_ring: dict[str, float],
 
 
 def score_alerts(alerts: Iterable[Alert], labels: Labels,
-                 first_calls: dict[str, float] | None = None) -> dict[str, Any]:
+                 first_calls: dict[str, float] | None = None,
+                 opening: dict[str, tuple[int, int]] | None = None) -> dict[str, Any]:
     """The metrics of one detector's alerts against the truth (see the module docstring).
 
     ``first_calls`` (each number's first call, event time) adds to the rotating-pool
-    figures the share of members found within 15 minutes of their own first call.
+    figures the share of members found within 15 minutes of their own first call;
+    ``opening`` (:func:`opening_calls`) adds to each multi-number cloud-dialer campaign
+    the calls of its first minute.
     """
     n_alerts, first_alert, first_ring = _first_alerts(alerts)
     alerted = set(first_alert)
@@ -237,21 +281,22 @@ def score_alerts(alerts: Iterable[Alert], labels: Labels,
     campaigns = []
     delays: dict[str, list[float]] = {}
     counts: dict[str, int] = {}
-    spread_delays: list[float] = []
-    spread = 0
+    spread: list[dict[str, Any]] = []
     for camp in labels.campaigns:
         hits = [first_alert[m] for m in camp.members if m in first_alert]
         ttd = min(hits) - camp.start if hits else None
         counts[camp.cls] = counts.get(camp.cls, 0) + 1
         if ttd is not None:
             delays.setdefault(camp.cls, []).append(ttd)
-        if camp.cls == "cloud_dialer" and len(camp.members) > 1:
-            spread += 1
-            if ttd is not None:
-                spread_delays.append(ttd)
-        campaigns.append({"id": camp.id, "class": camp.cls, "start": camp.start,
-                          "members": len(camp.members), "alerted_members":
-                          len(hits), "time_to_detect_s": ttd})
+        row: dict[str, Any] = {"id": camp.id, "class": camp.cls, "start": camp.start,
+                               "members": len(camp.members), "alerted_members": len(hits),
+                               "time_to_detect_s": ttd}
+        if is_multi_number_dialer(camp):
+            row["origin"] = dialer_origin(camp)
+            if opening is not None:
+                row["opening_calls"], row["opening_busiest"] = opening.get(camp.id, (0, 0))
+            spread.append(row)
+        campaigns.append(row)
     time_to_detect = {
         cls: {"campaigns": counts.get(cls, 0), "detected": len(delays.get(cls, [])),
               "median_s": statistics.median(delays[cls]) if delays.get(cls) else None}
@@ -272,13 +317,36 @@ def score_alerts(alerts: Iterable[Alert], labels: Labels,
         "campaigns": campaigns,
         "pools": pools,
         "worst_pool_share_15min": min((p["share_15min"] for p in pools), default=None),
-        "multi_number_cloud_dialer": {
-            "campaigns": spread, "detected": len(spread_delays),
-            # an undetected campaign counts as never found: the median is over all of them
-            "median_s": _finite(statistics.median(spread_delays + [math.inf] * (
-                spread - len(spread_delays)))) if spread else None,
-        },
+        "multi_number_cloud_dialer": dialer_delays(spread),
     }
+
+
+def dialer_delays(campaigns: list[dict[str, Any]]) -> dict[str, Any]:
+    """Multi-number cloud-dialer campaigns (:func:`score_alerts` entries): how many, how
+    many alerted, the median time to first alert (one never alerted counts as never), and
+    the median calls of their first minute; the same by origin where the world says it.
+
+    >>> rows = [{"time_to_detect_s": 30.0, "origin": "own", "opening_calls": 40},
+    ...         {"time_to_detect_s": None, "origin": "shared", "opening_calls": 3},
+    ...         {"time_to_detect_s": 200.0, "origin": "shared", "opening_calls": 5}]
+    >>> d = dialer_delays(rows)
+    >>> d["median_s"], d["by_origin"]["shared"]["median_s"], d["by_origin"]["shared"]["detected"]
+    (200.0, None, 1)
+    >>> d["opening_calls_median"], d["by_origin"]["own"]["opening_calls_median"]
+    (5, 40)
+    """
+    def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        found = [r["time_to_detect_s"] for r in rows if r["time_to_detect_s"] is not None]
+        opening = [r["opening_calls"] for r in rows if "opening_calls" in r]
+        return {"campaigns": len(rows), "detected": len(found),
+                "median_s": _finite(statistics.median(
+                    found + [math.inf] * (len(rows) - len(found)))) if rows else None,
+                "opening_calls_median": statistics.median(opening) if opening else None}
+
+    out = summary(campaigns)
+    out["by_origin"] = {origin: summary([r for r in campaigns if r.get("origin") == origin])
+                        for origin in ("own", "shared")}
+    return out
 
 
 def first_calls_of(calls: Iterable[Call], numbers: set[str]) -> dict[str, float]:
@@ -355,6 +423,7 @@ def compare(calls: list[Call], labels: Labels,
                               "calls": len(calls), "detectors": {}}
     pool_members = {m for c in labels.campaigns if c.cls == "rotating_pool" for m in c.members}
     first_calls = first_calls_of(calls, pool_members)
+    opening = opening_calls(calls, labels)
     for name, make in detectors:
         try:
             detector = make()
@@ -362,7 +431,7 @@ def compare(calls: list[Call], labels: Labels,
             report["detectors"][name] = {"error": f"not available: {exc}"}
             continue
         run = run_detector(name, detector, calls)
-        metrics = score_alerts(run.alerts, labels, first_calls)
+        metrics = score_alerts(run.alerts, labels, first_calls, opening)
         metrics["seconds"] = round(run.seconds, 3)
         metrics["calls_per_s"] = round(run.calls / run.seconds) if run.seconds > 0 else None
         report["detectors"][name] = metrics

@@ -212,6 +212,8 @@ def _worst(values: list[tuple[float | None, int]]) -> dict[str, Any] | None:
 
 
 def _pool_detector(name: str, per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    from testbed.evaluation import dialer_delays
+
     runs = [(r["seed"], r["detectors"][name]) for r in per_seed
             if "error" not in r["detectors"].get(name, {"error": 1})]
     if not runs:
@@ -241,11 +243,8 @@ def _pool_detector(name: str, per_seed: list[dict[str, Any]]) -> dict[str, Any]:
         hit = sum(m["false_positives_by_class"][cls]["alerted"] for _, m in runs)
         false_positives[cls] = {"members": members, "alerted": hit, "rate": _ratio(hit, members)}
     pools = [dict(p, seed=s) for s, m in runs for p in m["pools"]]
-    spread = [(s, c) for s, m in runs for c in m["campaigns"]
+    spread = [c for _, m in runs for c in m["campaigns"]
               if c["class"] == "cloud_dialer" and c["members"] > 1]
-    spread_delays = sorted(c["time_to_detect_s"] if c["time_to_detect_s"] is not None
-                           else float("inf") for _, c in spread)
-    spread_median = statistics.median(spread_delays) if spread_delays else None
     worst_pool = min(pools, key=lambda p: p["share_15min"]) if pools else None
     return {
         "seeds": len(runs),
@@ -269,13 +268,17 @@ def _pool_detector(name: str, per_seed: list[dict[str, Any]]) -> dict[str, Any]:
             "by_trunk_field": {name: _pool_share([p for p in pools if p.get("trunk_field") == v])
                                for name, v in (("named", 1.0), ("absent", 0.0))},
         },
-        "multi_number_cloud_dialer": {
-            "campaigns": len(spread),
-            "detected": sum(1 for d in spread_delays if d != float("inf")),
-            "median_s": spread_median if spread_median != float("inf") else None,
-        },
+        "multi_number_cloud_dialer": dialer_delays(spread),
         "per_seed": [_seed_row(s, m) for s, m in runs],
     }
+
+
+def _dialers(d: dict[str, Any]) -> str:
+    """``76s (108/110), 1st min 14 calls``: median to first alert, detected/campaigns, and
+    the median calls of a campaign's first minute (what there was to see)."""
+    opening = d.get("opening_calls_median")
+    return (f"{_dur(d['median_s'])} ({d['detected']}/{d['campaigns']})"
+            + ("" if opening is None else f", 1st min {opening:g} calls"))
 
 
 def _pool_share(pools: list[dict[str, Any]]) -> dict[str, Any]:
@@ -392,9 +395,10 @@ def render_pooled(pooled: dict[str, Any], world: str) -> list[Any]:
             f"{_pct(m['pools'][key][part]['share_15min'])} "
             f"({m['pools'][key][part]['pools']} pools)", "")])
     table.add_row("multi-number dialers: to first alert", *[c for _, m in rows for c in (
-        f"{_dur(m['multi_number_cloud_dialer']['median_s'])} "
-        f"({m['multi_number_cloud_dialer']['detected']}/"
-        f"{m['multi_number_cloud_dialer']['campaigns']})", "")])
+        _dialers(m["multi_number_cloud_dialer"]), "")])
+    for origin, label in (("own", "  on their own gateway"), ("shared", "  on a shared ingress")):
+        table.add_row(label, *[c for _, m in rows for c in (
+            _dialers(m["multi_number_cloud_dialer"]["by_origin"][origin]), "")])
     tables = [table]
     if rows:
         name, m = rows[0]

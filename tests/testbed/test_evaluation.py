@@ -9,11 +9,13 @@ from click.testing import CliRunner
 from detectors.alerts import Alert
 from detectors.config import load_settings
 from detectors.numbers import NumberNormaliser
+from detectors.records import Call
 from testbed.baselines import AniProfileBaseline, VolumeRuleBaseline
 from testbed.evaluation import (
     calls_from_records,
     compare,
     default_detectors,
+    opening_calls,
     render_text,
     score_alerts,
 )
@@ -158,7 +160,8 @@ def test_ring_alerts_count_every_member_and_pools_are_scored_within_15_minutes()
         "share_15min_of_own_first_call"] == pytest.approx(0.8)
     assert m["worst_pool_share_15min"] == pytest.approx(0.6)
     spread = m["multi_number_cloud_dialer"]
-    assert spread == {"campaigns": 2, "detected": 2, "median_s": pytest.approx((30 + 300) / 2)}
+    assert (spread["campaigns"], spread["detected"]) == (2, 2)
+    assert spread["median_s"] == pytest.approx((30 + 300) / 2)
     assert m["recall_by_class"]["rotating_pool"]["alerted"] == 9
 
 
@@ -168,9 +171,41 @@ def test_undetected_multi_number_dialers_count_as_never_in_the_median():
         Campaign("a", "cloud_dialer", ["+1", "+2"], 0.0, 9.0),
         Campaign("b", "cloud_dialer", ["+3", "+4"], 0.0, 9.0)])
     m = score_alerts([_alert("+1", 50.0)], labels)
-    assert m["multi_number_cloud_dialer"] == {"campaigns": 2, "detected": 1, "median_s": None}
+    spread = m["multi_number_cloud_dialer"]
+    assert (spread["campaigns"], spread["detected"], spread["median_s"]) == (2, 1, None)
     m = score_alerts([_alert("+1", 50.0), _alert("+4", 70.0)], labels)
     assert m["multi_number_cloud_dialer"]["median_s"] == 60.0
+
+
+def test_multi_number_dialers_by_origin_beside_what_their_first_minute_held():
+    """Own gateway and shared ingress are summed apart, each campaign with the calls of its
+    first minute (all its numbers, and its busiest); a world that does not say the origin
+    counts in the total only, and a single-number dialer in neither."""
+    labels = Labels(classes={f"+{i}": "cloud_dialer" for i in range(1, 8)}, allowlist=[],
+                    campaigns=[
+                        Campaign("own", "cloud_dialer", ["+1", "+2"], 0.0, 900.0,
+                                 params={"origin_gateway": 1.0}),
+                        Campaign("shared", "cloud_dialer", ["+3", "+4"], 0.0, 900.0,
+                                 params={"origin_gateway": 0.0}),
+                        Campaign("unsaid", "cloud_dialer", ["+5", "+6"], 0.0, 900.0),
+                        Campaign("single", "cloud_dialer", ["+7"], 0.0, 900.0,
+                                 params={"origin_gateway": 0.0})])
+    calls = ([Call("+1", "+90", float(t), 0, False) for t in range(0, 120, 10)]
+             + [Call("+2", "+91", 30.0, 0, False)]
+             + [Call("+3", "+92", t, 0, False) for t in (5.0, 50.0, 70.0)]
+             + [Call("+4", "+93", 200.0, 0, False)]
+             + [Call("+7", "+94", 1.0, 0, False)])
+    opening = opening_calls(calls, labels)
+    assert opening == {"own": (8, 7), "shared": (2, 2)}
+    m = score_alerts([_alert("+2", 20.0), _alert("+4", 300.0)], labels, opening=opening)
+    spread = m["multi_number_cloud_dialer"]
+    assert (spread["campaigns"], spread["detected"]) == (3, 2)
+    own, shared = spread["by_origin"]["own"], spread["by_origin"]["shared"]
+    assert (own["campaigns"], own["median_s"], own["opening_calls_median"]) == (1, 20.0, 8)
+    assert (shared["campaigns"], shared["median_s"], shared["opening_calls_median"]) == (
+        1, 300.0, 2)
+    row = next(c for c in m["campaigns"] if c["id"] == "unsaid")
+    assert row["origin"] is None and row["opening_calls"] == 0
 
 
 def test_classes_come_from_the_labels_of_the_world():
