@@ -32,8 +32,9 @@ def test_parse_seeds_ranges_lists_and_the_split():
             parse_seeds(bad)
 
 
-def _seed_report(seed, alerts, labels):
-    return {"seed": seed, "calls": 100, "detectors": {"d": score_alerts(alerts, labels)}}
+def _seed_report(seed, alerts, labels, first_calls=None):
+    return {"seed": seed, "calls": 100,
+            "detectors": {"d": score_alerts(alerts, labels, first_calls)}}
 
 
 def _labels(n_dialers):
@@ -104,7 +105,18 @@ def test_pools_are_pooled_by_ingress_and_trunk_field():
     assert pools["worst_pool"]["id"] == "shared" and pools["worst_pool"]["seed"] == 1
     assert pools["by_ingress"]["own"]["share_15min"] == 1.0
     assert pools["by_ingress"]["shared"]["share_15min"] == pytest.approx(0.5)
-    assert pools["by_trunk_field"]["absent"] == {"pools": 1, "members": 6, "share_15min": 0.5}
+    assert pools["by_trunk_field"]["absent"] == {"pools": 1, "members": 6, "share_15min": 0.5,
+                                                 "share_ever": 0.5}
+    assert pools["share_ever"] == pytest.approx(0.7)
+    assert "share_15min_of_own_first_call" not in pools  # not measured: not made up
+    # the shared pool's last three numbers start calling an hour in: not found within 15
+    # minutes of the pool's first call, but within 15 minutes of their own
+    late = Alert("ring", 1.0, [], 3700.0, 0.0, members=members[7:])
+    first = {m: (3600.0 if m in members[7:] else 0.0) for m in members}
+    pools = pool_seeds([_seed_report(1, [ring, late], labels, first)])["detectors"]["d"]["pools"]
+    assert pools["share_15min"] == pytest.approx(0.7) and pools["share_ever"] == 1.0
+    assert pools["share_15min_of_own_first_call"] == 1.0
+    assert pools["by_ingress"]["shared"]["share_15min_of_own_first_call"] == 1.0
 
 
 def test_false_positives_are_listed_per_seed_and_counted_by_judgement():
