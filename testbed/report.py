@@ -407,8 +407,9 @@ def render_pooled(pooled: dict[str, Any], world: str) -> list[Any]:
     table.add_row("multi-number dialers: to first alert", *[c for _, m in rows for c in (
         _dialers(m["multi_number_cloud_dialer"]), "")])
     for origin, label in (("own", "  on their own gateway"), ("shared", "  on a shared ingress")):
-        table.add_row(label, *[c for _, m in rows for c in (
-            _dialers(m["multi_number_cloud_dialer"]["by_origin"][origin]), "")])
+        if any(m["multi_number_cloud_dialer"]["by_origin"][origin]["campaigns"] for _, m in rows):
+            table.add_row(label, *[c for _, m in rows for c in (
+                _dialers(m["multi_number_cloud_dialer"]["by_origin"][origin]), "")])
     tables = [table]
     if rows:
         name, m = rows[0]
