@@ -33,7 +33,8 @@ SEED_SPLIT: dict[str, tuple[int, ...]] = {
 
 #: what a per-seed report keeps of the world's metadata (the rest is per number)
 _WORLD_KEYS = ("seed", "world", "calls", "records", "duplicates", "malformed", "counts",
-               "kind_counts", "withheld_calls", "priors", "feed_has_trunk", "city_switch")
+               "kind_counts", "withheld_calls", "priors", "feed_has_trunk", "city_switch",
+               "rate_scale")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -82,6 +83,8 @@ class SeedJob:
     hours: float | None = None
     subscribers: int | None = None
     config_path: str | None = None
+    abuse_rate_scale: float | None = None
+    legit_rate_scale: float | None = None
 
 
 def evaluate_seed(job: SeedJob) -> dict[str, Any]:
@@ -94,7 +97,9 @@ def evaluate_seed(job: SeedJob) -> dict[str, Any]:
 
     settings = load_settings(job.config_path)
     normaliser = NumberNormaliser(settings.input.region)
-    config = SimConfig.preset(job.size, hours=job.hours, subscribers=job.subscribers)
+    config = SimConfig.preset(job.size, hours=job.hours, subscribers=job.subscribers,
+                              abuse_rate_scale=job.abuse_rate_scale,
+                              legit_rate_scale=job.legit_rate_scale)
     day = simulate_world(job.world, config, job.seed)
     labels = day.labels
     rejected: dict[str, int] = {}

@@ -162,6 +162,11 @@ class SimConfig:
     #: days of ordinary subscribers' calls before the day (same people, same contacts): the
     #: history a carrier's detector has seen (wide world only)
     history_days: int = 0
+    #: every calling rate of the abuse / the legitimate classes times this (wide world
+    #: only; ``testbed.recipes.context.RATE_PRIORS``): would the thresholds hold at three
+    #: times the rates, or a third?
+    abuse_rate_scale: float = 1.0
+    legit_rate_scale: float = 1.0
 
     @classmethod
     def preset(cls, size: str, **overrides: Any) -> SimConfig:
@@ -185,6 +190,9 @@ class SimConfig:
         for name in ("couriers", "dispatch", "notice", "enterprise", *ABUSE_CLASSES):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
+        for name in ("abuse_rate_scale", "legit_rate_scale"):
+            if not 0.05 <= getattr(self, name) <= 20:
+                raise ValueError(f"{name} must be within [0.05, 20]")
         object.__setattr__(self, "hours", float(self.hours))
 
 

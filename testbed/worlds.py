@@ -754,6 +754,23 @@ class HardDay(SimulatedDay):
         self.emit_kind = kind[order]
 
 
+def check_world(world: str, config: SimConfig | None = None) -> None:
+    """``ValueError`` unless ``world`` is a world and models what ``config`` asks.
+
+    >>> check_world("hard", SimConfig(abuse_rate_scale=3.0))
+    Traceback (most recent call last):
+    ...
+    ValueError: rate scales are modelled by the wide world only, not 'hard'
+    """
+    if world not in WORLDS:
+        raise ValueError(f"unknown world {world!r}: {', '.join(WORLDS[:-1])} or {WORLDS[-1]}")
+    if config is not None and world != "wide":
+        if config.history_days:
+            raise ValueError(f"history_days is modelled by the wide world only, not {world!r}")
+        if (config.abuse_rate_scale, config.legit_rate_scale) != (1.0, 1.0):
+            raise ValueError(f"rate scales are modelled by the wide world only, not {world!r}")
+
+
 def simulate_world(world: str, config: SimConfig | None = None, seed: int = 0
                    ) -> LabelledDay:
     """A labelled day of the named world (``standard``, ``hard`` or ``wide``, see
@@ -764,17 +781,14 @@ def simulate_world(world: str, config: SimConfig | None = None, seed: int = 0
     ...
     ValueError: unknown world 'nowhere': standard, hard or wide
     """
-    if config is not None and config.history_days and world != "wide":
-        raise ValueError(f"history_days is modelled by the wide world only, not {world!r}")
+    check_world(world, config)
     if world == "standard":
         return simulate(config, seed)
     if world == "hard":
         return HardDay(config or SimConfig(), int(seed))
-    if world == "wide":
-        from testbed.wide import simulate_wide
+    from testbed.wide import simulate_wide  # check_world: nothing else is left
 
-        return simulate_wide(config, seed)
-    raise ValueError(f"unknown world {world!r}: {', '.join(WORLDS[:-1])} or {WORLDS[-1]}")
+    return simulate_wide(config, seed)
 
 
 def kind_of(labels_meta: dict[str, Any], number: str, cls: str) -> str:

@@ -33,7 +33,7 @@ from testbed.report import (
     render_pooled,
 )
 from testbed.simulation import Labels, SimConfig
-from testbed.worlds import WORLDS, kind_breakdown, kind_of, simulate_world
+from testbed.worlds import WORLDS, check_world, kind_breakdown, kind_of, simulate_world
 
 
 def _alert_rows(alerts: list[Alert], labels: Labels) -> list[dict[str, Any]]:
@@ -77,6 +77,11 @@ def _kind_table(breakdown: dict[str, dict[str, Any]], names: list[str]) -> Any:
 @click.option("--size", type=click.Choice(["small", "day"]), default="day", show_default=True)
 @click.option("--hours", type=click.FloatRange(min=0.1, max=168), help="Override the length.")
 @click.option("--subscribers", type=click.IntRange(min=10), help="Override the population.")
+@click.option("--abuse-rate-scale", type=click.FloatRange(min=0.05, max=20),
+              help="Wide world: every abuse class calls this many times as fast (e.g. 3, "
+                   "0.333): do the thresholds hold?")
+@click.option("--legit-rate-scale", type=click.FloatRange(min=0.05, max=20),
+              help="Wide world: every legitimate class calls this many times as fast.")
 @click.option("--input", "inputs", multiple=True, type=click.Path(dir_okay=False),
               help="Evaluate CDR files instead (repeatable); needs --labels.")
 @click.option("--labels", "labels_path", type=click.Path(dir_okay=False),
@@ -89,7 +94,9 @@ def _kind_table(breakdown: dict[str, dict[str, Any]], names: list[str]) -> Any:
               help="Also write the full report (per-campaign detail, every alert with the "
                    "truth about its numbers) as JSON here.")
 def evaluate_command(seed: int, seeds_text: str | None, jobs: int, world: str, size: str,
-                     hours: float | None, subscribers: int | None, inputs: tuple[str, ...],
+                     hours: float | None, subscribers: int | None,
+                     abuse_rate_scale: float | None, legit_rate_scale: float | None,
+                     inputs: tuple[str, ...],
                      labels_path: str | None, fmt: str, config_path: str | None,
                      json_path: str | None) -> None:
     """Compare dialguard with a pike-style volume rule and an hourly ANI profile on a
@@ -102,15 +109,18 @@ def evaluate_command(seed: int, seeds_text: str | None, jobs: int, world: str, s
         settings = load_settings(config_path)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+    shape: dict[str, Any] = {"hours": hours, "subscribers": subscribers,
+                             "abuse_rate_scale": abuse_rate_scale,
+                             "legit_rate_scale": legit_rate_scale}
     if seeds_text is not None:
         if inputs or labels_path:
             raise click.UsageError("--seeds simulates its days: not with --input/--labels")
         try:
             seeds = parse_seeds(seeds_text)
-            SimConfig.preset(size, hours=hours, subscribers=subscribers)
+            check_world(world, SimConfig.preset(size, **shape))
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
-        _evaluate_seeds([SeedJob(world, s, size, hours, subscribers, config_path)
+        _evaluate_seeds([SeedJob(world, s, size, config_path=config_path, **shape)
                          for s in seeds], jobs, json_path)
         return
     normaliser = NumberNormaliser(settings.input.region)
@@ -131,7 +141,8 @@ def evaluate_command(seed: int, seeds_text: str | None, jobs: int, world: str, s
                                           rejected))
     else:
         try:
-            config = SimConfig.preset(size, hours=hours, subscribers=subscribers)
+            config = SimConfig.preset(size, **shape)
+            check_world(world, config)
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
         with console.status("simulating"):

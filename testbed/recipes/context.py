@@ -113,6 +113,29 @@ class Population:
         return np.concatenate([self.numbers, self.external])
 
 
+#: The priors that set how fast a class calls, by (class, name): which side's scale
+#: (``SimConfig.abuse_rate_scale`` / ``legit_rate_scale``) multiplies them, to which power
+#: (a gap between calls shrinks as the rate grows).  More or fewer calls use the random
+#: stream differently, so a scaled seed is another day drawn from the same priors: compare
+#: scaled and unscaled runs pooled over many seeds, not seed by seed.
+RATE_PRIORS: dict[tuple[str, str], tuple[str, int]] = {
+    ("cloud_dialer", "calls_per_hour"): ("abuse", 1),
+    ("rotating_pool", "calls_per_hour_per_number"): ("abuse", 1),
+    ("marketing_blast", "calls_per_hour"): ("abuse", 1),
+    ("ring_once", "calls"): ("abuse", 1),
+    ("debt_collection", "calls_per_target"): ("abuse", 1),
+    ("repeat_refused", "gap_s"): ("abuse", -1),
+    ("ordinary", "calls_per_day"): ("legit", 1),
+    ("courier", "customers_per_day"): ("legit", 1),
+    ("dispatch", "calls_per_day"): ("legit", 1),
+    ("dispatch", "confirmations"): ("legit", 1),
+    ("notice", "hospital_per_min"): ("legit", 1),
+    ("notice", "school_per_min"): ("legit", 1),
+    ("privacy_number", "orders_per_number"): ("legit", 1),
+    ("customer_service", "calls_in_per_day"): ("legit", 1),
+}
+
+
 class WorldContext:
     """One simulated day under construction: everything recipes share.
 
@@ -142,13 +165,22 @@ class WorldContext:
     # ----------------------------------------------------------------- priors
 
     def prior(self, cls: str, name: str, lo: float, hi: float, log: bool = True) -> float:
-        """The seed's value of ``cls``'s parameter ``name``, drawn once from [lo, hi]."""
+        """The seed's value of ``cls``'s parameter ``name``, drawn once from [lo, hi]; a
+        calling rate (:data:`RATE_PRIORS`) times the config's scale for its side."""
         values = self.priors.setdefault(cls, {})
         if name not in values:
             u = self.rng.random()
             values[name] = (math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo))) if log
-                            else lo + u * (hi - lo))
+                            else lo + u * (hi - lo)) * self._rate_scale(cls, name)
         return values[name]
+
+    def _rate_scale(self, cls: str, name: str) -> float:
+        rate = RATE_PRIORS.get((cls, name))
+        if rate is None:
+            return 1.0
+        side, power = rate
+        config = self.config
+        return (config.abuse_rate_scale if side == "abuse" else config.legit_rate_scale) ** power
 
     def vary(self, value: float, factor: float = 1.5, lo: float = -math.inf,
              hi: float = math.inf) -> float:

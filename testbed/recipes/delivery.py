@@ -190,6 +190,8 @@ def deliver(ctx: WorldContext, world: str) -> Day:
                         "priors": {c: {k: round(v, 4) for k, v in sorted(p.items())}
                                    for c, p in sorted(ctx.priors.items())},
                         "trunks_named": float(np.mean(ctx.trunks.named)),
+                        "rate_scale": {"abuse": cfg.abuse_rate_scale,
+                                       "legit": cfg.legit_rate_scale},
                         **ctx.meta,
                     })
     return Day(cfg, ctx.seed, labels, cols, presentation, trunks)

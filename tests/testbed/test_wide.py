@@ -9,6 +9,7 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from testbed.recipes.context import RATE_PRIORS, WorldContext
 from testbed.recipes.delivery import WITHHELD_SPELLINGS, Day
 from testbed.simulation import SimConfig, national
 from testbed.wide import WIDE_ABUSE_CLASSES, WIDE_CLASSES, simulate_wide
@@ -229,3 +230,50 @@ def test_history_days_add_ordinary_calls_before_the_day_and_leave_the_day_alone(
 def test_history_days_are_the_wide_world_s_only():
     with pytest.raises(ValueError, match="wide world only"):
         simulate_world("standard", SimConfig.preset("small", history_days=1), 1)
+
+
+def test_rate_scales_multiply_the_calling_rates_of_one_side_only():
+    """The first draw of a rate prior is the unscaled draw times the side's scale (a gap
+    between calls divided by it); a prior that is not a rate, or the other side's rate, is
+    drawn as it would be."""
+    def first_draws(**scales: float) -> list[float]:
+        ctx = WorldContext(SimConfig.preset("small", **scales), seed=5)
+        return [ctx.prior("cloud_dialer", "calls_per_hour", 100, 800),
+                ctx.prior("cloud_dialer", "answer_rate", 0.05, 0.35),
+                ctx.prior("repeat_refused", "gap_s", 30, 600),
+                ctx.prior("courier", "customers_per_day", 30, 200)]
+
+    plain = first_draws()
+    rate, answer, gap, courier = first_draws(abuse_rate_scale=3.0)
+    assert rate == pytest.approx(3 * plain[0]) and gap == pytest.approx(plain[2] / 3)
+    assert answer == plain[1] and courier == plain[3]
+    assert first_draws(legit_rate_scale=0.5)[3] == pytest.approx(plain[3] / 2)
+    assert all(cls in WIDE_CLASSES for cls, _ in RATE_PRIORS)
+    sides = {side for side, _ in RATE_PRIORS.values()}
+    assert sides == {"abuse", "legit"}
+
+
+def test_a_scaled_day_says_so_and_calls_more():
+    plain, fast = simulate_wide(SMALL, 3), simulate_wide(
+        SimConfig.preset("small", abuse_rate_scale=3.0), 3)
+    assert fast.labels.meta["rate_scale"] == {"abuse": 3.0, "legit": 1.0}
+    abuse = set(WIDE_ABUSE_CLASSES)
+    def abuse_calls(day: Day) -> int:
+        return sum(1 for v in day.cols["caller"].tolist()
+                   if day.labels.class_of("+" + str(v)) in abuse)
+    assert abuse_calls(fast) > 1.5 * abuse_calls(plain)
+
+
+@pytest.mark.parametrize("scales", [{"abuse_rate_scale": 0.0}, {"legit_rate_scale": 50.0}])
+def test_rate_scales_out_of_range_are_refused(scales):
+    with pytest.raises(ValueError, match="rate_scale must be within"):
+        SimConfig.preset("small", **scales)
+
+
+def test_rate_scales_are_the_wide_world_s_only():
+    with pytest.raises(ValueError, match="wide world only"):
+        simulate_world("hard", SimConfig.preset("small", legit_rate_scale=2.0), 1)
+    from streams.cli import main
+    result = CliRunner().invoke(main, ["evaluate", "--world", "standard", "--seeds", "1-2",
+                                       "--abuse-rate-scale", "3"])
+    assert result.exit_code == 2 and "wide world only" in result.output

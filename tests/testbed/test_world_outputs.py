@@ -24,7 +24,7 @@ PINNED = {
     ("hard", 3): "8308dfdbc35568cf",
 }
 
-ADDED_CONFIG = {"history_days": 0}
+ADDED_CONFIG = {"history_days": 0, "abuse_rate_scale": 1.0, "legit_rate_scale": 1.0}
 
 
 def digest(world: str, seed: int) -> str:
