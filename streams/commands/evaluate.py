@@ -13,6 +13,7 @@ from detectors.config import ConfigError, load_settings
 from detectors.numbers import NumberNormaliser
 from formats.registry import READ_CHOICES
 from streams.cli import main
+from streams.commands.simulate import rate_scale_options
 from testbed.evaluation import (
     calls_from_files,
     calls_from_records,
@@ -77,11 +78,7 @@ def _kind_table(breakdown: dict[str, dict[str, Any]], names: list[str]) -> Any:
 @click.option("--size", type=click.Choice(["small", "day"]), default="day", show_default=True)
 @click.option("--hours", type=click.FloatRange(min=0.1, max=168), help="Override the length.")
 @click.option("--subscribers", type=click.IntRange(min=10), help="Override the population.")
-@click.option("--abuse-rate-scale", type=click.FloatRange(min=0.05, max=20),
-              help="Wide world: every abuse class calls this many times as fast (e.g. 3, "
-                   "0.333): do the thresholds hold?")
-@click.option("--legit-rate-scale", type=click.FloatRange(min=0.05, max=20),
-              help="Wide world: every legitimate class calls this many times as fast.")
+@rate_scale_options
 @click.option("--input", "inputs", multiple=True, type=click.Path(dir_okay=False),
               help="Evaluate CDR files instead (repeatable); needs --labels.")
 @click.option("--labels", "labels_path", type=click.Path(dir_okay=False),

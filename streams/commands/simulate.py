@@ -8,13 +8,28 @@ registered enterprise numbers, one per line, for ``--allowlist``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import click
 
 from formats.registry import WRITE_CHOICES
 from streams.cli import main
 from testbed.evaluation import abuse_classes
 from testbed.simulation import SimConfig, write_day
-from testbed.worlds import WORLDS, simulate_world
+from testbed.worlds import WORLDS, check_world, simulate_world
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def rate_scale_options(command: F) -> F:
+    """``--abuse-rate-scale`` and ``--legit-rate-scale`` (``SimConfig``'s, wide world)."""
+    for side, text in (("legit", "every legitimate class"), ("abuse", "every abuse class")):
+        command = click.option(
+            f"--{side}-rate-scale", type=click.FloatRange(min=0.05, max=20),
+            help=f"Wide world: {text} calls this many times as fast (e.g. 3 or 0.333): do "
+                 "the thresholds hold?")(command)
+    return command
 
 
 @main.command("simulate")
@@ -34,13 +49,15 @@ from testbed.worlds import WORLDS, simulate_world
 @click.option("--hours", type=click.FloatRange(min=0.1, max=168), help="Override the length.")
 @click.option("--subscribers", type=click.IntRange(min=10), help="Override the population.")
 @click.option("--start", type=float, help="Start, epoch seconds (default 2024-03-05 00:00+08).")
+@rate_scale_options
 @click.option("--gzip", "compress", is_flag=True,
               help="gzip the records (also implied by an OUT ending in .gz).")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Progress bar on stderr.")
 def simulate_command(out: str, seed: int, world: str, fmt: str, size: str, hours: float | None,
-                     subscribers: int | None, start: float | None, compress: bool,
-                     progress: bool) -> None:
+                     subscribers: int | None, start: float | None,
+                     abuse_rate_scale: float | None, legit_rate_scale: float | None,
+                     compress: bool, progress: bool) -> None:
     """Write a seeded, labelled synthetic day of CDRs to OUT, plus OUT.labels.json and
     OUT.allowlist.txt beside it (--world hard: a harder world, same labels; --world wide:
     wide priors and more classes).  With --gzip,
@@ -52,7 +69,10 @@ def simulate_command(out: str, seed: int, world: str, fmt: str, size: str, hours
     if compress and not out.endswith(".gz"):
         out += ".gz"
     try:
-        config = SimConfig.preset(size, hours=hours, subscribers=subscribers, start=start)
+        config = SimConfig.preset(size, hours=hours, subscribers=subscribers, start=start,
+                                  abuse_rate_scale=abuse_rate_scale,
+                                  legit_rate_scale=legit_rate_scale)
+        check_world(world, config)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     console = Console(stderr=True)

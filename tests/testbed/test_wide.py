@@ -277,3 +277,15 @@ def test_rate_scales_are_the_wide_world_s_only():
     result = CliRunner().invoke(main, ["evaluate", "--world", "standard", "--seeds", "1-2",
                                        "--abuse-rate-scale", "3"])
     assert result.exit_code == 2 and "wide world only" in result.output
+
+
+def test_simulate_writes_a_scaled_day_and_says_so(tmp_path):
+    from streams.cli import main
+    out = tmp_path / "day.jsonl"
+    result = CliRunner().invoke(main, ["simulate", str(out), "--world", "wide", "--size",
+                                       "small", "--legit-rate-scale", "0.5", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    labels = orjson.loads((tmp_path / "day.jsonl.labels.json").read_bytes())
+    assert labels["meta"]["rate_scale"] == {"abuse": 1.0, "legit": 0.5}
+    bad = CliRunner().invoke(main, ["simulate", str(out), "--legit-rate-scale", "0.01"])
+    assert bad.exit_code == 2
