@@ -157,6 +157,7 @@ class ReachSettings:
     max_returns: float = 0.0
     max_contact_ratio: float = 0.1
     max_stranger_repeat_ratio: float = 0.1
+    max_mean_talk_s: float = 90.0
     reference_quantile: float = 0.5
     min_expected_returns: float = 6.0
     min_samples: int = 200
@@ -499,8 +500,10 @@ def _build_reach(section: Mapping[str, Any], horizons: tuple[int, ...]) -> Reach
     if reach.max_contact_ratio > 1 or reach.max_stranger_repeat_ratio > 1:
         raise ConfigError("reach.max_contact_ratio and reach.max_stranger_repeat_ratio must be "
                           "between 0 and 1")
-    if reach.min_expected_returns <= 0 or reach.half_life_s <= 0:
-        raise ConfigError("reach.min_expected_returns and reach.half_life_s must be above 0")
+    if (reach.min_expected_returns <= 0 or reach.half_life_s <= 0
+            or reach.max_mean_talk_s <= 0):
+        raise ConfigError("reach.min_expected_returns, reach.half_life_s and "
+                          "reach.max_mean_talk_s must be above 0")
     return reach
 
 

@@ -19,7 +19,10 @@ distribution of *calls received per call made* and of *strangers called*
 - at most a ``max_contact_ratio`` share of its calls went to contacts, and at
   most a ``max_stranger_repeat_ratio`` share called a stranger again (a
   reminder or notice line retries the people it missed: it wants *them*; a
-  list dialer does not care who answers).
+  list dialer does not care who answers),
+- its answered calls last under ``max_mean_talk_s`` on average: a number whose
+  calls are conversations talks with the people it calls (a company's
+  call-back agents: their customers call the hotline, not the agent back).
 
 Nothing here depends on an hourly rate: three times the calls means three
 times the expected returns.  Before ``min_samples`` busy callers were seen
@@ -36,6 +39,8 @@ there is no reference and no reach alert.
 >>> match.reasons[2].split(", ")[1]
 '15 expected over 30 calls made over 1 h ago; so few: chance e^-15.3 (<= e^-6)'
 >>> judge.judge(dict(farm, inbound=3.0), settled=30.0) is None
+True
+>>> judge.judge(dict(farm, mean_talk_s=140.0), settled=30.0) is None  # conversations
 True
 """
 
@@ -103,8 +108,9 @@ class ReachJudge:
         returns = features.get("inbound", 0.0)
         contact_ratio = features.get("contact_ratio", 0.0)
         repeats = features.get("stranger_repeat_ratio", 0.0)
+        talk = features.get("mean_talk_s", 0.0)
         if (returns > rs.max_returns or contact_ratio > rs.max_contact_ratio
-                or repeats > rs.max_stranger_repeat_ratio):
+                or repeats > rs.max_stranger_repeat_ratio or talk >= rs.max_mean_talk_s):
             return None
         per_call = self.references.quantile("inbound_ratio", rs.reference_quantile)
         expected = settled * per_call
@@ -124,7 +130,8 @@ class ReachJudge:
             f"made over {horizon_text(rs.settle_s)} ago; so few: chance e^-{surprise:.1f} "
             f"(<= e^-{rs.min_expected_returns:g})",
             f"share of calls to contacts {contact_ratio:.2f} (<= {rs.max_contact_ratio:g}), "
-            f"calling a stranger again {repeats:.2f} (<= {rs.max_stranger_repeat_ratio:g})",
+            f"calling a stranger again {repeats:.2f} (<= {rs.max_stranger_repeat_ratio:g}), "
+            f"mean talk {talk:.0f} s (< {rs.max_mean_talk_s:g})",
         ]
         factor = surprise / rs.min_expected_returns
         score = rs.weight * min(_MAX_VOLUME_FACTOR, factor)

@@ -11,7 +11,7 @@ from detectors.config import ReachSettings
 from detectors.reach import ReachJudge, few_returns_surprise
 
 FARM = {"attempts": 60.0, "strangers": 58.0, "inbound": 0.0, "contact_ratio": 0.0,
-        "stranger_repeat_ratio": 0.0}
+        "stranger_repeat_ratio": 0.0, "mean_talk_s": 25.0}
 
 
 def judge(**settings: float) -> ReachJudge:
@@ -35,9 +35,18 @@ def test_a_farm_is_alerted_with_the_reference_in_the_reasons() -> None:
 
 
 @pytest.mark.parametrize("change", [{"inbound": 1.0}, {"strangers": 5.0},
-                                    {"contact_ratio": 0.3}, {"stranger_repeat_ratio": 0.3}])
+                                    {"contact_ratio": 0.3}, {"stranger_repeat_ratio": 0.3},
+                                    {"mean_talk_s": 90.0}])
 def test_each_condition_can_stop_it(change: dict[str, float]) -> None:
     assert judge().judge(dict(FARM, **change), settled=50.0) is None
+
+
+def test_conversations_are_judged_against_the_set_limit() -> None:
+    """A call-back agent's minutes-long calls keep it out; the limit is live config."""
+    agent = dict(FARM, mean_talk_s=140.0)
+    assert judge().judge(agent, settled=50.0) is None
+    match = judge(max_mean_talk_s=300.0).judge(agent, settled=50.0)
+    assert match is not None and "mean talk 140 s (< 300)" in match.reasons[3]
 
 
 def test_fresh_calls_are_not_expected_back_yet() -> None:
