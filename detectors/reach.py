@@ -25,8 +25,10 @@ distribution of *calls received per call made* and of *strangers called*
   call-back agents: their customers call the hotline, not the agent back).
 
 Nothing here depends on an hourly rate: three times the calls means three
-times the expected returns.  Before ``min_samples`` busy callers were seen
-there is no reference and no reach alert.
+times the expected returns.  That cuts both ways: a legitimate class called
+back less than the reference (couriers) is alerted once it is busy enough
+(README, Limits: rates).  Before ``min_samples`` busy callers were seen there
+is no reference and no reach alert.
 
 >>> from detectors.config import ReachSettings
 >>> judge = ReachJudge(ReachSettings(min_samples=10))
