@@ -22,8 +22,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-#: A denominator that is not itself a feature: distinct new callees in the window.
+#: Denominators that are not themselves features: distinct new callees in the window, and
+#: calls not answered (calls made less calls answered).
 NEW_CALLEES = "_new_callees"
+MISSED_CALLS = "_missed_calls"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +114,9 @@ _FEATURES = (
     Feature("stranger_repeat_ratio", "share of calls that repeat a stranger {v}",
             "calls to a callee called before who is not a contact / calls",
             denominator="attempts"),
+    Feature("missed_retry_ratio", "share of missed calls tried again {v}",
+            "calls to a stranger called before / calls not answered (capped at 1): how many "
+            "of the people it missed it wants to reach", denominator=MISSED_CALLS, scale=None),
     Feature("circle_callees", "{v} callees who call each other",
             "strangers in the recent-callee ring who are connected to another one of them "
             "(they called each other lately: one circle of people)", whole=True, scale=None),

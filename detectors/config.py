@@ -157,6 +157,7 @@ class ReachSettings:
     max_returns: float = 0.0
     max_contact_ratio: float = 0.1
     max_stranger_repeat_ratio: float = 0.1
+    max_missed_retry_ratio: float = 0.2
     max_mean_talk_s: float = 90.0
     reference_quantile: float = 0.5
     min_expected_returns: float = 6.0
@@ -497,9 +498,10 @@ def _build_reach(section: Mapping[str, Any], horizons: tuple[int, ...]) -> Reach
                           f"below reach.horizon_s, got {reach.settle_s!r}")
     if not 0 < reach.reference_quantile < 1:
         raise ConfigError("reach.reference_quantile must be between 0 and 1")
-    if reach.max_contact_ratio > 1 or reach.max_stranger_repeat_ratio > 1:
-        raise ConfigError("reach.max_contact_ratio and reach.max_stranger_repeat_ratio must be "
-                          "between 0 and 1")
+    if max(reach.max_contact_ratio, reach.max_stranger_repeat_ratio,
+           reach.max_missed_retry_ratio) > 1:
+        raise ConfigError("reach.max_contact_ratio, reach.max_stranger_repeat_ratio and "
+                          "reach.max_missed_retry_ratio must be between 0 and 1")
     if (reach.min_expected_returns <= 0 or reach.half_life_s <= 0
             or reach.max_mean_talk_s <= 0):
         raise ConfigError("reach.min_expected_returns, reach.half_life_s and "

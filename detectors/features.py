@@ -509,5 +509,7 @@ class NumberState:
             "strangers": w[NEW],
             "contact_ratio": max(0.0, attempts - w[NEW] - w[STRANGER_REPEAT]) * per_attempt,
             "stranger_repeat_ratio": w[STRANGER_REPEAT] * per_attempt,
+            "missed_retry_ratio": (min(1.0, w[STRANGER_REPEAT] / (attempts - answered))
+                                   if attempts > answered else 0.0),
             "circle_callees": 0.0,  # filled in by the detector, which sees who calls whom
         }

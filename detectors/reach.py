@@ -16,10 +16,11 @@ distribution of *calls received per call made* and of *strangers called*
   once) ``expected`` returns were to be expected, and an ordinary caller gets
   no more than it did with a chance of at most ``exp(-min_expected_returns)``
   (Poisson; with none received: at least ``min_expected_returns`` expected),
-- at most a ``max_contact_ratio`` share of its calls went to contacts, and at
-  most a ``max_stranger_repeat_ratio`` share called a stranger again (a
-  reminder or notice line retries the people it missed: it wants *them*; a
-  list dialer does not care who answers),
+- at most a ``max_contact_ratio`` share of its calls went to contacts, at most
+  a ``max_stranger_repeat_ratio`` share called a stranger again, and it tried
+  again at most a ``max_missed_retry_ratio`` share of the calls it missed (a
+  courier, booking desk or notice line retries the people it missed: it wants
+  *them*; a list dialer does not care who answers),
 - its answered calls last under ``max_mean_talk_s`` on average: a number whose
   calls are conversations talks with the people it calls (a company's
   call-back agents: their customers call the hotline, not the agent back).
@@ -110,9 +111,11 @@ class ReachJudge:
         returns = features.get("inbound", 0.0)
         contact_ratio = features.get("contact_ratio", 0.0)
         repeats = features.get("stranger_repeat_ratio", 0.0)
+        retried = features.get("missed_retry_ratio", 0.0)
         talk = features.get("mean_talk_s", 0.0)
         if (returns > rs.max_returns or contact_ratio > rs.max_contact_ratio
-                or repeats > rs.max_stranger_repeat_ratio or talk >= rs.max_mean_talk_s):
+                or repeats > rs.max_stranger_repeat_ratio
+                or retried > rs.max_missed_retry_ratio or talk >= rs.max_mean_talk_s):
             return None
         per_call = self.references.quantile("inbound_ratio", rs.reference_quantile)
         expected = settled * per_call
@@ -133,6 +136,7 @@ class ReachJudge:
             f"(<= e^-{rs.min_expected_returns:g})",
             f"share of calls to contacts {contact_ratio:.2f} (<= {rs.max_contact_ratio:g}), "
             f"calling a stranger again {repeats:.2f} (<= {rs.max_stranger_repeat_ratio:g}), "
+            f"missed calls tried again {retried:.2f} (<= {rs.max_missed_retry_ratio:g}), "
             f"mean talk {talk:.0f} s (< {rs.max_mean_talk_s:g})",
         ]
         factor = surprise / rs.min_expected_returns

@@ -23,7 +23,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from detectors.catalogue import CATALOGUE, NEW_CALLEES
+from detectors.catalogue import CATALOGUE, MISSED_CALLS, NEW_CALLEES
 from detectors.config import RuleProfile
 
 _MAX_VOLUME_FACTOR = 3.0
@@ -79,6 +79,8 @@ def _bounds(feature: str, features: Mapping[str, float], z: float) -> tuple[floa
         return value, value
     if denominator == NEW_CALLEES:
         n = features.get("distinct_ratio", 0.0) * features.get("attempts", 0.0)
+    elif denominator == MISSED_CALLS:
+        n = features.get("attempts", 0.0) - features.get("answered", 0.0)
     else:
         n = features.get(denominator, 0.0)
     return wilson_bounds(min(1.0, max(0.0, value)), n, z)

@@ -38,3 +38,17 @@ def test_every_feature_reads_with_its_value() -> None:
         text = _phrase(name, 3.0, 3600)
         assert "3" in text and "{" not in text, name
         assert ("1 h" in text) == ("{h}" in feature.phrase)
+
+
+def test_a_share_of_missed_calls_is_bounded_over_the_missed_calls() -> None:
+    """Wilson bounds of ``missed_retry_ratio`` take the calls not answered as trials: the
+    same share over 4 misses is less certain than over 40."""
+    from detectors.catalogue import MISSED_CALLS
+    from detectors.rules import _bounds
+
+    assert CATALOGUE["missed_retry_ratio"].denominator == MISSED_CALLS
+    few = _bounds("missed_retry_ratio", {"missed_retry_ratio": 0.25, "attempts": 20.0,
+                                         "answered": 16.0}, 1.0)
+    many = _bounds("missed_retry_ratio", {"missed_retry_ratio": 0.25, "attempts": 50.0,
+                                          "answered": 10.0}, 1.0)
+    assert few[0] < many[0] < 0.25 < many[1] < few[1]

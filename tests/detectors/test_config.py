@@ -58,6 +58,7 @@ def test_analyst_can_add_a_profile(tmp_path: Path) -> None:
         ("[rules.x]\nhorizon_s = 600\nmax_answer_ratio = 0.1\n", "needs min_attempts"),
         ("[model]\nalert_threshold = 2\n", "model.alert_threshold"),
         ("[reach]\nmax_mean_talk_s = 0\n", "reach.max_mean_talk_s must be above 0"),
+        ("[reach]\nmax_missed_retry_ratio = 2\n", "reach.max_missed_retry_ratio must be betw"),
         ("[model]\nenabled = 1\n", "model.enabled must be true or false"),
         ("not toml [", "not valid TOML"),
     ],

@@ -182,6 +182,26 @@ def test_calling_the_same_strangers_again_is_counted() -> None:
     assert f["stranger_repeat_ratio"] == 9 / 12
     assert f["refused_callees"] == 3
     assert f["contact_ratio"] == 0.0
+    assert f["missed_retry_ratio"] == 9 / 12  # nine tries again over twelve misses
+
+
+def test_missed_retry_ratio_is_over_the_calls_not_answered() -> None:
+    """A courier's day in small: eight customers answer, four miss and two of those are
+    tried again (answered then): two retries over the four calls not answered."""
+    st = NumberState(FS, T0)
+    for i in range(8):
+        call(st, T0 + 60 * i, 8613900000200 + i, answered=True, talk=20)
+    for i in range(4):
+        call(st, T0 + 600 + 60 * i, 8613900000300 + i)
+    for i in range(2):
+        call(st, T0 + 900 + 60 * i, 8613900000300 + i, answered=True, talk=20)
+    f = st.features(3600, T0 + 1100, FS)
+    assert f["stranger_repeat_ratio"] == pytest.approx(2 / 14)
+    assert f["missed_retry_ratio"] == pytest.approx(2 / 4)
+    assert NumberState(FS, T0).features(3600, T0, FS)["missed_retry_ratio"] == 0.0
+    for i in range(4):  # the same answered stranger again and again: more tries than misses
+        call(st, T0 + 1000 + 10 * i, 8613900000200, answered=True, talk=20)
+    assert st.features(3600, T0 + 1100, FS)["missed_retry_ratio"] == 1.0
 
 
 def test_a_call_back_still_counts_and_clears_refusals() -> None:

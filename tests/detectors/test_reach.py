@@ -36,9 +36,18 @@ def test_a_farm_is_alerted_with_the_reference_in_the_reasons() -> None:
 
 @pytest.mark.parametrize("change", [{"inbound": 1.0}, {"strangers": 5.0},
                                     {"contact_ratio": 0.3}, {"stranger_repeat_ratio": 0.3},
-                                    {"mean_talk_s": 90.0}])
+                                    {"mean_talk_s": 90.0}, {"missed_retry_ratio": 0.25}])
 def test_each_condition_can_stop_it(change: dict[str, float]) -> None:
     assert judge().judge(dict(FARM, **change), settled=50.0) is None
+
+
+def test_retrying_the_missed_is_judged_whatever_the_answer_rate() -> None:
+    """A courier answered 0.8 of the time who retries a third of its misses repeats only
+    ~0.07 of its calls: the share of calls lets it through, the share of misses does not."""
+    courier = dict(FARM, stranger_repeat_ratio=0.07, missed_retry_ratio=0.35)
+    assert judge().judge(courier, settled=50.0) is None
+    match = judge(max_missed_retry_ratio=0.5).judge(courier, settled=50.0)
+    assert match is not None and "missed calls tried again 0.35 (<= 0.5)" in match.reasons[3]
 
 
 def test_conversations_are_judged_against_the_set_limit() -> None:
