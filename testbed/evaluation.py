@@ -150,8 +150,10 @@ POOL_WINDOW_S = 900.0
 OPENING_S = 60.0
 
 
-def is_multi_number_dialer(camp: Campaign) -> bool:
-    return camp.cls == "cloud_dialer" and len(camp.members) > 1
+def is_multi_number_dialer(cls: str, members: int) -> bool:
+    """A campaign of class ``cls`` with ``members`` numbers is a cloud dialer spread over
+    several (a campaign here, its scored row in :func:`testbed.report.pool_seeds`)."""
+    return cls == "cloud_dialer" and members > 1
 
 
 def dialer_origin(camp: Campaign) -> str | None:
@@ -171,7 +173,8 @@ def opening_calls(calls: Iterable[Call], labels: Labels) -> dict[str, tuple[int,
     >>> opening_calls(calls + [Call("+2", "+9", 75.0, 0, False)], lab)
     {'c': (3, 3)}
     """
-    owner = {m: c.id for c in labels.campaigns if is_multi_number_dialer(c) for m in c.members}
+    owner = {m: c.id for c in labels.campaigns if is_multi_number_dialer(c.cls, len(c.members))
+             for m in c.members}
     times: dict[str, dict[str, list[float]]] = {}
     for call in calls:
         campaign = owner.get(call.caller)
@@ -291,7 +294,7 @@ def score_alerts(alerts: Iterable[Alert], labels: Labels,
         row: dict[str, Any] = {"id": camp.id, "class": camp.cls, "start": camp.start,
                                "members": len(camp.members), "alerted_members": len(hits),
                                "time_to_detect_s": ttd}
-        if is_multi_number_dialer(camp):
+        if is_multi_number_dialer(camp.cls, len(camp.members)):
             row["origin"] = dialer_origin(camp)
             if opening is not None:
                 row["opening_calls"], row["opening_busiest"] = opening.get(camp.id, (0, 0))

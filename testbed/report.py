@@ -217,7 +217,7 @@ def _worst(values: list[tuple[float | None, int]]) -> dict[str, Any] | None:
 
 
 def _pool_detector(name: str, per_seed: list[dict[str, Any]]) -> dict[str, Any]:
-    from testbed.evaluation import dialer_delays
+    from testbed.evaluation import dialer_delays, is_multi_number_dialer
 
     runs = [(r["seed"], r["detectors"][name]) for r in per_seed
             if "error" not in r["detectors"].get(name, {"error": 1})]
@@ -249,7 +249,7 @@ def _pool_detector(name: str, per_seed: list[dict[str, Any]]) -> dict[str, Any]:
         false_positives[cls] = {"members": members, "alerted": hit, "rate": _ratio(hit, members)}
     pools = [dict(p, seed=s) for s, m in runs for p in m["pools"]]
     spread = [c for _, m in runs for c in m["campaigns"]
-              if c["class"] == "cloud_dialer" and c["members"] > 1]
+              if is_multi_number_dialer(c["class"], c["members"])]
     worst_pool = min(pools, key=lambda p: p["share_15min"]) if pools else None
     return {
         "seeds": len(runs),
