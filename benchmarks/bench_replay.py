@@ -173,7 +173,8 @@ def state_bytes(detector: Detector) -> dict[str, float]:
         full_sizes.append(sys.getsizeof(key) + share + _deep(st))
         stored.append(len(st.to_bytes()))
     light_share = sys.getsizeof(light) / max(1, len(light))
-    light_sizes = [sys.getsizeof(key) + light_share + sys.getsizeof(entry) + 24 * len(entry)
+    light_sizes = [sys.getsizeof(key) + light_share + sys.getsizeof(entry)
+                   + sum(sys.getsizeof(v) if isinstance(v, bytes) else 24 for v in entry)
                    for key, entry in light.items()]
     full = NumberState(detector.settings.features, 0.0)
     for i in range(detector.settings.features.recent_callees * 2):

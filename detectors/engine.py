@@ -50,6 +50,7 @@ workers' detect stage is told by the group stage; ``dialguard replay`` tags its 
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 
@@ -68,8 +69,12 @@ _NO_ALERTS: tuple[Alert, ...] = ()
 _JUMP_CONFIRMATIONS = 100  # records in a row needed before the watermark jumps ahead
 _SWEEP_FRACTION = 0.5  # sweep idle numbers every half of the idle expiry (event time)
 _JUDGE_STEP = 0.0625  # a judged number is judged again after this fraction more calls
-# A number without full state: [window start, calls in window, first seen, last seen].
-_LIGHT_START, _LIGHT_CALLS, _LIGHT_FIRST, _LIGHT_LAST = range(4)
+# A number without full state: [window start, calls in window, first seen, last seen, its
+# calls in the window packed with _EARLY_CALL, counted on its state when it gets one].
+_LIGHT_START, _LIGHT_CALLS, _LIGHT_FIRST, _LIGHT_LAST, _LIGHT_EARLY = range(5)
+#: a call of a number without full state: time, callee digits, talk, ring (NaN: not
+#: given), answered | failed << 1 (25 bytes)
+_EARLY_CALL = struct.Struct("<dqifB")
 #: longest ring id a number's state takes (the group detector's are 17 characters)
 MAX_RING_ID = 64
 
@@ -234,7 +239,7 @@ class Detector:
             return None
         state = self.states.get(caller)
         if state is None:
-            state = self._promote(caller, t)
+            state = self._promote(caller, call, t)
             if state is None:
                 return None
         # sides are told apart: a number calling itself is applied once as each
@@ -260,23 +265,33 @@ class Detector:
             state.next_judge = state.calls + int(attempts * _JUDGE_STEP)
         return alert
 
-    def _promote(self, caller: str, t: float) -> NumberState | None:
-        """Count a call of a number without full state; full state once it calls often."""
+    def _promote(self, caller: str, call: Call, t: float) -> NumberState | None:
+        """Count a call of a number without full state; full state once it calls often,
+        with the calls it made before counted on it (in order, as they came)."""
         fs = self.settings.features
         entry = self.light.get(caller)
         if entry is None:
-            entry = [t, 0, t, t]
+            entry = [t, 0, t, t, b""]
             self.light[caller] = entry
         elif t - entry[_LIGHT_START] > fs.horizons_s[-1]:
             entry[_LIGHT_START] = t
             entry[_LIGHT_CALLS] = 0
+            entry[_LIGHT_EARLY] = b""
         entry[_LIGHT_CALLS] += 1
         if t > entry[_LIGHT_LAST]:
             entry[_LIGHT_LAST] = t
         if entry[_LIGHT_CALLS] < fs.promote_after:
+            ring = call.ring
+            entry[_LIGHT_EARLY] += _EARLY_CALL.pack(
+                t, int(call.callee[1:]), min(call.duration, 2**31 - 1),
+                math.nan if ring is None else ring, call.answered | call.failed << 1)
             return None
         del self.light[caller]
-        state = NumberState(fs, entry[_LIGHT_FIRST], now=t)
+        early = list(_EARLY_CALL.iter_unpack(entry[_LIGHT_EARLY]))
+        state = NumberState(fs, entry[_LIGHT_FIRST], now=min([t, *(c[0] for c in early)]))
+        for at, callee, talk, ring, flags in early:
+            state.outbound(at, callee, bool(flags & 1), talk, None if ring != ring else ring,
+                           bool(flags & 2), fs)
         waiting = self.waiting_rings.pop(caller, None)
         if waiting is not None:
             state.ring_id = waiting[0]

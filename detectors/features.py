@@ -1,7 +1,8 @@
 """Per-number online features over event-time sliding windows.
 
 Only numbers that call often get a :class:`NumberState` (the detector keeps a
-bare call count for the rest; see ``[features].promote_after``).  A state
+bare call count and the calls packed for the rest, counted on the state when it is made;
+see ``[features].promote_after``).  A state
 keeps, for every horizon (say 10 min and 1 h), two adjacent tumbling buckets
 of integer counters.  A sliding count is estimated as
 ``current + previous * (1 - elapsed fraction of current)``: O(1) per call, exact

@@ -244,6 +244,30 @@ def test_quiet_numbers_get_a_bare_count_until_they_call_often() -> None:
     assert det.tracked_numbers == 0
 
 
+def test_a_number_given_full_state_counts_the_calls_it_made_before() -> None:
+    """The first ``promote_after - 1`` calls, kept packed with the bare count, are counted on
+    the state in the order they came: a dialer's opening calls are evidence, not lost."""
+    settings = load_settings()
+    fs = settings.features
+    det = Detector(settings)
+    me = "+8617000000009"
+    calls = [Call(me, f"+86139000000{i:02d}", T0 + 10 * i, 0 if i % 2 else 4, i % 2 == 0,
+                  None if i == 1 else 3.0) for i in range(fs.promote_after)]
+    calls[0], calls[1] = calls[1], calls[0]  # one came late
+    run(det, calls)
+    f = det.states[me].features(600, T0 + 60, fs)
+    assert f["attempts"] == fs.promote_after
+    assert f["answered"] == sum(c.answered for c in calls)
+    assert f["distinct_ratio"] == 1.0
+    # a window that lapsed forgets its calls with its count
+    det2 = Detector(settings)
+    run(det2, [calls[0], Call(me, "+8613900000099", T0 + fs.horizons_s[-1] + 100, 0, False),
+               *[Call(me, f"+86139000001{i:02d}", T0 + fs.horizons_s[-1] + 101 + i, 0, False)
+                 for i in range(fs.promote_after - 1)]])
+    assert det2.states[me].attempts(fs.horizons_s[-1], T0 + fs.horizons_s[-1] + 200,
+                                    fs) == fs.promote_after
+
+
 def test_one_record_from_a_bad_clock_does_not_age_everyone_out() -> None:
     settings = load_settings()
     det = Detector(settings)
@@ -310,7 +334,10 @@ def test_an_answered_burst_is_judged_once_it_had_time_to_be_called_back(
     settings = with_override(with_override(load_settings(), "alerts.settle_s", settle_s),
                              "alerts.settle_max_share", share)
     answered = run(Detector(settings), dialer_calls(n=600, every=2.0, answer_rate=0.3, seed=4))
-    assert answered and answered[0].profile == "cloud_dialer"
+    # where the hour's marketing_blast waits no longer (settle_s within both rules' share of
+    # their horizons), it may be first: its answered share is laxer
+    assert answered and answered[0].profile in (
+        ("cloud_dialer",) if waits_s < settle_s else ("cloud_dialer", "marketing_blast"))
     waited = answered[0].detected_at - T0
     assert (waits_s <= waited < waits_s + 150) if waits_s else waited < 150
     assert any(f"judged after {horizon_text(waits_s)} of calls" in r
