@@ -53,6 +53,7 @@ import math
 import struct
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from detectors.alerts import Alert
 from detectors.allowlist import Allowlist
@@ -103,9 +104,10 @@ class Detector:
         self.settings = settings
         self.allowlist = allowlist if allowlist is not None else Allowlist()
         self.states: MutableMapping[str, NumberState] = states if states is not None else {}
-        #: numbers that have not called often enough for full state (memory only: losing
-        #: them on a restart forgets at most ``promote_after - 1`` calls each)
-        self.light: dict[str, list[float]] = {}
+        #: numbers that have not called often enough for full state, each a list of the
+        #: four floats and the bytes named by ``_LIGHT_*`` (memory only: losing them on a
+        #: restart forgets at most ``promote_after - 1`` calls each)
+        self.light: dict[str, list[Any]] = {}
         #: ring memberships of numbers without full state: number -> (ring id, when it
         #: joined); moved into the state at promotion (memory only, like ``light``)
         self.waiting_rings: dict[str, tuple[str, float]] = {}
