@@ -23,12 +23,18 @@ def event_time_order(
     Calls are buffered in chunks, sorted (cheap: the input is nearly sorted) and
     released once they are ``slack_s`` older than the newest call seen.
     Rejections pass straight through.  A call later than the slack is passed on
-    at the next release (the detectors tolerate it), so nothing is dropped.
+    at the next release (the detectors tolerate it), so nothing is dropped.  With no
+    slack, records pass in the order they came, as the stream workers take them.
 
     >>> calls = [Call("+1", "+2", t, 0, False) for t in (10.0, 5.0, 20.0, 400.0, 15.0)]
     >>> [c.start for c in event_time_order(calls, slack_s=60)]
     [5.0, 10.0, 15.0, 20.0, 400.0]
+    >>> [c.start for c in event_time_order(calls, slack_s=0)]
+    [10.0, 5.0, 20.0, 400.0, 15.0]
     """
+    if slack_s <= 0:
+        yield from records
+        return
     buffer: list[Call] = []
     newest = -math.inf
     for record in records:

@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 @click.option("--summary-json", "summary_path", type=click.Path(dir_okay=False),
               help="Also write the summary as JSON to this file.")
 @click.option("--slack", default=300.0, show_default=True,
-              help="Seconds of disorder within a file that are re-ordered by event time.")
+              help="Seconds of disorder within a file that are re-ordered by event time; 0: "
+              "records in the order they come, as the stream workers take them.")
 @click.option("--metrics-port", type=int,
               help="Serve Prometheus metrics on this port while running.")
 @click.option("--metrics-addr", default="0.0.0.0", show_default=True,

@@ -491,16 +491,16 @@ def test_the_detect_stage_keeps_a_membership_in_the_member_state(
     assert partition_for(newcomer, 4) == p  # chosen so: one partition, one message
     calls = campaign(member)
     rows = [(OUT | IN, c) for c in calls]
-    news = _memberships([Membership(member, RING, calls[9].start),
-                         Membership(newcomer, RING, calls[9].start)], 4, p)
+    news = _memberships([Membership(member, RING, calls[5].start),
+                         Membership(newcomer, RING, calls[5].start)], 4, p)
     asyncio.run(pipeline.detection.process(_events_of(p, [
-        encode_batch(rows[:10], 1.0), news, encode_batch(rows[10:], 1.0)])))
+        encode_batch(rows[:6], 1.0), news, encode_batch(rows[6:], 1.0)])))
     [alert] = [orjson.loads(kw["value"]) for kw in of(sent, "dialguard.alerts")]
     assert (alert["caller"], alert["ring_id"]) == (member, RING)
     assert pipeline.counts["memberships"] == 2 and pipeline.counts["bad_memberships"] == 0
     det = pipeline.parts[p]
     # the newcomer has made no call here yet: it waits beside the states, in memory only
-    assert det.waiting_rings == {newcomer: (RING, calls[9].start)}
+    assert det.waiting_rings == {newcomer: (RING, calls[5].start)}
     newest = {key.decode(): value for _, _, key, value in pipeline.changelog_sent}  # type: ignore[attr-defined]
     assert StateCodec().loads(newest[member]).ring_id == RING and newcomer not in newest
     pipeline.detection.revoke([p])
