@@ -74,8 +74,8 @@ _JUDGE_STEP = 0.0625  # a judged number is judged again after this fraction more
 # calls in the window packed with _EARLY_CALL, counted on its state when it gets one].
 _LIGHT_START, _LIGHT_CALLS, _LIGHT_FIRST, _LIGHT_LAST, _LIGHT_EARLY = range(5)
 #: a call of a number without full state: time, callee digits, talk, ring (NaN: not
-#: given), answered | failed << 1 (25 bytes)
-_EARLY_CALL = struct.Struct("<dqifB")
+#: given), answered | failed << 1 (29 bytes)
+_EARLY_CALL = struct.Struct("<dqidB")
 #: longest ring id a number's state takes (the group detector's are 17 characters)
 MAX_RING_ID = 64
 
