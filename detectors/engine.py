@@ -76,6 +76,26 @@ _LIGHT_START, _LIGHT_CALLS, _LIGHT_FIRST, _LIGHT_LAST, _LIGHT_EARLY = range(5)
 #: a call of a number without full state: time, callee digits, talk, ring (NaN: not
 #: given), answered | failed << 1 (29 bytes)
 _EARLY_CALL = struct.Struct("<dqidB")
+#: the first bytes of an early call, which say which call it was: its time and callee
+_EARLY_KEY_BYTES = 16
+
+
+def _packed_again(early: bytes, packed: bytes) -> bool:
+    """Whether a call with ``packed``'s time and callee is among the ``early`` calls: the
+    same record delivered again (after a takeover the dedup window is gone), which must not
+    be counted twice when those calls are counted on the number's state.
+
+    >>> a = _EARLY_CALL.pack(1.7e9, 8613900000001, 0, 20.0, 0)
+    >>> _packed_again(a, _EARLY_CALL.pack(1.7e9, 8613900000001, 0, 20.0, 0))
+    True
+    >>> _packed_again(a, _EARLY_CALL.pack(1.7e9, 8613900000002, 0, 20.0, 0))
+    False
+    """
+    key = packed[:_EARLY_KEY_BYTES]
+    return any(early[i:i + _EARLY_KEY_BYTES] == key
+               for i in range(0, len(early), _EARLY_CALL.size))
+
+
 #: longest ring id a number's state takes (the group detector's are 17 characters)
 MAX_RING_ID = 64
 
@@ -279,14 +299,17 @@ class Detector:
             entry[_LIGHT_START] = t
             entry[_LIGHT_CALLS] = 0
             entry[_LIGHT_EARLY] = b""
+        ring = call.ring
+        packed = _EARLY_CALL.pack(t, int(call.callee[1:]), min(call.duration, 2**31 - 1),
+                                  math.nan if ring is None else ring,
+                                  call.answered | call.failed << 1)
+        if _packed_again(entry[_LIGHT_EARLY], packed):
+            return None
         entry[_LIGHT_CALLS] += 1
         if t > entry[_LIGHT_LAST]:
             entry[_LIGHT_LAST] = t
         if entry[_LIGHT_CALLS] < fs.promote_after:
-            ring = call.ring
-            entry[_LIGHT_EARLY] += _EARLY_CALL.pack(
-                t, int(call.callee[1:]), min(call.duration, 2**31 - 1),
-                math.nan if ring is None else ring, call.answered | call.failed << 1)
+            entry[_LIGHT_EARLY] += packed
             return None
         del self.light[caller]
         early = list(_EARLY_CALL.iter_unpack(entry[_LIGHT_EARLY]))

@@ -268,6 +268,26 @@ def test_a_number_given_full_state_counts_the_calls_it_made_before() -> None:
                                     fs) == fs.promote_after
 
 
+def test_a_first_call_delivered_again_is_counted_once() -> None:
+    """After a takeover the record-id dedup window is gone and the survivor re-reads what the
+    dead worker had not committed: a quiet number's early call delivered again must not be
+    counted twice on its state (found by the ``kill -9`` failover test: pool numbers at
+    "10 calls in 10 min" on their calls and their copies)."""
+    settings = load_settings()
+    fs = settings.features
+    det = Detector(settings)
+    me = "+8617000000010"
+    calls = [Call(me, f"+86139000002{i:02d}", T0 + 30 * i, 0, False, 20.0)
+             for i in range(fs.promote_after)]
+    for call in calls[:-1]:
+        det.observe_outbound(call)
+        det.observe_outbound(call)  # the copy (observe_outbound does not deduplicate)
+    assert me not in det.states
+    det.observe_outbound(calls[-1])
+    f = det.states[me].features(600, calls[-1].start, fs)
+    assert f["attempts"] == fs.promote_after and f["distinct_ratio"] == 1.0
+
+
 def test_one_record_from_a_bad_clock_does_not_age_everyone_out() -> None:
     settings = load_settings()
     det = Detector(settings)
