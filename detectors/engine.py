@@ -92,8 +92,12 @@ def _packed_again(early: bytes, packed: bytes) -> bool:
     False
     """
     key = packed[:_EARLY_KEY_BYTES]
-    return any(early[i:i + _EARLY_KEY_BYTES] == key
-               for i in range(0, len(early), _EARLY_CALL.size))
+    at = early.find(key)
+    while at >= 0:  # found at a call's start, not across two calls' bytes
+        if at % _EARLY_CALL.size == 0:
+            return True
+        at = early.find(key, at + 1)
+    return False
 
 
 #: longest ring id a number's state takes (the group detector's are 17 characters)
@@ -303,7 +307,7 @@ class Detector:
         packed = _EARLY_CALL.pack(t, int(call.callee[1:]), min(call.duration, 2**31 - 1),
                                   math.nan if ring is None else ring,
                                   call.answered | call.failed << 1)
-        if _packed_again(entry[_LIGHT_EARLY], packed):
+        if entry[_LIGHT_EARLY] and _packed_again(entry[_LIGHT_EARLY], packed):
             return None
         entry[_LIGHT_CALLS] += 1
         if t > entry[_LIGHT_LAST]:
