@@ -27,7 +27,6 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,7 @@ from detectors.numbers import NumberNormaliser
 from detectors.records import Call
 from detectors.rings.detector import GroupDetector
 from detectors.rings.keys import population_keys
-from formats.json_lines import JsonLines, write_json_lines
+from formats.json_lines import JsonLines, parse_time, write_json_lines
 from formats.reading import read_paths
 from streams.brokers import unique_tag
 from streams.ingest import GROUP_DECODER
@@ -62,12 +61,10 @@ def _without_city_ingress(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _start_of(record: dict[str, Any]) -> float:
-    """A record's start for sorting; first for a record the readers reject (no start)."""
-    start = record.get("start")
-    if isinstance(start, int | float):
-        return float(start)
+    """A record's start as the JSON reader reads it, for sorting; first for a record it
+    rejects for its start."""
     try:
-        return datetime.fromisoformat(str(start)).timestamp()
+        return parse_time(record.get("start"))
     except ValueError:
         return -math.inf
 
